@@ -1,0 +1,40 @@
+# khop: the two commands are `make demo` and `make test`.
+# Both create .venv from PyPI when it is missing or older than pyproject.toml.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.khop-installed
+JOBS   ?= 2
+
+.PHONY: demo test test-slow test-synth lint bench clean distclean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "khop needs Python >= 3.11"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/khop demo --out build/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) -m "not slow and not synth"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) -m "slow and not synth"
+
+test-synth: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) -m "synth"
+
+bench: $(STAMP)
+	$(BIN)/khop bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf build .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV)

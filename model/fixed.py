@@ -1,0 +1,180 @@
+"""The bit-exact integer model of the retrieval accelerator: the oracle of every hardware test.
+
+Arithmetic (ARCHITECTURE.md, PAPER.md section 3), all in unsigned/signed integers:
+
+- Kernel lookup table, ``F = kernel_bits - 1`` fractional bits, one entry per distance 0..N:
+  ``LUT[d] = round(2^F * exp(-4 gamma d))`` (round half to even, as NumPy's ``rint``), so
+  ``LUT[0] = 2^F`` fits in ``kernel_bits`` unsigned bits and entries decay to 0.
+- Distance ``d_mu = popcount(s XOR xi_mu)`` over N bits (bit value 1 means +1), ``K_mu = LUT[d_mu]``.
+- Accumulators ``T_i = sum_mu q[mu, i] * K_mu`` with the k-bit weight codes ``q``, and the shared
+  ``S_K = sum_mu K_mu``.
+- Threshold constant ``r = -offset / scale`` of the quantizer (``-x_min / Delta``; 1/2 for one bit)
+  as a signed fixed-point integer with ``R = threshold_frac_bits`` fractional bits,
+  ``r_fx = round(r * 2^R)`` clamped to ``[-2^R, 2^(k+R)]``. The clamp changes no decision: since
+  ``0 <= T_i <= (2^k - 1) S_K``, any ``r < 0`` or ``r > 2^k - 1`` decides every neuron the same
+  way as the clamped value.
+- Sign update: ``s_i <- 1`` if ``T_i * 2^R > r_fx * S_K``, ``0`` if less, unchanged on a tie.
+- Dynamics, step counting and the converged flag as :mod:`model.retrieval`.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .compress import quantize
+from .retrieval import DEFAULT_MAX_STEPS, RecallResult, run_dynamics
+
+__all__ = ["FixedConfig", "IntegerNetwork", "kernel_lut", "threshold_fixed", "integer_network",
+           "to_bits", "to_bipolar", "pack_bits", "unpack_bits"]
+
+
+def _check_int(name, value, lo, hi):
+    if not (isinstance(value, int | np.integer) and not isinstance(value, bool)
+            and lo <= value <= hi):
+        raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class FixedConfig:
+    """The arithmetic parameters shared by the integer model and the hardware."""
+
+    weight_bits: int = 2
+    kernel_bits: int = 16
+    threshold_frac_bits: int = 16
+    max_steps: int = DEFAULT_MAX_STEPS
+    center: str = "median"  # binarization center for 1-bit weights
+
+    def __post_init__(self):
+        _check_int("weight_bits", self.weight_bits, 1, 4)
+        _check_int("kernel_bits", self.kernel_bits, 2, 24)
+        _check_int("threshold_frac_bits", self.threshold_frac_bits, 1, 24)
+        _check_int("max_steps", self.max_steps, 1, 255)
+
+    @property
+    def kernel_frac_bits(self):
+        return self.kernel_bits - 1
+
+
+def kernel_lut(gamma, n, kernel_bits):
+    """The kernel lookup table for distances 0..n, ``int64`` of length n + 1."""
+    frac = kernel_bits - 1
+    d = np.arange(n + 1, dtype=np.float64)
+    return np.rint(np.exp(-4.0 * gamma * d) * 2.0 ** frac).astype(np.int64)
+
+
+def threshold_fixed(r, weight_bits, frac_bits):
+    """Fixed-point threshold ``round(r * 2^R)`` clamped to ``[-2^R, 2^(k+R)]``."""
+    r_fx = int(np.rint(r * 2.0 ** frac_bits))
+    return max(-(2 ** frac_bits), min(2 ** (weight_bits + frac_bits), r_fx))
+
+
+def to_bits(states):
+    """Bipolar +-1 states to 0/1 bits (1 means +1), ``uint8``."""
+    return (np.asarray(states) > 0).astype(np.uint8)
+
+
+def to_bipolar(bits):
+    """0/1 bits to bipolar +-1 states, ``int8``."""
+    return np.where(np.asarray(bits) != 0, 1, -1).astype(np.int8)
+
+
+def pack_bits(bits):
+    """Pack rows of 0/1 bits into Python integers, bit i of the integer = column i."""
+    bits = np.atleast_2d(np.asarray(bits, dtype=np.uint8))
+    return [int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little")
+            for row in bits]
+
+
+def unpack_bits(values, n):
+    """Inverse of :func:`pack_bits`: integers to an (len(values), n) ``uint8`` array."""
+    nbytes = (n + 7) // 8
+    raw = np.frombuffer(b"".join(int(v).to_bytes(nbytes, "little") for v in values),
+                        dtype=np.uint8).reshape(len(values), nbytes)
+    return np.unpackbits(raw, axis=1, count=n, bitorder="little")
+
+
+@dataclass(frozen=True)
+class IntegerNetwork:
+    """A network in the hardware's integer form, with its retrieval."""
+
+    patterns: np.ndarray    # (P, N) uint8 bits, 1 means +1
+    codes: np.ndarray       # (P, N) uint8 weight codes, 0 .. 2^k - 1
+    lut: np.ndarray         # (N+1,) int64 kernel table
+    r_fx: int               # signed fixed-point threshold, R fractional bits
+    config: FixedConfig
+
+    @property
+    def n(self):
+        return int(self.patterns.shape[1])
+
+    @property
+    def p(self):
+        return int(self.patterns.shape[0])
+
+    # Widths of the hardware registers, derived from the worst case.
+    @property
+    def acc_bits(self):
+        """Unsigned width of ``T_i``: holds ``P (2^k - 1) 2^F``."""
+        return (self.p * (2 ** self.config.weight_bits - 1) * 2 ** self.config.kernel_frac_bits
+                ).bit_length()
+
+    @property
+    def sum_bits(self):
+        """Unsigned width of ``S_K``: holds ``P 2^F``."""
+        return (self.p * 2 ** self.config.kernel_frac_bits).bit_length()
+
+    @property
+    def threshold_bits(self):
+        """Signed width of ``r_fx``: holds ``[-2^R, 2^(k+R)]``."""
+        return self.config.weight_bits + self.config.threshold_frac_bits + 2
+
+    def sums(self, bits):
+        """``(T, S_K)`` for 0/1 states ``bits`` (Q, N): int64 (Q, N) and (Q,)."""
+        bits = np.atleast_2d(np.asarray(bits, dtype=np.uint8))
+        # popcount(s XOR xi) as an exact float64 product.
+        s = bits.astype(np.float64)
+        x = self.patterns.astype(np.float64)
+        d = (s @ (1 - x).T + (1 - s) @ x.T).astype(np.int64)
+        K = self.lut[d]
+        S = K.sum(axis=1)
+        # float64 is exact here: every partial sum is below 2^53 (checked in integer_network).
+        T = np.rint(K.astype(np.float64) @ self.codes.astype(np.float64)).astype(np.int64)
+        return T, S
+
+    def step(self, bits):
+        """One synchronous update of 0/1 states ``bits`` (Q, N), integer arithmetic."""
+        bits = np.atleast_2d(np.asarray(bits, dtype=np.uint8))
+        T, S = self.sums(bits)
+        lhs = T << self.config.threshold_frac_bits
+        rhs = self.r_fx * S[:, None]
+        return np.where(lhs > rhs, 1, np.where(lhs < rhs, 0, bits)).astype(np.uint8)
+
+    def retrieve(self, bits, max_steps=None):
+        """Retrieval from 0/1 states (Q, N); returns :class:`RecallResult` with 0/1 ``states``."""
+        max_steps = self.config.max_steps if max_steps is None else max_steps
+
+        def update(cur):
+            return to_bipolar(self.step(to_bits(cur)))
+
+        res = run_dynamics(to_bipolar(bits), update, max_steps)
+        return RecallResult(states=to_bits(res.states), steps=res.steps, converged=res.converged)
+
+    def bit_accuracy(self):
+        """One-step bit accuracy from every stored pattern (as :func:`model.metrics.bit_accuracy`)."""
+        return float(np.mean(self.step(self.patterns) == self.patterns))
+
+
+def integer_network(patterns, alpha, gamma, config=FixedConfig()):
+    """Build the integer form of a trained network for the hardware arithmetic ``config``."""
+    patterns = np.asarray(patterns)
+    q = quantize(alpha, config.weight_bits, config.center)
+    inet = IntegerNetwork(patterns=to_bits(patterns), codes=q.codes.astype(np.uint8),
+                          lut=kernel_lut(gamma, patterns.shape[1], config.kernel_bits),
+                          r_fx=threshold_fixed(q.threshold, config.weight_bits,
+                                               config.threshold_frac_bits),
+                          config=config)
+    if inet.acc_bits > 52 or inet.acc_bits + config.threshold_frac_bits > 62 \
+            or inet.threshold_bits + inet.sum_bits > 62:
+        raise ValueError(f"P={inet.p} with weight_bits={config.weight_bits}, "
+                         f"kernel_bits={config.kernel_bits}: accumulators too wide for the model")
+    return inet

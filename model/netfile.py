@@ -1,0 +1,134 @@
+"""The network file: one ``.npz`` holding a trained kernel Hopfield network.
+
+Arrays:
+
+- ``patterns``: (P, N) int8, every entry -1 or +1
+- ``alpha``: (P, N) float32 or float64, finite dual weights
+- ``loss_history``: (E+1,) float64 training loss before the first and after each epoch
+- ``meta``: 0-d unicode string holding a JSON object with at least ``format`` ("khop-network"),
+  ``version`` (1), ``gamma``, ``n``, ``p`` and a ``training`` object of hyper-parameters.
+
+Writing is atomic: a temporary file in the target directory is renamed over the target, so a
+crash never leaves a half-written network. Loading validates everything and raises one
+:class:`NetworkFileError` naming the problem.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NetworkFileError
+
+__all__ = ["Network", "save_network", "load_network", "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "khop-network"
+FORMAT_VERSION = 1
+_ARRAYS = ("patterns", "alpha", "loss_history", "meta")
+
+
+@dataclass
+class Network:
+    """A trained network: stored patterns, dual weights and the kernel parameter."""
+
+    patterns: np.ndarray            # (P, N) int8 +-1
+    alpha: np.ndarray               # (P, N) float
+    gamma: float
+    training: dict = field(default_factory=dict)
+    loss_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def n(self):
+        return int(self.patterns.shape[1])
+
+    @property
+    def p(self):
+        return int(self.patterns.shape[0])
+
+    def __post_init__(self):
+        _validate(self.patterns, self.alpha, self.gamma, ValueError)
+
+
+def _validate(patterns, alpha, gamma, error):
+    if patterns.ndim != 2 or patterns.shape[0] < 1 or patterns.shape[1] < 2:
+        raise error(f"patterns must be a (P, N) array with P >= 1 and N >= 2, "
+                    f"not shape {patterns.shape}")
+    if not np.all((patterns == 1) | (patterns == -1)):
+        raise error("patterns must contain only -1 and +1")
+    if alpha.shape != patterns.shape:
+        raise error(f"alpha has shape {alpha.shape} but patterns have shape {patterns.shape}; "
+                    f"they must agree")
+    if not np.issubdtype(alpha.dtype, np.floating):
+        raise error(f"alpha must be floating point, not {alpha.dtype}")
+    if not np.all(np.isfinite(alpha)):
+        raise error("alpha contains NaN or infinite weights")
+    if not (isinstance(gamma, int | float) and np.isfinite(gamma) and gamma > 0):
+        raise error(f"gamma must be a positive finite number, not {gamma!r}")
+
+
+def save_network(path, net):
+    """Write ``net`` to ``path`` atomically (temporary file in the same directory, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "gamma": float(net.gamma),
+            "n": net.n, "p": net.p, "training": net.training}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, patterns=net.patterns.astype(np.int8), alpha=net.alpha,
+                     loss_history=np.asarray(net.loss_history, dtype=np.float64),
+                     meta=np.array(json.dumps(meta)))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_network(path):
+    """Read and validate a network file; any problem raises :class:`NetworkFileError`."""
+    path = Path(path)
+    if not path.exists():
+        raise NetworkFileError(f"{path}: no such network file")
+    if path.is_dir():
+        raise NetworkFileError(f"{path}: is a directory, not a network file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in _ARRAYS if k not in npz.files]
+            if missing:
+                raise NetworkFileError(f"{path}: not a khop network file "
+                                       f"(missing {', '.join(missing)})")
+            arrays = {k: npz[k] for k in _ARRAYS}
+    except NetworkFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError) as e:
+        raise NetworkFileError(f"{path}: truncated or corrupt network file ({e})") from None
+    except (ValueError, OSError, KeyError, zlib_error()) as e:
+        raise NetworkFileError(f"{path}: unreadable network file ({e})") from None
+
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise NetworkFileError(f"{path}: metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise NetworkFileError(f"{path}: not a khop network file "
+                               f"(format {meta.get('format') if isinstance(meta, dict) else meta!r})")
+    if meta.get("version") != FORMAT_VERSION:
+        raise NetworkFileError(f"{path}: network format version {meta.get('version')!r} is not "
+                               f"supported (this khop reads version {FORMAT_VERSION})")
+    patterns, alpha = arrays["patterns"], arrays["alpha"]
+    gamma = meta.get("gamma")
+    _validate(patterns, alpha, gamma, lambda msg: NetworkFileError(f"{path}: {msg}"))
+    if (meta.get("n"), meta.get("p")) != (patterns.shape[1], patterns.shape[0]):
+        raise NetworkFileError(f"{path}: metadata says N={meta.get('n')}, P={meta.get('p')} "
+                               f"but the arrays are P={patterns.shape[0]}, N={patterns.shape[1]}")
+    return Network(patterns=patterns.astype(np.int8), alpha=alpha, gamma=float(gamma),
+                   training=meta.get("training", {}), loss_history=arrays["loss_history"])
+
+
+def zlib_error():
+    import zlib
+    return zlib.error
