@@ -1,0 +1,154 @@
+"""The sign-update FSM: owns the state, runs the steps, decides convergence, emits results."""
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layout import result_layout
+from .params import AccelParams
+
+__all__ = ["SignUpdate"]
+
+
+class SignUpdate(wiring.Component):
+    """Controller of a retrieval: query in, synchronous sign updates, result out.
+
+    A query accepted on ``i_query`` becomes the state. Each step pulses ``o_start`` (the kernel
+    distance unit and the MAC array then sweep all patterns with ``o_state``), computes
+    ``theta = r_fx * S_K`` with a serial shift-and-add multiplier (``threshold_bits`` cycles, MSB
+    first, two's complement) once ``i_sums`` presents its first beat, then consumes the
+    ``blocks`` beats of ``i_sums``: neuron i becomes 1 if ``T_i * 2^R > theta``, 0 if less, and
+    keeps its value on a tie; neurons past n stay 0. The state register rotates by ``lanes`` bits
+    per beat, so beat b always meets neurons ``b*L ..`` in the low bits.
+
+    After a step: unchanged state -> converged; else after ``max_steps`` steps -> not converged;
+    else the next step. ``o_result`` then presents ``{state, steps, converged}`` until accepted.
+
+    Cycles per step without backpressure (with the unit latencies of :mod:`hw.params`):
+    ``1 (START) + wait for the first sum beat + threshold_bits + blocks``.
+
+    Members
+    -------
+    i_query : In(stream.Signature(n))
+    o_result : Out(stream.Signature(result_layout))
+    i_hold : In(1)
+        While high in IDLE, no query is accepted (a load is being written).
+    o_idle : Out(1)
+    o_start : Out(1)
+    o_state : Out(n)
+    i_sums : In(stream.Signature(ArrayLayout(acc_bits, lanes)))
+    i_sum_k : In(sum_bits)
+    i_threshold : In(signed(threshold_bits))
+    """
+
+    def __init__(self, params: AccelParams):
+        self._params = params
+        super().__init__({
+            "i_query": In(stream.Signature(params.n)),
+            "o_result": Out(stream.Signature(result_layout(params))),
+            "i_hold": In(1),
+            "o_idle": Out(1),
+            "o_start": Out(1),
+            "o_state": Out(params.n),
+            "i_sums": In(stream.Signature(data.ArrayLayout(params.acc_bits, params.lanes))),
+            "i_sum_k": In(params.sum_bits),
+            "i_threshold": In(signed(params.threshold_bits)),
+        })
+
+    @property
+    def params(self):
+        return self._params
+
+    @property
+    def multiply_cycles(self):
+        return self._params.threshold_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        prm = self._params
+        lanes, blocks, n = prm.lanes, prm.blocks, prm.n
+        frac = prm.threshold_frac_bits
+
+        state = Signal(blocks * lanes)     # rotates by `lanes` bits per update beat
+        steps = Signal(8)
+        converged = Signal()
+        changed = Signal()
+        beat = Signal(range(blocks))
+        m.d.comb += self.o_state.eq(state[:n])
+
+        theta = Signal(signed(prm.product_bits))
+        r_shift = Signal(prm.threshold_bits)
+        mul_count = Signal(range(prm.threshold_bits + 1))
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += [self.o_idle.eq(1), self.i_query.ready.eq(~self.i_hold)]
+                with m.If(self.i_query.valid & ~self.i_hold):
+                    m.d.sync += [state.eq(self.i_query.payload), steps.eq(0)]
+                    m.next = "START"
+
+            with m.State("START"):
+                m.d.comb += self.o_start.eq(1)
+                m.d.sync += [changed.eq(0), beat.eq(0), theta.eq(0),
+                             r_shift.eq(self.i_threshold), mul_count.eq(0)]
+                m.next = "WAIT"
+
+            with m.State("WAIT"):
+                # S_K is final once the MAC array presents its first sum beat.
+                with m.If(self.i_sums.valid):
+                    m.next = "MULTIPLY"
+
+            with m.State("MULTIPLY"):
+                # theta = r_fx * S_K, MSB first: theta <- 2 theta +- bit * S_K.
+                msb = r_shift[-1]
+                term = Mux(msb, self.i_sum_k, 0)
+                first = mul_count == 0
+                m.d.sync += [
+                    theta.eq(Mux(first, -term, (theta << 1) + term)),
+                    r_shift.eq(r_shift << 1),
+                    mul_count.eq(mul_count + 1),
+                ]
+                with m.If(mul_count == prm.threshold_bits - 1):
+                    m.next = "UPDATE"
+
+            with m.State("UPDATE"):
+                m.d.comb += self.i_sums.ready.eq(1)
+                sums = self.i_sums.payload
+                old = state[:lanes]
+                new = Signal(lanes)
+                for lane in range(lanes):
+                    lhs = Cat(Const(0, frac), sums[lane])        # T_i * 2^R, unsigned
+                    bit = Mux(lhs > theta, 1, Mux(lhs < theta, 0, old[lane]))
+                    pad = blocks * lanes - n
+                    if pad and lane >= lanes - pad:
+                        bit = Mux(beat == blocks - 1, 0, bit)  # neurons past n stay 0
+                    m.d.comb += new[lane].eq(bit)
+                with m.If(self.i_sums.valid):
+                    m.d.sync += [
+                        state.eq(Cat(state[lanes:], new)),
+                        beat.eq(beat + 1),
+                        changed.eq(changed | (new != old)),
+                    ]
+                    with m.If(beat == blocks - 1):
+                        step_changed = changed | (new != old)
+                        m.d.sync += steps.eq(steps + 1)
+                        with m.If(~step_changed):
+                            m.d.sync += converged.eq(1)
+                            m.next = "DONE"
+                        with m.Elif(steps + 1 == prm.max_steps):
+                            m.d.sync += converged.eq(0)
+                            m.next = "DONE"
+                        with m.Else():
+                            m.next = "START"
+
+            with m.State("DONE"):
+                payload = self.o_result.payload
+                m.d.comb += [
+                    self.o_result.valid.eq(1),
+                    payload.state.eq(state[:n]),
+                    payload.steps.eq(steps),
+                    payload.converged.eq(converged),
+                ]
+                with m.If(self.o_result.ready):
+                    m.next = "IDLE"
+        return m
