@@ -33,6 +33,10 @@ class RetrievalAccelerator(wiring.Component):
     params : AccelParams
     network : model.fixed.IntegerNetwork or None
         Initial memory contents; ``None`` leaves them zero until loaded through ``i_load``.
+        Memories and the threshold keep their contents through a reset.
+    fault : str or None
+        Test only: inject a known bug (see :data:`hw.sign_update.FAULTS`) so a testbench can
+        show that its checks fail. Never set it for real hardware.
 
     Members
     -------
@@ -41,11 +45,12 @@ class RetrievalAccelerator(wiring.Component):
     i_load : In(stream.Signature(StructLayout({"target": 2, "addr": ..., "data": ...})))
     """
 
-    def __init__(self, params: AccelParams, network=None):
+    def __init__(self, params: AccelParams, network=None, *, fault=None):
         if not isinstance(params, AccelParams):
             raise TypeError(f"params must be an AccelParams, not {params!r}")
         self._params = params
         self._network = network
+        self._fault = fault
         if network is not None:
             self._check_network(network)
         super().__init__({
@@ -85,10 +90,11 @@ class RetrievalAccelerator(wiring.Component):
         m.submodules.weights = wmem = WeightMemory(prm, None if net is None else net.codes)
         m.submodules.distance = dist = KernelDistance(prm, None if net is None else net.lut)
         m.submodules.mac = mac = MacArray(prm)
-        m.submodules.fsm = fsm = SignUpdate(prm)
+        m.submodules.fsm = fsm = SignUpdate(prm, fault=self._fault)
 
         r_init = 0 if net is None else int(np.int64(net.r_fx))
-        threshold = Signal(signed(prm.threshold_bits), init=r_init)
+        # Like the memories, the threshold keeps its contents through a reset.
+        threshold = Signal(signed(prm.threshold_bits), init=r_init, reset_less=True)
 
         wiring.connect(m, dist.patterns, pmem.read)
         wiring.connect(m, mac.weights, wmem.read)

@@ -7,7 +7,11 @@ from amaranth.lib.wiring import In, Out
 from .layout import result_layout
 from .params import AccelParams
 
-__all__ = ["SignUpdate"]
+__all__ = ["SignUpdate", "FAULTS"]
+
+#: Test-only injectable bugs: ``"tie_sets_one"`` makes a tie set the neuron to 1 instead of
+#: keeping it, the wrong tie rule.
+FAULTS = ("tie_sets_one",)
 
 
 class SignUpdate(wiring.Component):
@@ -41,8 +45,11 @@ class SignUpdate(wiring.Component):
     i_threshold : In(signed(threshold_bits))
     """
 
-    def __init__(self, params: AccelParams):
+    def __init__(self, params: AccelParams, *, fault=None):
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}")
         self._params = params
+        self._fault = fault
         super().__init__({
             "i_query": In(stream.Signature(params.n)),
             "o_result": Out(stream.Signature(result_layout(params))),
@@ -118,7 +125,8 @@ class SignUpdate(wiring.Component):
                 new = Signal(lanes)
                 for lane in range(lanes):
                     lhs = Cat(Const(0, frac), sums[lane])        # T_i * 2^R, unsigned
-                    bit = Mux(lhs > theta, 1, Mux(lhs < theta, 0, old[lane]))
+                    tie = 1 if self._fault == "tie_sets_one" else old[lane]
+                    bit = Mux(lhs > theta, 1, Mux(lhs < theta, 0, tie))
                     pad = blocks * lanes - n
                     if pad and lane >= lanes - pad:
                         bit = Mux(beat == blocks - 1, 0, bit)  # neurons past n stay 0
