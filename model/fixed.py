@@ -5,7 +5,8 @@ Arithmetic (ARCHITECTURE.md, PAPER.md section 3), all in unsigned/signed integer
 - Kernel lookup table, ``F = kernel_bits - 1`` fractional bits, one entry per distance 0..N:
   ``LUT[d] = round(2^F * exp(-4 gamma d))`` (round half to even, as NumPy's ``rint``), so
   ``LUT[0] = 2^F`` fits in ``kernel_bits`` unsigned bits and entries decay to 0.
-- Distance ``d_mu = popcount(s XOR xi_mu)`` over N bits (bit value 1 means +1), ``K_mu = LUT[d_mu]``.
+- Distance ``d_mu = popcount(s XOR xi_mu)`` over N bits (bit value 1 means +1),
+  ``K_mu = LUT[d_mu]``.
 - Accumulators ``T_i = sum_mu q[mu, i] * K_mu`` with the k-bit weight codes ``q``, and the shared
   ``S_K = sum_mu K_mu``.
 - Threshold constant ``r = -offset / scale`` of the quantizer (``-x_min / Delta``; 1/2 for one bit)
@@ -160,7 +161,7 @@ class IntegerNetwork:
         return RecallResult(states=to_bits(res.states), steps=res.steps, converged=res.converged)
 
     def bit_accuracy(self):
-        """One-step bit accuracy from every stored pattern (as :func:`model.metrics.bit_accuracy`)."""
+        """One-step bit accuracy from every stored pattern, like ``metrics.bit_accuracy``."""
         return float(np.mean(self.step(self.patterns) == self.patterns))
 
 

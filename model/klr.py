@@ -44,7 +44,8 @@ class TrainConfig:
             raise ValueError(f"eta must be a positive number, not {self.eta!r}")
         if not (self.lam >= 0 and np.isfinite(self.lam)):
             raise ValueError(f"lambda must be a non-negative number, not {self.lam!r}")
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+        if not (isinstance(self.epochs, int) and not isinstance(self.epochs, bool)
+                and self.epochs >= 1):
             raise ValueError(f"epochs must be a positive integer, not {self.epochs!r}")
         if self.gradient not in GRADIENTS:
             raise ValueError(f"gradient must be one of {', '.join(GRADIENTS)}, "

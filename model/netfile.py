@@ -82,6 +82,7 @@ def save_network(path, net):
             np.savez(f, patterns=net.patterns.astype(np.int8), alpha=net.alpha,
                      loss_history=np.asarray(net.loss_history, dtype=np.float64),
                      meta=np.array(json.dumps(meta)))
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -96,6 +97,13 @@ def load_network(path):
     if path.is_dir():
         raise NetworkFileError(f"{path}: is a directory, not a network file")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        # An .npz is a zip archive; anything else np.load would read as .npy or a pickle.
+        if not magic:
+            raise NetworkFileError(f"{path}: truncated or corrupt network file (empty file)")
+        if magic != b"PK\x03\x04":
+            raise NetworkFileError(f"{path}: not a khop network file (not an .npz archive)")
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in _ARRAYS if k not in npz.files]
             if missing:
@@ -114,8 +122,8 @@ def load_network(path):
     except (json.JSONDecodeError, TypeError) as e:
         raise NetworkFileError(f"{path}: metadata is not valid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise NetworkFileError(f"{path}: not a khop network file "
-                               f"(format {meta.get('format') if isinstance(meta, dict) else meta!r})")
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise NetworkFileError(f"{path}: not a khop network file (format {found!r})")
     if meta.get("version") != FORMAT_VERSION:
         raise NetworkFileError(f"{path}: network format version {meta.get('version')!r} is not "
                                f"supported (this khop reads version {FORMAT_VERSION})")

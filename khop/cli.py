@@ -1,0 +1,249 @@
+"""The ``khop`` command line: thin subcommands over ``model/`` and the demo pipeline.
+
+Each subcommand is a pair of functions: ``add_<name>(subparsers)`` declares its options and
+``cmd_<name>(args)`` runs it. A new subcommand is one more pair and an entry in
+:data:`COMMANDS`. Errors a user can fix (:class:`~model.errors.KhopError`, bad option values,
+unreadable or unwritable files) end the program with one line ``khop: error: ...`` on stderr and
+exit status 2.
+"""
+
+import argparse
+import json
+import os
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from model.errors import KhopError, ParameterError
+from model.evaluate import compare, format_table
+from model.klr import DTYPES, GRADIENTS, TrainConfig
+from model.netfile import load_network, save_network
+from model.retrieval import DEFAULT_MAX_STEPS
+from model.train import train_network
+
+from . import bench, demo
+from .progress import training_progress
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+
+class UsageError(KhopError):
+    """A bad command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# Option types: their messages become "argument --x: <message>".
+
+def _int_in(lo, hi=None):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise argparse.ArgumentTypeError(f"must be an integer {allowed}, not {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], not {value}")
+    return value
+
+
+def _checked(factory, **kwargs):
+    """``factory(**kwargs)`` with its ``ValueError`` reported as a :class:`ParameterError`."""
+    try:
+        return factory(**kwargs)
+    except ValueError as e:
+        raise ParameterError(str(e)) from None
+
+
+def _add(subparsers, name, summary, description):
+    return subparsers.add_parser(name, help=summary, description=description,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+# khop train
+
+def add_train(subparsers):
+    p = _add(subparsers, "train", "train a network with kernel logistic regression",
+             "Train the dual weights of a kernel Hopfield network on random bipolar patterns "
+             "(full-batch gradient descent from A = 0, all neurons at once) and save it as a "
+             "network file.")
+    p.add_argument("-N", "--neurons", dest="n", type=_int_in(2), default=100,
+                   help="number of neurons (pattern width)")
+    p.add_argument("-P", "--patterns", dest="p", type=_int_in(1), default=300,
+                   help="number of stored random patterns")
+    p.add_argument("--gamma", type=float, default=0.02,
+                   help="RBF kernel width: K = exp(-gamma ||x - y||^2)")
+    p.add_argument("--seed", type=_int_in(0), default=42,
+                   help="seed of numpy.random.default_rng drawing the patterns")
+    p.add_argument("--eta", type=float, default=0.1, help="learning rate")
+    p.add_argument("--lam", "--lambda", dest="lam", type=float, default=0.01,
+                   help="L2 (RKHS norm) regularization strength")
+    p.add_argument("--epochs", type=_int_in(1), default=300, help="maximum number of epochs")
+    p.add_argument("--gradient", choices=GRADIENTS, default="exact",
+                   help="exact gradient K (sigmoid(H) - Y + lambda A), or the functional form "
+                        "without the leading K")
+    p.add_argument("--dtype", choices=DTYPES, default="float64", help="training precision")
+    p.add_argument("--tol", type=float, default=None,
+                   help="stop early once an epoch decreases the loss by less than TOL relative "
+                        "to it; unset, every epoch runs")
+    p.add_argument("-o", "--output", default="build/net.npz", help="network file to write")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args):
+    config = _checked(TrainConfig, gamma=args.gamma, eta=args.eta, lam=args.lam,
+                      epochs=args.epochs, gradient=args.gradient, dtype=args.dtype, tol=args.tol)
+    with training_progress(config.epochs) as progress:
+        net = train_network(args.n, args.p, args.seed, config, progress)
+    try:
+        save_network(args.output, net)
+    except OSError as e:
+        raise KhopError(f"cannot write {args.output}: {e.strerror or e}") from None
+    t = net.training
+    early = " (stopped early by --tol)" if t["stopped_early"] else ""
+    print(f"saved {args.output}")
+    print(f"  N={net.n} P={net.p} gamma={net.gamma:g} seed={t['seed']} "
+          f"gradient={t['gradient']} dtype={t['dtype']}")
+    print(f"  epochs {t['epochs_run']} of {config.epochs}{early}, "
+          f"final loss {t['final_loss']:.6g}, {t['wall_seconds']:.2f} s")
+    print(f"  weights in [{net.alpha.min():.4f}, {net.alpha.max():.4f}]")
+
+
+# khop eval
+
+def add_eval(subparsers):
+    p = _add(subparsers, "eval", "compare a network's float and quantized weights",
+             "Bit accuracy, stability margin, bit-wise recall accuracy and exact recall of the "
+             "float network and of its BITS-bit quantization, on the same noisy queries.")
+    p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
+    p.add_argument("--bits", type=_int_in(1, 16), default=2,
+                   help="weight bits, 1..16 (1: sign relative to the median)")
+    p.add_argument("--noise", type=_fraction, default=0.2,
+                   help="fraction of bits flipped in each query")
+    p.add_argument("--queries", type=_int_in(1), default=300, help="number of noisy queries")
+    p.add_argument("--seed", type=_int_in(0), default=0, help="seed of the noisy queries")
+    p.add_argument("--max-steps", type=_int_in(1, 255), default=DEFAULT_MAX_STEPS,
+                   help="retrieval step limit")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of a table")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args):
+    net = load_network(args.network)
+    evals = compare(net, (None, args.bits), args.noise, args.queries, args.seed, args.max_steps)
+    flt, quant = evals.values()
+    if args.json:
+        doc = {"network": args.network, "n": net.n, "p": net.p, "gamma": net.gamma,
+               "bits": args.bits, "noise": args.noise, "queries": args.queries,
+               "seed": args.seed, "max_steps": args.max_steps,
+               "float": flt.as_dict(), "quantized": quant.as_dict()}
+        print(json.dumps(doc, indent=2))
+        return
+    print(f"{args.network}: N={net.n} P={net.p} gamma={net.gamma:g}")
+    print(f"{args.queries} queries with {args.noise:.0%} of the bits flipped (seed {args.seed}), "
+          f"at most {args.max_steps} steps")
+    rows = {label: ev.as_dict() for label, ev in evals.items()}
+    print(format_table(rows, {"bit_accuracy": "bit acc", "stability_margin": "margin",
+                              "recall_accuracy": "recall", "exact_recall": "exact recall"},
+                       {"bit_accuracy": ".5f", "stability_margin": ".3f"}))
+
+
+# khop demo
+
+def add_demo(subparsers):
+    stages = ", ".join(s.name for s in demo.STAGES)
+    p = _add(subparsers, "demo", "the paper's ridge network end to end",
+             f"Train (or reuse) the paper's ridge network (N=100, P=300, gamma=0.02, seed 42, "
+             f"exact gradient, 300 epochs), compare float and 1..4-bit weights and set the "
+             f"figures next to the paper's. Stages: {stages}.")
+    p.add_argument("--out", default="build/demo",
+                   help="output directory (net.npz, metrics.json)")
+    p.add_argument("--quick", action="store_true",
+                   help="skip the stages marked slow (none of the current stages is)")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args):
+    demo.run_demo(args.out, quick=args.quick)
+
+
+# khop bench
+
+def add_bench(subparsers):
+    p = _add(subparsers, "bench", "time the golden model against its goals",
+             "Training time at N=100/P=300 and N=1000/P=3000 (300 epochs) and float retrieval "
+             "throughput, each next to its goal. A benchmark, not a test: the exit status is 0 "
+             "whether goals are met or missed.")
+    p.add_argument("--quick", action="store_true",
+                   help="skip the N=1000/P=3000 training (about two minutes)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of a table")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args):
+    if args.json:
+        figures = bench.run_bench(args.quick)
+        print(json.dumps({"machine": bench.machine(), "quick": args.quick,
+                          "figures": [f.as_dict() for f in figures]}, indent=2))
+        return
+    print(f"khop bench ({bench.machine()})")
+    figures = bench.run_bench(args.quick,
+                              report=lambda f: print(bench.format_figure(f), flush=True))
+    if args.quick:
+        print("train N=1000 P=3000: skipped (--quick)")
+    missed = sum(not f.passed for f in figures)
+    print("all goals met" if not missed else f"{missed} of {len(figures)} goals missed")
+
+
+COMMANDS = (add_train, add_eval, add_demo, add_bench)
+
+
+def build_parser():
+    try:
+        ver = version("khop")
+    except PackageNotFoundError:
+        ver = "unknown"
+    parser = _Parser(prog="khop", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                     description="FPGA generator for kernel Hopfield networks: golden model, "
+                                 "hardware and cosimulation.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {ver}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status (0 success, 2 error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        args.func(args)
+    except BrokenPipeError:
+        # The reader of stdout went away (``khop ... | head``): no message, no second error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (KhopError, OSError) as e:  # OSError: files the user named
+        message = " ".join(str(e).split())
+        print(f"khop: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("khop: interrupted", file=sys.stderr)
+        return 130
+    return 0

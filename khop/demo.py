@@ -1,0 +1,168 @@
+"""``khop demo``: the paper's ridge network end to end, as a pipeline of named stages.
+
+Every stage is a function of one shared :class:`DemoContext`; it reads what earlier stages left
+there and adds its own results. Later stages (Verilog export, cosimulation, resource estimates)
+are appended to :data:`STAGES`; a stage marked ``slow`` is skipped by ``--quick``.
+"""
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from model.errors import NetworkFileError
+from model.evaluate import METRICS, compare, format_table, small_weight_fraction, weight_variants
+from model.klr import TrainConfig
+from model.netfile import load_network, save_network
+from model.train import same_recipe, train_network
+
+from .progress import training_progress
+
+__all__ = ["DemoContext", "Stage", "STAGES", "RIDGE", "run_demo"]
+
+
+@dataclass(frozen=True)
+class Ridge:
+    """The operating point of the demo: PAPER.md section 2, the author's recipe."""
+
+    n: int = 100
+    p: int = 300
+    seed: int = 42
+    config: TrainConfig = TrainConfig(gamma=0.02, eta=0.1, lam=0.01, epochs=300,
+                                      gradient="exact", dtype="float64")
+    bits: tuple = (None, 1, 2, 3, 4)        # None: the float weights
+    noise: float = 0.2
+    queries: int = 300
+    query_seed: int = 0
+    max_steps: int = 30
+
+
+RIDGE = Ridge()
+
+
+@dataclass
+class DemoContext:
+    """State shared by the stages of one demo run."""
+
+    out: Path
+    quick: bool = False
+    ridge: Ridge = RIDGE
+    stream: TextIO = field(default_factory=lambda: sys.stdout)
+    net: object = None          # model.netfile.Network, from the train stage
+    rows: dict = None           # {label: {metric: value}}, from the evaluate stage
+
+    def say(self, *args):
+        print(*args, file=self.stream, flush=True)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    title: str
+    run: Callable[[DemoContext], None]
+    slow: bool = False
+
+
+def stage_train(ctx):
+    """Reuse ``<out>/net.npz`` when it holds exactly this recipe, else train and save it."""
+    r = ctx.ridge
+    path = ctx.out / "net.npz"
+    if path.exists():
+        try:
+            net = load_network(path)
+        except NetworkFileError as e:
+            ctx.say(f"ignoring unreadable {path}: {e}")
+        else:
+            if same_recipe(net, r.n, r.p, r.seed, r.config):
+                ctx.net = net
+                ctx.say(f"reusing {path} (same recipe; trained in "
+                        f"{net.training.get('wall_seconds', float('nan')):.2f} s)")
+            else:
+                ctx.say(f"{path} holds another recipe; retraining")
+    if ctx.net is None:
+        with training_progress(r.config.epochs, "train") as progress:
+            ctx.net = train_network(r.n, r.p, r.seed, r.config, progress)
+        save_network(path, ctx.net)
+        ctx.say(f"trained in {ctx.net.training['wall_seconds']:.2f} s, saved {path}")
+    t = ctx.net.training
+    a = ctx.net.alpha
+    ctx.say(f"N={ctx.net.n} P={ctx.net.p} gamma={ctx.net.gamma} seed={t['seed']} "
+            f"gradient={t['gradient']} epochs={t['epochs_run']} final loss={t['final_loss']:.2f}")
+    ctx.say(f"weights in [{a.min():.3f}, {a.max():.3f}]")
+
+
+def stage_evaluate(ctx):
+    """Float versus 1..4-bit weights on one shared set of noisy queries; writes metrics.json."""
+    r = ctx.ridge
+    evals = compare(ctx.net, r.bits, r.noise, r.queries, r.query_seed, r.max_steps)
+    weights = weight_variants(ctx.net.alpha, r.bits)
+    ctx.rows = {label: {**ev.as_dict(),
+                        "small_weight_fraction": small_weight_fraction(weights[label])}
+                for label, ev in evals.items()}
+    noise = f"{r.noise:.0%}"
+    columns = {"bit_accuracy": "bit acc", "stability_margin": "margin",
+               "recall_accuracy": f"recall@{noise}", "exact_recall": f"exact@{noise}",
+               "small_weight_fraction": "|w|<1"}
+    ctx.say(f"{r.queries} queries with {noise} of the bits flipped (seed {r.query_seed}), "
+            f"at most {r.max_steps} synchronous steps")
+    ctx.say(format_table(ctx.rows, columns,
+                         {"bit_accuracy": ".5f", "stability_margin": ".3f"}))
+    path = ctx.out / "metrics.json"
+    doc = {"network": str(ctx.out / "net.npz"), "n": ctx.net.n, "p": ctx.net.p,
+           "gamma": ctx.net.gamma, "noise": r.noise, "queries": r.queries,
+           "seed": r.query_seed, "max_steps": r.max_steps,
+           "metrics": [*METRICS, "small_weight_fraction"], "rows": ctx.rows}
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    ctx.say(f"wrote {path}")
+
+
+def stage_paper(ctx):
+    """Our figures next to the paper's claims (PAPER.md section 5), whichever way they fall."""
+    rows = ctx.rows
+    a = ctx.net.alpha
+    low = min(rows[k]["bit_accuracy"] for k in ("2-bit", "3-bit", "4-bit"))
+    pos, neg = np.median(a[a > 0]), np.median(a[a < 0])
+    claims = [
+        ("R1", "bit accuracy 1.0 from float down to 2 bits",
+         f"float {rows['float']['bit_accuracy']:.5f}, lowest of 2..4 bits {low:.5f}",
+         rows["float"]["bit_accuracy"] == 1.0 and low == 1.0),
+        ("R1", "1 bit near perfect", f"{rows['1-bit']['bit_accuracy']:.5f}",
+         rows["1-bit"]["bit_accuracy"] >= 0.99),
+        ("R2", "stability margin rises at very low k",
+         (f"float {rows['float']['stability_margin']:.3f}, "
+          f"2-bit {rows['2-bit']['stability_margin']:.3f}"),
+         rows["2-bit"]["stability_margin"] > rows["float"]["stability_margin"]),
+        ("R6", "2-bit recall > 0.85 at 20% noise", f"{rows['2-bit']['recall_accuracy']:.4f}",
+         rows["2-bit"]["recall_accuracy"] > 0.85),
+        ("R7", "bimodal weights, peaks near +-3, empty valley at 0",
+         f"medians {neg:+.2f} / {pos:+.2f}, |alpha|<1: {small_weight_fraction(a):.4f}",
+         small_weight_fraction(a) < 0.01),
+    ]
+    if ctx.ridge.noise != 0.2:
+        claims = [c for c in claims if c[0] != "R6"]
+    width = max(len(c[1]) for c in claims)
+    for tag, claim, ours, holds in claims:
+        ctx.say(f"{tag}  {claim.ljust(width)}  ours: {ours}  [{'holds' if holds else 'differs'}]")
+
+
+STAGES = (
+    Stage("train", "train (or reuse) the ridge network", stage_train),
+    Stage("evaluate", "float vs quantized weights", stage_evaluate),
+    Stage("paper", "compare with the paper", stage_paper),
+)
+
+
+def run_demo(out, quick=False, stages=STAGES, stream=None, ridge=RIDGE):
+    """Run ``stages`` in order on a fresh :class:`DemoContext`; returns the context."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = DemoContext(out=out, quick=quick, ridge=ridge, stream=stream or sys.stdout)
+    todo = [s for s in stages if not (quick and s.slow)]
+    for i, stage in enumerate(todo, 1):
+        ctx.say(f"\n== [{i}/{len(todo)}] {stage.name}: {stage.title} ==")
+        stage.run(ctx)
+    return ctx

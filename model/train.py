@@ -1,0 +1,60 @@
+"""A trained network from a seed and a recipe: patterns, KLR training and the training record.
+
+The record (``Network.training``, stored in the network file) holds everything needed to
+reproduce the network -- seed, every :class:`~model.klr.TrainConfig` field -- and what the run
+produced: epochs run, whether the tolerance stopped it early, the final loss and the wall time.
+"""
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from .kernel import random_patterns
+from .klr import TrainConfig, train_klr
+from .netfile import Network
+
+__all__ = ["recipe", "train_network", "same_recipe"]
+
+
+def recipe(seed, config):
+    """The hyper-parameters that determine a network, as a JSON-ready dict."""
+    if not (isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0):
+        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+    return {"seed": int(seed), **asdict(config)}
+
+
+def train_network(n, p, seed, config=None, progress=None):
+    """Train a network on ``p`` random patterns of ``n`` neurons drawn from ``default_rng(seed)``.
+
+    ``config`` defaults to ``TrainConfig()``; ``progress`` is passed to
+    :func:`~model.klr.train_klr` (called as ``progress(epoch, loss)``).
+    Returns a :class:`~model.netfile.Network` whose ``training`` dict is the :func:`recipe` plus
+    ``epochs_run``, ``stopped_early``, ``final_loss`` and ``wall_seconds``.
+    """
+    config = TrainConfig() if config is None else config
+    rec = recipe(seed, config)
+    patterns = random_patterns(np.random.default_rng(seed), n, p)
+    start = time.perf_counter()
+    result = train_klr(patterns, config, progress)
+    seconds = time.perf_counter() - start
+    training = {**rec, "epochs_run": int(result.epochs_run),
+                "stopped_early": bool(result.stopped_early),
+                "final_loss": float(result.loss_history[-1]), "wall_seconds": seconds}
+    return Network(patterns=patterns, alpha=result.alpha, gamma=float(config.gamma),
+                   training=training, loss_history=result.loss_history)
+
+
+def same_recipe(net, n, p, seed, config):
+    """Whether ``net`` is what :func:`train_network` ``(n, p, seed, config)`` would produce.
+
+    Compares the stored recipe and regenerates the patterns from the seed, so a network trained
+    on other patterns under the same recorded recipe is not mistaken for a match.
+    """
+    if (net.n, net.p) != (n, p) or net.gamma != config.gamma:
+        return False
+    if any(net.training.get(k) != v for k, v in recipe(seed, config).items()):
+        return False
+    if net.alpha.dtype != np.dtype(config.dtype):
+        return False
+    return bool(np.array_equal(net.patterns, random_patterns(np.random.default_rng(seed), n, p)))

@@ -1,0 +1,271 @@
+"""The ``khop`` command line, in process through ``main`` and as ``python -m khop``."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from khop import demo
+from khop.bench import Figure
+from khop.cli import main
+from model.evaluate import METRICS
+from model.klr import TrainConfig
+from model.netfile import load_network, save_network
+from model.train import train_network
+
+SMALL = ["-N", "24", "-P", "30", "--epochs", "15", "--gamma", "0.05", "--seed", "3"]
+
+
+def _khop(*args):
+    return subprocess.run([sys.executable, "-m", "khop", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def _assert_one_line_error(err, *fragments):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("khop: error: ")
+    assert "Traceback" not in err
+    for f in fragments:
+        assert f in lines[0]
+
+
+@pytest.fixture(scope="module")
+def small_net(tmp_path_factory):
+    path = tmp_path_factory.mktemp("net") / "net.npz"
+    assert main(["train", *SMALL, "-o", str(path)]) == 0
+    return path
+
+
+def test_train_writes_the_network_and_its_record(small_net):
+    net = load_network(small_net)
+    assert (net.n, net.p, net.gamma) == (24, 30, 0.05)
+    t = net.training
+    assert (t["seed"], t["epochs"], t["epochs_run"], t["eta"], t["lam"]) == (3, 15, 15, 0.1, 0.01)
+    assert (t["gradient"], t["dtype"], t["tol"]) == ("exact", "float64", None)
+    assert t["final_loss"] == net.loss_history[-1] and t["wall_seconds"] > 0
+    expected = train_network(24, 30, 3, TrainConfig(gamma=0.05, epochs=15))
+    np.testing.assert_array_equal(net.alpha, expected.alpha)
+
+
+def test_train_prints_a_summary(tmp_path, capsys):
+    out = tmp_path / "deep" / "n.npz"
+    assert main(["train", *SMALL, "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert str(out) in text
+    assert "N=24 P=30" in text and "epochs 15 of 15" in text
+    a = load_network(out).alpha
+    assert f"[{a.min():.4f}, {a.max():.4f}]" in text
+    assert re.search(r"final loss [0-9.]+, [0-9.]+ s", text)
+
+
+def test_train_options_reach_the_recipe(tmp_path):
+    out = tmp_path / "n.npz"
+    assert main(["train", *SMALL, "--lambda", "0.05", "--eta", "0.2", "--gradient",
+                 "functional", "--dtype", "float32", "--epochs", "300", "--tol", "0.01",
+                 "-o", str(out)]) == 0
+    net = load_network(out)
+    t = net.training
+    assert (t["lam"], t["eta"], t["gradient"], t["dtype"], t["tol"]) == \
+        (0.05, 0.2, "functional", "float32", 0.01)
+    assert net.alpha.dtype == np.float32
+    assert t["stopped_early"] and t["epochs_run"] < 300
+
+
+def test_eval_json_is_exactly_one_object_with_the_metrics(small_net, capsys):
+    assert main(["eval", str(small_net), "--bits", "3", "--noise", "0.1", "--queries", "40",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)  # fails on anything but one JSON document
+    assert isinstance(doc, dict)
+    assert (doc["bits"], doc["noise"], doc["queries"]) == (3, 0.1, 40)
+    for side in ("float", "quantized"):
+        assert set(doc[side]) == set(METRICS)
+        assert all(isinstance(v, float) for v in doc[side].values())
+        assert 0 <= doc[side]["bit_accuracy"] <= 1 and 0 <= doc[side]["exact_recall"] <= 1
+
+
+def test_eval_json_float_side_does_not_depend_on_bits(small_net, capsys):
+    docs = []
+    for bits in ("1", "4"):
+        assert main(["eval", str(small_net), "--bits", bits, "--queries", "30", "--json"]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    assert docs[0]["float"] == docs[1]["float"]
+    assert docs[0]["quantized"] != docs[1]["quantized"]
+
+
+def test_eval_prints_a_table(small_net, capsys):
+    assert main(["eval", str(small_net), "--queries", "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].split()[0] == "float" and lines[-1].split()[0] == "2-bit"
+    assert "20 queries with 20% of the bits flipped" in "\n".join(lines)
+
+
+def test_corrupt_network_file_gives_one_line_and_status_2(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(np.random.default_rng(0).bytes(3000))
+    res = _khop("eval", str(bad))
+    assert res.returncode == 2
+    assert res.stdout == ""
+    _assert_one_line_error(res.stderr, str(bad), "not a khop network file")
+
+
+def test_truncated_network_file_gives_one_line_and_status_2(small_net, tmp_path):
+    bad = tmp_path / "cut.npz"
+    bad.write_bytes(small_net.read_bytes()[:1000])
+    res = _khop("eval", str(bad), "--json")
+    assert res.returncode == 2 and res.stdout == ""
+    _assert_one_line_error(res.stderr, "truncated or corrupt")
+
+
+@pytest.mark.parametrize(("argv", "fragments"), [
+    (["eval", "missing.npz"], ["missing.npz: no such network file"]),
+    (["eval", "x.npz", "--bits", "17"], ["argument --bits", "1..16", "17"]),
+    (["eval", "x.npz", "--bits", "two"], ["argument --bits", "'two'"]),
+    (["eval", "x.npz", "--noise", "1.5"], ["argument --noise", "[0, 1]"]),
+    (["eval", "x.npz", "--max-steps", "300"], ["argument --max-steps", "1..255"]),
+    (["train", "--eta", "-1"], ["eta must be a positive number", "-1.0"]),
+    (["train", "--gamma", "0"], ["gamma must be a positive number"]),
+    (["train", "--lambda", "-0.5"], ["lambda must be a non-negative number"]),
+    (["train", "--tol", "0"], ["tol must be a positive number"]),
+    (["train", "-N", "1"], ["argument -N/--neurons", ">= 2"]),
+    (["train", "--gradient", "newton"], ["argument --gradient", "invalid choice"]),
+    (["train", "--bogus"], ["unrecognized arguments: --bogus"]),
+    (["frobnicate"], ["argument COMMAND", "invalid choice"]),
+    ([], ["required: COMMAND"]),
+])
+def test_bad_usage_gives_one_line_and_status_2(argv, fragments, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    _assert_one_line_error(captured.err, *fragments)
+    assert not (tmp_path / "build").exists()  # nothing was trained or written
+
+
+def test_unwritable_output_gives_one_line_and_status_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["train", *SMALL, "-o", str(blocker / "net.npz")]) == 2
+    _assert_one_line_error(capsys.readouterr().err, "cannot write", str(blocker / "net.npz"))
+
+
+HELP_DEFAULTS = {
+    "train": {"-N": "100", "-P": "300", "--gamma": "0.02", "--seed": "42", "--eta": "0.1",
+              "--lam": "0.01", "--epochs": "300", "--gradient": "exact", "--dtype": "float64",
+              "--tol": "None", "--output": "build/net.npz"},
+    "eval": {"--bits": "2", "--noise": "0.2", "--queries": "300", "--seed": "0",
+             "--max-steps": "30", "--json": "False"},
+    "demo": {"--out": "build/demo", "--quick": "False"},
+    "bench": {"--quick": "False", "--json": "False"},
+}
+
+
+@pytest.mark.parametrize("command", HELP_DEFAULTS)
+def test_help_explains_every_option_with_its_default(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    blocks = _help_blocks(capsys.readouterr().out)
+    for option, default in HELP_DEFAULTS[command].items():
+        assert f"(default: {default})" in blocks[option], (option, blocks[option])
+
+
+def _help_blocks(text):
+    """``{option string: its help text on one line}`` from argparse's "options:" section."""
+    blocks = {}
+    for block in re.split(r"\n(?=  -)", text.split("options:", 1)[1]):
+        lines = block.strip().splitlines()
+        header = re.split(r"\s{2,}", lines[0])[0] if lines else ""
+        for option in re.findall(r"(?:^|, )(-{1,2}[\w-]+)", header):
+            blocks[option] = " ".join(block.split())
+    return blocks
+
+
+def test_top_level_help_lists_every_subcommand():
+    res = _khop("--help")
+    assert res.returncode == 0
+    for command in HELP_DEFAULTS:
+        assert re.search(rf"^\s+{command}\s+\S", res.stdout, re.M), command
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--out", str(out)]) == 0
+    return out
+
+
+def test_demo_writes_the_ridge_network_and_the_metrics_table(demo_run):
+    net = load_network(demo_run / "net.npz")
+    assert (net.n, net.p, net.gamma, net.training["seed"]) == (100, 300, 0.02, 42)
+    assert (net.training["gradient"], net.training["epochs_run"]) == ("exact", 300)
+    doc = json.loads((demo_run / "metrics.json").read_text())
+    assert (doc["noise"], doc["queries"], doc["seed"]) == (0.2, 300, 0)
+    assert list(doc["rows"]) == ["float", "1-bit", "2-bit", "3-bit", "4-bit"]
+    for row in doc["rows"].values():
+        assert set(row) == {*METRICS, "small_weight_fraction"}
+    assert doc["rows"]["float"]["bit_accuracy"] == 1.0
+    assert doc["rows"]["float"]["small_weight_fraction"] < 0.01
+
+
+def test_demo_reuses_a_network_with_the_same_recipe(demo_run, capsys):
+    before = (demo_run / "metrics.json").read_text()
+    stamp = (demo_run / "net.npz").stat().st_mtime_ns
+    assert main(["demo", "--out", str(demo_run)]) == 0
+    text = capsys.readouterr().out
+    assert "reusing" in text
+    assert (demo_run / "net.npz").stat().st_mtime_ns == stamp
+    assert (demo_run / "metrics.json").read_text() == before
+    for label in ("float", "1-bit", "2-bit", "3-bit", "4-bit"):
+        assert re.search(rf"^{label}\s+[01]\.\d{{5}}\s", text, re.M), label
+
+
+def test_demo_retrains_over_another_recipe_or_a_corrupt_file(tmp_path, capsys):
+    save_network(tmp_path / "net.npz", train_network(20, 10, 1, TrainConfig(epochs=3)))
+    ridge = demo.Ridge(config=TrainConfig(gamma=0.02, epochs=5))
+    stages = [s for s in demo.STAGES if s.name == "train"]
+    ctx = demo.run_demo(tmp_path, stages=stages, ridge=ridge)
+    assert "holds another recipe; retraining" in capsys.readouterr().out
+    assert ctx.net.training["epochs_run"] == 5 and ctx.net.n == 100
+    (tmp_path / "net.npz").write_bytes(b"PK\x03\x04 broken")
+    demo.run_demo(tmp_path, stages=stages, ridge=ridge)
+    assert "ignoring unreadable" in capsys.readouterr().out
+    assert load_network(tmp_path / "net.npz").training["epochs_run"] == 5
+
+
+def test_demo_pipeline_runs_stages_in_order_and_quick_skips_slow_ones(tmp_path, capsys):
+    seen = []
+
+    def stage(name):
+        return lambda ctx: seen.append((name, ctx.out))
+
+    stages = [demo.Stage("a", "first", stage("a")), demo.Stage("b", "slow one", stage("b"), True),
+              demo.Stage("c", "last", stage("c"))]
+    demo.run_demo(tmp_path / "o", stages=stages)
+    assert seen == [("a", tmp_path / "o"), ("b", tmp_path / "o"), ("c", tmp_path / "o")]
+    assert "[2/3] b: slow one" in capsys.readouterr().out
+    seen.clear()
+    demo.run_demo(tmp_path / "o", quick=True, stages=stages)
+    assert [s for s, _ in seen] == ["a", "c"]
+    assert "[2/2] c: last" in capsys.readouterr().out
+
+
+def test_bench_quick_json(capsys):
+    assert main(["bench", "--quick", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    figs = doc["figures"]
+    assert doc["quick"] is True and len(figs) == 3
+    assert not any("N=1000" in f["name"] for f in figs)
+    for f in figs:
+        assert f["value"] > 0 and f["goal"] > 0 and isinstance(f["passed"], bool)
+
+
+@pytest.mark.parametrize(("value", "better", "passed"), [
+    (1.0, "lower", True), (2.0, "lower", False), (3.0, "lower", False),
+    (1.0, "higher", False), (2.0, "higher", True), (3.0, "higher", True),
+])
+def test_figure_pass_rule(value, better, passed):
+    assert Figure("x", value, "s", 2.0, better).passed is passed
