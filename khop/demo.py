@@ -54,6 +54,7 @@ class DemoContext:
     stream: TextIO = field(default_factory=lambda: sys.stdout)
     net: object = None          # model.netfile.Network, from the train stage
     rows: dict = None           # {label: {metric: value}}, from the evaluate stage
+    hw: tuple = None            # (AccelParams, IntegerNetwork), from the verilog stage
 
     def say(self, *args):
         print(*args, file=self.stream, flush=True)
@@ -149,10 +150,40 @@ def stage_paper(ctx):
         ctx.say(f"{tag}  {claim.ljust(width)}  ours: {ours}  [{'holds' if holds else 'differs'}]")
 
 
+def stage_verilog(ctx):
+    """The 2-bit, 16-lane accelerator for the ridge network: Verilog, JSON, Verilator lint."""
+    from hw.export import export
+    from model.hardware import hardware_for
+    from sim.tools import verilator_lint
+
+    params, inet = hardware_for(ctx.net, bits=2, lanes=16)
+    ctx.hw = (params, inet)
+    v_path, j_path = export(params, inet, ctx.out / "rtl",
+                            network_info={"file": str(ctx.out / "net.npz"),
+                                          "gamma": ctx.net.gamma, "r_fx": inet.r_fx})
+    info = json.loads(j_path.read_text())
+    ok, output = verilator_lint(v_path)
+    ctx.say(f"wrote {v_path} ({v_path.stat().st_size // 1024} KiB) and {j_path} in "
+            f"{info['generation_seconds']:.1f} s; verilator --lint-only: "
+            f"{'clean' if ok else 'FAILED'}")
+    if not ok:
+        ctx.say(output)
+    mem = params.memory_bits
+    ctx.say(f"memories: patterns {mem['pattern']} b, weights {mem['weight']} b, "
+            f"LUT {mem['lut']} b; accumulator ring {params.accumulator_bits} FFs")
+    ctx.say(f"cycles per retrieval step {params.cycles_per_step} against the bound "
+            f"P*ceil(N/L) = {params.bound_cycles_per_step} "
+            f"(x{params.cycles_per_step / params.bound_cycles_per_step:.3f})")
+    int_acc = inet.bit_accuracy()
+    ctx.say(f"integer model (kernel_bits {params.kernel_bits}): bit accuracy {int_acc:.5f} "
+            f"(float 2-bit {ctx.rows['2-bit']['bit_accuracy']:.5f})")
+
+
 STAGES = (
     Stage("train", "train (or reuse) the ridge network", stage_train),
     Stage("evaluate", "float vs quantized weights", stage_evaluate),
     Stage("paper", "compare with the paper", stage_paper),
+    Stage("verilog", "generate and lint the accelerator's Verilog", stage_verilog),
 )
 
 

@@ -160,6 +160,9 @@ HELP_DEFAULTS = {
              "--max-steps": "30", "--json": "False"},
     "demo": {"--out": "build/demo", "--quick": "False"},
     "bench": {"--quick": "False", "--json": "False"},
+    "verilog": {"--bits": "2", "--lanes": "16", "--kernel-bits": "16", "--max-steps": "30",
+                "--out": "build/rtl", "--lint": "False"},
+    "precision": {"--bits": "2", "--kernel-bits": "8:20", "--noise": "0.2", "--queries": "300"},
 }
 
 
@@ -269,3 +272,41 @@ def test_bench_quick_json(capsys):
 ])
 def test_figure_pass_rule(value, better, passed):
     assert Figure("x", value, "s", 2.0, better).passed is passed
+
+
+def test_verilog_writes_lint_clean_verilog_and_its_description(small_net, tmp_path, capsys):
+    out = tmp_path / "rtl"
+    assert main(["verilog", str(small_net), "--bits", "3", "--lanes", "5",
+                 "--popcount-width", "7", "-o", str(out), "--lint"]) == 0
+    text = capsys.readouterr().out
+    assert "verilator --lint-only: clean" in text
+    verilog = (out / "khop_top.v").read_text()
+    assert "module khop_top(" in verilog
+    info = json.loads((out / "khop_top.json").read_text())
+    assert info["parameters"] == {"n": 24, "p": 30, "weight_bits": 3, "lanes": 5,
+                                  "popcount_width": 7, "kernel_bits": 16,
+                                  "threshold_frac_bits": 16, "max_steps": 30}
+    # 24 neurons in blocks of 5 lanes: 5 MAC cycles per pattern, bound 30 * 5.
+    assert info["cycle_model"]["bound_cycles_per_step"] == 150
+    assert {p["name"] for p in info["ports"]} >= {"clk", "rst", "i_query__payload",
+                                                   "o_result__payload", "i_load__payload"}
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--lanes", "25"], ["lanes must be in 1..24, not 25"]),
+    (["--bits", "5"], ["--bits", "1..4"]),
+    (["--popcount-width", "0"], ["--popcount-width"]),
+])
+def test_verilog_rejects_bad_hardware_parameters(small_net, tmp_path, argv, fragments, capsys):
+    out = tmp_path / "rtl"
+    assert main(["verilog", str(small_net), "-o", str(out), *argv]) == 2
+    _assert_one_line_error(capsys.readouterr().err, *fragments)
+    assert not out.exists()
+
+
+def test_precision_json_has_a_row_per_kernel_width(small_net, capsys):
+    assert main(["precision", str(small_net), "--kernel-bits", "8,16", "--queries", "20",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["kernel_bits"] for r in doc["rows"]] == [8, 16]
+    assert all(0.0 <= r["int_bit_accuracy"] <= 1.0 for r in doc["rows"])
