@@ -322,7 +322,36 @@ def cmd_precision(args):
               f"{r.recall_difference_pp:+7.2f}  {r.decision_disagreement:16.5f}")
 
 
-COMMANDS = (add_train, add_eval, add_demo, add_bench, add_verilog, add_precision)
+# khop paper
+
+def add_paper(subparsers):
+    p = _add(subparsers, "paper", "reproduce the paper's results R1..R10 with the golden model",
+             "Runs the experiments behind every result of PAPER.md section 5 over TRIALS seeds "
+             "(SEED, SEED+1, ...) in JOBS worker processes and writes OUT/fig*.png, "
+             "OUT/results.json (every number, per trial) and OUT/REPORT.md (the paper's claim, "
+             "our figure as mean +- std over trials, agree or deviate and why).")
+    p.add_argument("-o", "--out", default="build/paper", help="output directory")
+    p.add_argument("--trials", type=_int_in(1), default=None,
+                   help="trials (seeds) per experiment; None means 10, or 2 with --quick")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer trials, random states, queries and grid points (same N)")
+    p.add_argument("--jobs", type=_int_in(1), default=2,
+                   help="worker processes (each with one BLAS thread when more than 1)")
+    p.add_argument("--seed", type=_int_in(0), default=42, help="seed of the first trial")
+    # Test-only: a smaller network (kernel widths scaled by 100 / N, see model.experiments).
+    p.add_argument("--n", type=_int_in(8), default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_paper)
+
+
+def cmd_paper(args):
+    from . import paper
+
+    trials = args.trials if args.trials is not None else (2 if args.quick else 10)
+    paper.run_paper(args.out, trials=trials, seed=args.seed, quick=args.quick, jobs=args.jobs,
+                    n=args.n)
+
+
+COMMANDS = (add_train, add_eval, add_demo, add_bench, add_verilog, add_precision, add_paper)
 
 
 def build_parser():

@@ -163,6 +163,8 @@ HELP_DEFAULTS = {
     "verilog": {"--bits": "2", "--lanes": "16", "--kernel-bits": "16", "--max-steps": "30",
                 "--out": "build/rtl", "--lint": "False"},
     "precision": {"--bits": "2", "--kernel-bits": "8:20", "--noise": "0.2", "--queries": "300"},
+    "paper": {"--out": "build/paper", "--trials": "None", "--quick": "False", "--jobs": "2",
+              "--seed": "42"},
 }
 
 
