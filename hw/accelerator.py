@@ -26,7 +26,8 @@ class RetrievalAccelerator(wiring.Component):
     takes precedence over a waiting query, so a load never corrupts a query.
 
     Cycle model: one step costs :attr:`AccelParams.cycles_per_step` cycles, a query
-    ``1 + steps * cycles_per_step`` cycles from its transfer to its result's ``valid``.
+    ``steps * cycles_per_step`` (:meth:`AccelParams.cycles_per_query`): the clock edges after
+    the one that transfers the query until its result's ``valid`` is seen.
 
     Parameters
     ----------

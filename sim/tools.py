@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["verilator_root", "setup_verilator", "have_icarus", "verilator_lint", "SIMULATORS",
-           "VERILATOR_STYLE_WAIVERS", "verilator_make_overrides", "verilator_build_env"]
+           "VERILATOR_STYLE_WAIVERS", "verilator_make_overrides", "verilator_build_env",
+           "restore_runtime_objects", "save_runtime_objects"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -79,3 +80,48 @@ def verilator_build_env(opt_fast=None):
             os.environ.pop("MAKEFLAGS", None)
         else:
             os.environ["MAKEFLAGS"] = old
+
+
+# The Verilator run-time library (verilated.cpp, verilated_vpi.cpp, ...) is compiled into every
+# build directory, the same objects every time: a third to a half of a small design's compile.
+# A build copies them from a cache shared by all builds with the same compiler flags.
+
+_RUNTIME_GLOB = "verilated*"
+
+
+def restore_runtime_objects(cache_dir, build_dir):
+    """Copy cached run-time objects (and their ``.d`` files) into ``build_dir``; the copies are
+    newer than the freshly generated makefiles, so ``make`` keeps them."""
+    cache, build = Path(cache_dir), Path(build_dir)
+    if not cache.is_dir():
+        return 0
+    count = 0
+    for f in cache.glob(_RUNTIME_GLOB):
+        if f.suffix in (".o", ".d"):
+            shutil.copy(f, build / f.name)
+            count += 1
+    return count
+
+
+def save_runtime_objects(cache_dir, build_dir):
+    """Store ``build_dir``'s run-time objects in ``cache_dir`` unless it holds them already
+    (written into a temporary directory, then renamed: concurrent builds are safe)."""
+    import tempfile
+
+    cache, build = Path(cache_dir), Path(build_dir)
+    if cache.is_dir():
+        return 0
+    files = [f for f in build.glob(_RUNTIME_GLOB) if f.suffix in (".o", ".d")]
+    if not any(f.suffix == ".o" for f in files):
+        return 0
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
+    tmp.chmod(0o755)
+    for f in files:
+        shutil.copy(f, tmp / f.name)
+    try:
+        tmp.rename(cache)
+    except OSError:  # another build stored them first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 0
+    return len(files)

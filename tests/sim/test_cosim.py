@@ -1,0 +1,336 @@
+"""Cosimulation: the generated Verilog (Verilator, or Icarus) against the integer model.
+
+Each configuration is generated and compiled once into its own build directory (shared by the
+pytest-xdist workers through a file lock); every scenario of ``sim/test_khop_top.py`` then runs
+on it with and without idle cycles and backpressure, each run in a directory named from the
+pytest node id. ``WAVES=1`` records waves there. The simulator is Verilator unless ``SIM=icarus``
+(about 50 times slower); the ``icarus`` test runs Icarus whenever it is installed.
+"""
+
+import argparse
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.fixed import FixedConfig, IntegerNetwork, integer_network, kernel_lut
+from model.kernel import random_patterns
+from model.klr import TrainConfig, train_klr
+from model.netfile import Network, save_network
+from sim import cli as sim_cli
+from sim import runner
+from sim.bench import ridge_network
+from sim.cli import add_cosim_command
+from sim.config import (
+    FLOWS,
+    SCENARIOS,
+    CosimConfig,
+    load_integer_network,
+    save_integer_network,
+)
+
+SIM = runner.default_sim()
+SIM_OK, SIM_WHY = runner.sim_available(SIM)
+ICARUS_OK, ICARUS_WHY = runner.sim_available("icarus")
+needs_sim = pytest.mark.skipif(not SIM_OK, reason=f"SIM={SIM}: {SIM_WHY}")
+
+
+# Fixtures ----------------------------------------------------------------------------------------
+
+
+#: Build root of the cosimulation tests: under the repository's build/ (never committed), kept
+#: between sessions so an unchanged configuration is not compiled again (a build is reused only
+#: when its Verilog text and flags are identical). ``KHOP_COSIM_TEST_BUILD`` moves it.
+BUILD_ROOT = Path(os.environ.get("KHOP_COSIM_TEST_BUILD")
+                  or Path(__file__).resolve().parents[2] / "build" / "cosim-tests")
+
+
+@pytest.fixture(scope="session")
+def cosim_root():
+    """Build root shared by the xdist workers (builds are locked per configuration)."""
+    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
+    return BUILD_ROOT
+
+
+@pytest.fixture(scope="session")
+def ridge(cosim_root):
+    """The paper's ridge network (N=100, P=300, gamma=0.02, seed 42), trained once per worker
+    and saved as a network file."""
+    net = ridge_network()
+    path = cosim_root / "networks" / f"ridge-{os.getpid()}.npz"
+    save_network(path, net)
+    yield net, path
+    path.unlink(missing_ok=True)
+
+
+def small_network(n, p, seed, gamma=0.02, epochs=100):
+    patterns = random_patterns(np.random.default_rng(seed), n, p)
+    alpha = train_klr(patterns, TrainConfig(gamma=gamma, epochs=epochs)).alpha
+    return Network(patterns=patterns, alpha=alpha, gamma=gamma)
+
+
+def run_dir(request, cosim_root):
+    return cosim_root / "runs" / re.sub(r"[^\w.=-]+", "_", request.node.nodeid)[-120:]
+
+
+def failure_report(res):
+    failed = [c for c in res["tests"]["cases"] if c["status"] == "failed"]
+    lines = [f"{c['name']}: {c['message'][:600]}" for c in failed] + res["messages"][:5]
+    return "\n".join(lines + [f"log: {res['log']}"])
+
+
+def assert_clean(res, scenarios, flows):
+    """Every scenario ran and passed, no result or latency differs, cycles match the model."""
+    ran = sum(len(flows) if s != "back_to_back" else 1 for s in scenarios)
+    assert res["passed"], failure_report(res)
+    assert res["tests"]["passed"] == ran, failure_report(res)
+    assert res["mismatches"] == 0, failure_report(res)
+    assert res["cycle_mismatches"] == 0, failure_report(res)
+    assert res["queries"] > 0
+    cps = res["cycles_per_step"]
+    assert cps["measured"] == cps["model"], cps
+
+
+# Configurations ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    n: int
+    p: int
+    bits: int
+    lanes: int
+    popcount_width: int | None
+    queries: int
+    flows: tuple
+    scenarios: tuple = SCENARIOS
+    seed: int = 1
+
+
+CASES = [
+    # The ridge network: every scenario, without and with heavy idle/backpressure.
+    Case("ridge-2bit", 100, 300, 2, 16, None, 8, ("none", "heavy")),
+    # One-bit weights, distance over 2 cycles; three-bit weights.
+    Case("1bit-n64-L16-W32", 64, 96, 1, 16, 32, 12, ("none", "random")),
+    Case("3bit-n48-L12", 48, 40, 3, 12, None, 12, ("none", "cycle")),
+    # n not a multiple of lanes or of the popcount width.
+    Case("n23-L5-W7", 23, 17, 2, 5, 7, 16, FLOWS),
+    # lanes == n (one block), distance slower than the MAC (chunks > blocks).
+    Case("n20-L20-W6", 20, 12, 2, 20, 6, 16, ("none", "random")),
+    # Tiny pattern counts.
+    Case("p1", 16, 1, 2, 4, None, 12, ("none", "cycle")),
+    Case("p2-1bit", 16, 2, 1, 16, 5, 12, ("none", "heavy")),
+]
+
+
+def case_network(case, ridge):
+    if (case.n, case.p) == (100, 300):
+        return ridge[0]
+    return small_network(case.n, case.p, seed=case.seed + case.n)
+
+
+@needs_sim
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_verilog_matches_integer_model(case, ridge, cosim_root, request):
+    net = case_network(case, ridge)
+    inet = integer_network(net.patterns, net.alpha, net.gamma,
+                           FixedConfig(weight_bits=case.bits))
+    params = runner.params_for(inet, case.lanes, case.popcount_width)
+    bld = runner.build(params, inet, sim=SIM, build_root=cosim_root, name=case.name)
+    res = runner.run(bld, test_dir=run_dir(request, cosim_root), seed=case.seed,
+                     queries=case.queries, scenarios=case.scenarios, flows=case.flows)
+    assert_clean(res, case.scenarios, case.flows)
+
+
+# The scoreboard catches a broken design ----------------------------------------------------------
+
+
+def tie_network(n=16, p=4, seed=3):
+    """Every neuron ties (all-zero codes, r_fx = 0: ``T_i * 2^R == r_fx * S_K == 0``), so the
+    correct design keeps the query as it is and stops after one step."""
+    rng = np.random.default_rng(seed)
+    return IntegerNetwork(patterns=rng.integers(0, 2, (p, n), dtype=np.uint8),
+                          codes=np.zeros((p, n), dtype=np.uint8),
+                          lut=kernel_lut(0.05, n, 16), r_fx=0, config=FixedConfig())
+
+
+def test_tie_network_keeps_every_query():
+    inet = tie_network()
+    q = np.random.default_rng(0).integers(0, 2, (20, inet.n), dtype=np.uint8)
+    res = inet.retrieve(q)
+    assert np.array_equal(res.states, q)
+    assert np.all(res.steps == 1) and np.all(res.converged)
+
+
+@needs_sim
+@pytest.mark.parametrize("fault", [None, "tie_sets_one"])
+def test_scoreboard_catches_the_tie_fault(fault, cosim_root, request):
+    res = runner.run_cosim(tie_network(), bits=2, lanes=4, queries=12, noise=0.25, seed=5,
+                           sim=SIM, build_dir=cosim_root, progress=False, fault=fault,
+                           scenarios=("noisy", "stored"), flows=("none",),
+                           test_dir=run_dir(request, cosim_root))
+    if fault is None:
+        assert_clean(res, ("noisy", "stored"), ("none",))
+        return
+    assert res["fault"] == "tie_sets_one"
+    assert res["mismatches"] > 0
+    assert not res["passed"]
+    first = res["messages"][0]
+    assert "neuron" in first and "seed 5" in first, first
+
+
+# Waves and Icarus --------------------------------------------------------------------------------
+
+
+@needs_sim
+def test_waves_land_in_the_run_directory(cosim_root, request):
+    inet = integer_network(*_tiny(), FixedConfig(weight_bits=2))
+    test_dir = run_dir(request, cosim_root)
+    res = runner.run_cosim(inet, bits=2, lanes=8, queries=3, sim=SIM, build_dir=cosim_root,
+                           progress=False, waves=True, test_dir=test_dir)
+    assert res["mismatches"] == 0 and res["passed"], failure_report(res)
+    waves = Path(res["waves"])
+    assert waves.parent == test_dir.resolve()
+    assert waves.stat().st_size > 1000
+    if SIM == "verilator":
+        assert waves.name == "dump.vcd"
+        assert "o_result__valid" in waves.read_text(errors="replace")[:200_000]
+
+
+def _tiny():
+    net = small_network(16, 6, seed=9)
+    return net.patterns, net.alpha, net.gamma
+
+
+@pytest.mark.icarus
+@pytest.mark.skipif(not ICARUS_OK, reason=ICARUS_WHY)
+def test_icarus_matches_integer_model(cosim_root, request):
+    net = small_network(23, 17, seed=24)
+    inet = integer_network(net.patterns, net.alpha, net.gamma, FixedConfig(weight_bits=2))
+    params = runner.params_for(inet, 5, 7)
+    bld = runner.build(params, inet, sim="icarus", build_root=cosim_root, name="icarus")
+    scenarios, flows = ("noisy", "back_to_back", "reset", "reload"), ("none", "random")
+    res = runner.run(bld, test_dir=run_dir(request, cosim_root), seed=2, queries=8,
+                     scenarios=scenarios, flows=flows)
+    assert res["sim"] == "icarus"
+    assert_clean(res, scenarios, flows)
+
+
+def test_icarus_missing_is_reported_clearly(monkeypatch):
+    monkeypatch.setattr(runner, "have_icarus", lambda: False)
+    ok, reason = runner.sim_available("icarus")
+    assert not ok and "iverilog" in reason
+    with pytest.raises(runner.CosimError, match="iverilog"):
+        runner.build(None, None, sim="icarus")
+
+
+# The command ------------------------------------------------------------------------------------
+
+
+def cosim_args(*argv):
+    parser = argparse.ArgumentParser(prog="khop")
+    add_cosim_command(parser.add_subparsers())
+    return parser.parse_args(["cosim", *argv])
+
+
+@needs_sim
+def test_cosim_command_prints_a_table_and_json(cosim_root, tmp_path, capsys):
+    path = tmp_path / "net.npz"
+    save_network(path, small_network(16, 6, seed=9))
+    common = [str(path), "--lanes", "8", "--queries", "5", "--build-dir", str(cosim_root),
+              "--sim", SIM]
+    args = cosim_args(*common, "--json")
+    args.func(args)   # returns: no mismatch, exit status 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["queries"] == 5 and doc["mismatches"] == 0 and doc["passed"]
+    assert doc["cycles_per_step"]["measured"] == doc["cycles_per_step"]["model"]
+    args = cosim_args(*common)
+    args.func(args)
+    table = capsys.readouterr().out
+    assert "recall (hardware)" in table and "cycles per step" in table
+    assert "(cached build)" in table
+
+
+def test_cosim_command_exits_1_on_a_mismatch(monkeypatch, capsys):
+    def fake_run_cosim(*args, **kwargs):
+        return {"mismatches": 3, "cycle_mismatches": 0, "passed": False, "queries": 5,
+                "messages": ["query 2 (noisy, seed 0): state differs first at neuron 4"]}
+    monkeypatch.setattr(sim_cli, "run_cosim", fake_run_cosim)
+    args = cosim_args("net.npz", "--json")
+    with pytest.raises(SystemExit) as exc:
+        args.func(args)
+    assert exc.value.code == 1
+    assert json.loads(capsys.readouterr().out)["mismatches"] == 3
+
+
+def test_cosim_command_rejects_an_unknown_flow():
+    with pytest.raises(SystemExit):
+        cosim_args("net.npz", "--flows", "none,sideways")
+
+
+# Host-side pieces --------------------------------------------------------------------------------
+
+
+def test_config_round_trips_through_the_environment(tmp_path):
+    cfg = CosimConfig(params={"n": 20, "p": 3}, network=str(tmp_path / "net.npz"), seed=7,
+                      queries=11, noise=0.15, scenarios=["reset", "noisy"], flows=["heavy"],
+                      summary="s.json", progress="p.txt")
+    assert CosimConfig.from_env(cfg.to_env()) == cfg
+
+
+def test_config_names_an_unknown_scenario():
+    with pytest.raises(ValueError, match="'warp'"):
+        CosimConfig(params={}, network="x", scenarios=["noisy", "warp"])
+
+
+def test_integer_network_file_round_trips(tmp_path):
+    net = small_network(12, 5, seed=4)
+    inet = integer_network(net.patterns, net.alpha, net.gamma, FixedConfig(weight_bits=3))
+    back = load_integer_network(save_integer_network(tmp_path / "i.npz", inet))
+    for name in ("patterns", "codes", "lut"):
+        assert np.array_equal(getattr(back, name), getattr(inet, name))
+    assert back.r_fx == inet.r_fx and back.config == inet.config
+    q = np.random.default_rng(1).integers(0, 2, (6, 12), dtype=np.uint8)
+    assert np.array_equal(back.retrieve(q).states, inet.retrieve(q).states)
+
+
+def test_parse_results_counts_cases(tmp_path):
+    xml = tmp_path / "results.xml"
+    xml.write_text(
+        '<testsuites><testsuite name="all" tests="3">'
+        '<testcase name="a" time="1.5" sim_time_ns="100"/>'
+        '<testcase name="b" time="0.1"><failure message="state differs"/></testcase>'
+        '<testcase name="c"><skipped message="no"/></testcase>'
+        '</testsuite></testsuites>')
+    res = runner.parse_results(xml)
+    assert (res["total"], res["passed"], res["failed"], res["skipped"]) == (3, 1, 1, 1)
+    assert res["cases"][1]["message"] == "state differs"
+
+
+# The full ridge run ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_sim
+def test_ridge_full_run(ridge, cosim_root, request):
+    """300 noisy queries (20 %) of the ridge network: the hardware recalls exactly what the
+    integer model recalls, at least 0.85, at the modelled cycles per step."""
+    _, path = ridge
+    res = runner.run_cosim(path, bits=2, lanes=16, queries=300, noise=0.2, seed=0, sim=SIM,
+                           build_dir=cosim_root, progress=False,
+                           test_dir=run_dir(request, cosim_root))
+    print({k: res[k] for k in ("queries", "mismatches", "recall_accuracy",
+                               "model_recall_accuracy", "cycles_per_step", "simulated_cycles",
+                               "wall_seconds", "cycles_per_second")})
+    assert res["queries"] == 300
+    assert res["mismatches"] == 0 and res["cycle_mismatches"] == 0, failure_report(res)
+    assert res["recall_accuracy"] == res["model_recall_accuracy"]
+    assert res["recall_accuracy"] >= 0.85
+    cps = res["cycles_per_step"]
+    assert cps["measured"] == cps["model"]
+    assert cps["model"] >= cps["bound"]
