@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.khop-installed
 JOBS   ?= 2
 
-.PHONY: demo test test-slow test-synth lint bench clean distclean
+.PHONY: demo test test-slow test-synth cosim-full lint bench bench-cosim clean distclean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "khop needs Python >= 3.11"'
@@ -27,8 +27,17 @@ test-slow: $(STAMP)
 test-synth: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -m "synth"
 
+# The full cosimulation of the ridge network: 300 noisy queries at 20 % noise, 2-bit, 16 lanes.
+cosim-full: $(STAMP)
+	$(BIN)/python -m pytest tests/sim -m slow -k ridge -v
+
 bench: $(STAMP)
 	$(BIN)/khop bench
+
+# Simulated clock cycles per wall-clock second of the ridge cosimulation (Verilator; Icarus too
+# when installed).
+bench-cosim: $(STAMP)
+	$(BIN)/python -m sim.bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -170,16 +170,18 @@ def add_demo(subparsers):
     p = _add(subparsers, "demo", "the paper's ridge network end to end",
              f"Train (or reuse) the paper's ridge network (N=100, P=300, gamma=0.02, seed 42, "
              f"exact gradient, 300 epochs), compare float and 1..4-bit weights and set the "
-             f"figures next to the paper's. Stages: {stages}.")
+             f"figures next to the paper's, generate and lint the Verilog, and cosimulate it "
+             f"against the integer model. Stages: {stages}.")
     p.add_argument("--out", default="build/demo",
                    help="output directory (net.npz, metrics.json)")
     p.add_argument("--quick", action="store_true",
-                   help="skip the stages marked slow (none of the current stages is)")
+                   help="skip the stages marked slow (the cosimulation)")
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args):
-    demo.run_demo(args.out, quick=args.quick)
+    ctx = demo.run_demo(args.out, quick=args.quick)
+    return 1 if ctx.failed else 0
 
 
 # khop bench
@@ -351,7 +353,13 @@ def cmd_paper(args):
                     n=args.n)
 
 
-COMMANDS = (add_train, add_eval, add_demo, add_bench, add_verilog, add_precision, add_paper)
+def add_cosim(subparsers):
+    from sim.cli import add_cosim_command
+    add_cosim_command(subparsers)
+
+
+COMMANDS = (add_train, add_eval, add_demo, add_bench, add_verilog, add_precision, add_cosim,
+            add_paper)
 
 
 def build_parser():

@@ -55,6 +55,7 @@ class DemoContext:
     net: object = None          # model.netfile.Network, from the train stage
     rows: dict = None           # {label: {metric: value}}, from the evaluate stage
     hw: tuple = None            # (AccelParams, IntegerNetwork), from the verilog stage
+    failed: bool = False        # a stage found the hardware wrong
 
     def say(self, *args):
         print(*args, file=self.stream, flush=True)
@@ -179,11 +180,25 @@ def stage_verilog(ctx):
             f"(float 2-bit {ctx.rows['2-bit']['bit_accuracy']:.5f})")
 
 
+def stage_cosim(ctx):
+    """A short cocotb + Verilator cosimulation of the generated Verilog against the model."""
+    from sim.cli import format_summary
+    from sim.runner import run_cosim
+
+    res = run_cosim(ctx.net, bits=2, lanes=16, queries=50, noise=ctx.ridge.noise, seed=0,
+                    build_dir=ctx.out / "cosim", progress=True)
+    ctx.say(format_summary(res, str(ctx.out / "net.npz")))
+    if res["mismatches"]:
+        ctx.failed = True
+
+
 STAGES = (
     Stage("train", "train (or reuse) the ridge network", stage_train),
     Stage("evaluate", "float vs quantized weights", stage_evaluate),
     Stage("paper", "compare with the paper", stage_paper),
     Stage("verilog", "generate and lint the accelerator's Verilog", stage_verilog),
+    Stage("cosim", "cosimulate 50 noisy queries in Verilator against the integer model",
+          stage_cosim, slow=True),
 )
 
 

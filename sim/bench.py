@@ -114,3 +114,13 @@ def format_bench(fig):
             f"({fig['process_cycles_per_second']:,.0f} with start-up, "
             f"{fig['cpu_cycles_per_second']:,.0f} per CPU second)  "
             f"goal >= {fig['goal']:,}: {goal}; {fig['mismatches']} mismatches")
+
+
+def main():
+    """``python -m sim.bench`` (``make bench-cosim``): print the figures of :func:`bench_cosim`."""
+    print("ridge cosimulation (N=100, P=300, 2-bit, 16 lanes): simulated cycles per second")
+    bench_cosim()
+
+
+if __name__ == "__main__":
+    main()

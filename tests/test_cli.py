@@ -198,8 +198,9 @@ def test_top_level_help_lists_every_subcommand():
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
+    # --quick skips the cosimulation stage, which tests/sim covers.
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", str(out), "--quick"]) == 0
     return out
 
 
@@ -219,9 +220,11 @@ def test_demo_writes_the_ridge_network_and_the_metrics_table(demo_run):
 def test_demo_reuses_a_network_with_the_same_recipe(demo_run, capsys):
     before = (demo_run / "metrics.json").read_text()
     stamp = (demo_run / "net.npz").stat().st_mtime_ns
-    assert main(["demo", "--out", str(demo_run)]) == 0
+    assert main(["demo", "--out", str(demo_run), "--quick"]) == 0
     text = capsys.readouterr().out
     assert "reusing" in text
+    assert "verilator --lint-only: clean" in text
+    assert (demo_run / "rtl" / "khop_top.v").exists()
     assert (demo_run / "net.npz").stat().st_mtime_ns == stamp
     assert (demo_run / "metrics.json").read_text() == before
     for label in ("float", "1-bit", "2-bit", "3-bit", "4-bit"):
