@@ -1,0 +1,354 @@
+"""Sign-update FSM (hw/sign_update.py) driven as the controller, with a fake MAC array.
+
+The testbench plays the MAC array: on every ``o_start`` it computes ``(T, S_K)`` for the FSM's
+``o_state`` (from the integer model or a hand-made function), presents ``S_K`` on ``i_sum_k`` and
+the ``blocks`` beats of ``T`` on ``i_sums`` after a random delay and with random gaps.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hw_helpers import (
+    Clock,
+    bits_of,
+    collect,
+    drive,
+    int_of,
+    noisy_queries,
+    params_for,
+    random_states,
+    rejected,
+    run_sim,
+    tiny_network,
+)
+
+from hw.layout import unpack_result
+from hw.params import AccelParams
+from hw.sign_update import SignUpdate
+
+
+def sum_beats(prm, t, rng=None):
+    """The ``blocks`` beats of ``T`` (lane l of beat b = neuron b*L + l); past n: zero, or
+    random garbage when ``rng`` is given (the FSM must ignore it)."""
+    pad = prm.blocks * prm.lanes - prm.n
+    values = list(t) + ([0] * pad if rng is None else
+                        rng.integers(0, 2 ** prm.acc_bits, size=pad).tolist())
+    beats = []
+    for b in range(prm.blocks):
+        word = 0
+        for lane, v in enumerate(values[b * prm.lanes:(b + 1) * prm.lanes]):
+            assert 0 <= v < 2 ** prm.acc_bits
+            word |= int(v) << (lane * prm.acc_bits)
+        beats.append(word)
+    return beats
+
+
+def fake_mac(dut, prm, sums_fn, rng, starts, *, delay=6, idle=0.3, garbage=True):
+    """Background testbench playing the MAC array for the FSM ``dut``.
+
+    ``sums_fn(state_bits) -> (T, S_K)``. ``i_sum_k`` holds garbage until the first beat is
+    offered and ``S_K`` from then until the next ``o_start``, like the real array. Every
+    ``o_start`` is appended to ``starts`` as the state it was given.
+    """
+    async def tb(ctx):
+        clock = Clock()
+        while True:
+            (start,) = await clock.tick(ctx, dut.o_start)
+            if not start:
+                continue
+            state = bits_of(ctx.get(dut.o_state), prm.n)
+            starts.append(state)
+            t, s = sums_fn(state)
+            ctx.set(dut.i_sum_k, int(rng.integers(0, 2 ** prm.sum_bits)))
+            for _ in range(int(rng.integers(0, delay + 1))):
+                await clock.tick(ctx)
+                # No second start while this sweep runs.
+                assert not ctx.get(dut.o_start), "o_start during a sweep"
+            ctx.set(dut.i_sum_k, int(s))
+            await drive(ctx, dut.i_sums, sum_beats(prm, t, rng if garbage else None), rng, idle,
+                        clock=clock)
+    return tb
+
+
+def model_sums(inet):
+    def fn(state):
+        t, s = inet.sums(state)
+        return t[0].tolist(), int(s[0])
+    return fn
+
+
+async def run_query(ctx, dut, prm, query, r_fx, rng, idle, stall, what):
+    """Set the threshold, offer one query (random idle), take its result (random stalls)."""
+    ctx.set(dut.i_threshold, int(r_fx))
+    await drive(ctx, dut.i_query, [int_of(query)], rng, idle)
+    (raw,) = await collect(ctx, dut.o_result, 1, rng, stall, what=what)
+    state, steps, conv = unpack_result(prm, raw)
+    return bits_of(state, prm.n), steps, conv
+
+
+def check(results, expected, what):
+    for i, ((state, steps, conv), exp) in enumerate(zip(results, expected, strict=True)):
+        e_state, e_steps, e_conv = exp
+        tag = f"{what} query {i}"
+        np.testing.assert_array_equal(state, e_state, err_msg=tag)
+        assert (steps, conv) == (e_steps, e_conv), tag
+
+
+# Against the integer model ----------------------------------------------------------------------
+
+CONFIGS = [
+    # (n, p, k, lanes): lanes dividing n, not dividing n (padding), lanes == n, lanes == 1.
+    (20, 12, 2, 4),
+    (23, 9, 1, 5),
+    (17, 8, 3, 17),
+    (10, 5, 4, 1),
+]
+
+
+def thresholds(inet, rng):
+    """The model's own r_fx, random ones near it (non-trivial dynamics) and the corners of the
+    signed range ``[-2^R, 2^(k+R)]`` (every neuron decided the same way)."""
+    frac, k = inet.config.threshold_frac_bits, inet.config.weight_bits
+    lo, hi = -(2 ** frac), 2 ** (k + frac)
+    near = [int(np.clip(inet.r_fx + rng.integers(-(2 ** frac) // 4, 2 ** frac // 4), lo, hi))
+            for _ in range(4)]
+    return [inet.r_fx] * 4 + near + [lo, -1, 0, 1, hi - 1, hi]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(("n", "p", "k", "lanes"), CONFIGS)
+def test_results_match_the_integer_model(seed, n, p, k, lanes):
+    rng = np.random.default_rng(seed)
+    inet = tiny_network(n, p, seed, weight_bits=k, max_steps=4, epochs=3)
+    prm = params_for(inet, lanes=lanes)
+    dut = SignUpdate(prm)
+    rs = thresholds(inet, rng)
+    queries = np.concatenate([noisy_queries(rng, inet, len(rs) // 2),
+                              random_states(rng, len(rs) - len(rs) // 2, n)])
+    expected = []
+    for q, r in zip(queries, rs, strict=True):
+        res = dataclasses.replace(inet, r_fx=r).retrieve(q[None])
+        expected.append((res.states[0], int(res.steps[0]), bool(res.converged[0])))
+    results, starts = [], []
+
+    async def tb(ctx):
+        for i, (q, r) in enumerate(zip(queries, rs, strict=True)):
+            idle, stall = [(0.0, 0.0), (0.5, 0.5), (0.2, 0.8)][i % 3]
+            results.append(await run_query(ctx, dut, prm, q, r, rng, idle, stall,
+                                           f"seed={seed} query {i}"))
+
+    run_sim(dut, tb, background=[fake_mac(dut, prm, model_sums(inet), rng, starts)])
+    check(results, expected, f"seed={seed}")
+    # One o_start per step, nothing more.
+    assert len(starts) == sum(e[1] for e in expected), f"seed={seed}"
+
+
+# Hand-made sums ---------------------------------------------------------------------------------
+
+N, LANES = 10, 4           # 3 beats, the last one with 2 padding lanes
+TIE, GT, LT = range(0, 4), range(4, 7), range(7, 10)
+
+
+def small_params(max_steps=30):
+    return AccelParams(n=N, p=12, weight_bits=2, lanes=LANES, max_steps=max_steps)
+
+
+def constant_sums(t_tie, s):
+    """T = t_tie on the tie neurons, one more on GT, one less on LT, whatever the state."""
+    t = [t_tie] * N
+    for i in GT:
+        t[i] = t_tie + 1
+    for i in LT:
+        t[i] = t_tie - 1
+    return lambda state: (t, s)
+
+
+def run_queries(dut, prm, sums_fn, r_fx, queries, seed, *, garbage=True):
+    rng = np.random.default_rng(seed)
+    results, starts = [], []
+
+    async def tb(ctx):
+        for i, q in enumerate(queries):
+            results.append(await run_query(ctx, dut, prm, q, r_fx, rng, 0.3, 0.3,
+                                           f"seed={seed} query {i}"))
+
+    run_sim(dut, tb, background=[fake_mac(dut, prm, sums_fn, rng, starts, garbage=garbage)])
+    return results, starts
+
+
+# (r_fx, S_K, T at a tie): T * 2^16 == r_fx * S_K exactly.
+TIES = [
+    (3 * 2 ** 14, 4000, 3000),          # r = 0.75
+    (2 ** 18, 1000, 4000),              # r = 4 = 2^k, the top of the range
+    (5 * 2 ** 15 + 2 ** 13, 8000, 21000),   # r = 2.625
+]
+
+
+def tie_queries(seed):
+    rng = np.random.default_rng(seed)
+    q = rng.integers(0, 2, N, dtype=np.uint8)
+    q[list(TIE)] = [0, 1, 0, 1]
+    return [q, 1 - q, np.zeros(N, np.uint8), np.ones(N, np.uint8)]
+
+
+def tie_expected(q):
+    e = q.copy()
+    e[list(GT)] = 1
+    e[list(LT)] = 0
+    steps = 1 if np.array_equal(e, q) else 2
+    return e, steps, True
+
+
+@pytest.mark.parametrize(("r_fx", "s", "t_tie"), TIES)
+def test_tie_keeps_the_bit_gt_sets_lt_clears(r_fx, s, t_tie):
+    assert t_tie * 2 ** 16 == r_fx * s
+    prm = small_params()
+    queries = tie_queries(11)
+    results, _ = run_queries(SignUpdate(prm), prm, constant_sums(t_tie, s), r_fx, queries, 11)
+    check(results, [tie_expected(q) for q in queries], f"seed=11 r_fx={r_fx}")
+
+
+def test_zero_threshold_ties_on_zero_sums():
+    # r = 0: theta = 0, so T = 0 is a tie (keeps) and any T > 0 sets the neuron.
+    prm = small_params()
+    t = [0] * 4 + [1] * 6
+    queries = tie_queries(12)
+    results, _ = run_queries(SignUpdate(prm), prm, lambda state: (t, 500), 0, queries, 12)
+    expected = []
+    for q in queries:
+        e = q.copy()
+        e[4:] = 1
+        expected.append((e, 1 if np.array_equal(e, q) else 2, True))
+    check(results, expected, "seed=12 r_fx=0")
+
+
+@pytest.mark.parametrize(("r_fx", "s", "t_tie"), TIES[:1])
+def test_fault_tie_sets_one_is_caught(r_fx, s, t_tie):
+    prm = small_params()
+    queries = tie_queries(13)
+    dut = SignUpdate(prm, fault="tie_sets_one")
+    results, _ = run_queries(dut, prm, constant_sums(t_tie, s), r_fx, queries, 13)
+    expected = [tie_expected(q) for q in queries]
+    # The check of the correct FSM fails on the faulty one ...
+    with pytest.raises(AssertionError):
+        check(results, expected, "seed=13 fault")
+    # ... because every tie neuron came out 1, also those whose query bit was 0.
+    tie = list(TIE)
+    for state, _, _ in results:
+        np.testing.assert_array_equal(state[tie], np.ones(len(tie), np.uint8))
+    assert sum(int(np.sum(q[tie] == 0)) for q in queries) >= 4
+
+
+def test_unknown_fault_is_rejected():
+    rejected(ValueError, "fault must be None or one of tie_sets_one, not 'x'",
+             lambda: SignUpdate(small_params(), fault="x"))
+
+
+@pytest.mark.parametrize("garbage", [False, True])
+def test_negative_threshold_sets_all_and_padding_stays_zero(garbage):
+    # theta < 0 <= T * 2^R: every neuron becomes 1, but the 2 padding lanes of the last beat
+    # must stay 0, or the step would count as a change: an all-ones query converges in 1 step.
+    prm = small_params()
+    assert prm.blocks * prm.lanes > prm.n
+    rng = np.random.default_rng(14)
+    queries = [np.ones(N, np.uint8), rng.integers(0, 2, N, dtype=np.uint8)]
+    t = rng.integers(0, 2 ** 10, N).tolist()
+    for r_fx in (-(2 ** 16), -1):
+        results, starts = run_queries(SignUpdate(prm), prm, lambda state: (t, 700), r_fx,
+                                      queries, 14, garbage=garbage)
+        check(results, [(np.ones(N, np.uint8), 1, True), (np.ones(N, np.uint8), 2, True)],
+              f"seed=14 r_fx={r_fx}")
+        assert len(starts) == 3
+
+
+def flipping_sums(state):
+    """Every neuron's T is above the threshold iff it is 0 now: every step flips every bit."""
+    return [501 if b == 0 else 499 for b in state], 1000
+
+
+@pytest.mark.parametrize("max_steps", [1, 4, 5])
+def test_max_steps_stops_without_convergence(max_steps):
+    prm = small_params(max_steps)
+    queries = tie_queries(15)
+    r_fx = 2 ** 15                               # r = 0.5: theta = 500 * 2^16
+    results, starts = run_queries(SignUpdate(prm), prm, flipping_sums, r_fx, queries, 15)
+    expected = [(q if max_steps % 2 == 0 else 1 - q, max_steps, False) for q in queries]
+    check(results, expected, f"seed=15 max_steps={max_steps}")
+    assert len(starts) == max_steps * len(queries)
+
+
+def test_fixed_point_converges_in_one_step():
+    prm = small_params(3)
+    queries = tie_queries(16)
+    keeping = lambda state: ([501 if b else 499 for b in state], 1000)   # noqa: E731
+    results, _ = run_queries(SignUpdate(prm), prm, keeping, 2 ** 15, queries, 16)
+    check(results, [(q, 1, True) for q in queries], "seed=16")
+
+
+def test_result_held_under_backpressure_and_next_query_waits():
+    prm = small_params()
+    rng = np.random.default_rng(17)
+    dut = SignUpdate(prm)
+    q1, q2 = tie_queries(17)[:2]
+    t_tie, s = 3000, 4000
+    seen = {}
+
+    async def tb(ctx):
+        ctx.set(dut.i_threshold, 3 * 2 ** 14)
+        await drive(ctx, dut.i_query, [int_of(q1)])
+        while not ctx.get(dut.o_result.valid):
+            assert not ctx.get(dut.o_idle)
+            await ctx.tick()
+        held = ctx.get(dut.o_result.payload.as_value())
+        # Keep ready low for 40 cycles while the next query is offered.
+        ctx.set(dut.i_query.valid, 1)
+        ctx.set(dut.i_query.payload, int_of(q2))
+        for _ in range(40):
+            assert ctx.get(dut.o_result.valid)
+            assert ctx.get(dut.o_result.payload.as_value()) == held
+            assert not ctx.get(dut.i_query.ready)
+            await ctx.tick()
+        ctx.set(dut.o_result.ready, 1)
+        await ctx.tick()
+        ctx.set(dut.o_result.ready, 0)
+        # IDLE again: the waiting query is taken at the next edge.
+        assert ctx.get(dut.o_idle) and ctx.get(dut.i_query.ready)
+        await ctx.tick()
+        ctx.set(dut.i_query.valid, 0)
+        assert not ctx.get(dut.o_idle)
+        seen["first"] = unpack_result(prm, held)
+        (raw,) = await collect(ctx, dut.o_result, 1, rng, 0.5, what="second")
+        seen["second"] = unpack_result(prm, raw)
+
+    run_sim(dut, tb, background=[fake_mac(dut, prm, constant_sums(t_tie, s), rng, [])])
+    for key, q in (("first", q1), ("second", q2)):
+        state, steps, conv = seen[key]
+        e_state, e_steps, e_conv = tie_expected(q)
+        assert (bits_of(state, N).tolist(), steps, conv) == (e_state.tolist(), e_steps, e_conv)
+
+
+def test_hold_blocks_queries_while_idle():
+    prm = small_params()
+    rng = np.random.default_rng(18)
+    dut = SignUpdate(prm)
+    q = tie_queries(18)[0]
+
+    async def tb(ctx):
+        ctx.set(dut.i_threshold, 3 * 2 ** 14)
+        ctx.set(dut.i_hold, 1)
+        ctx.set(dut.i_query.valid, 1)
+        ctx.set(dut.i_query.payload, int_of(q))
+        for _ in range(10):
+            assert ctx.get(dut.o_idle) and not ctx.get(dut.i_query.ready)
+            await ctx.tick()
+        ctx.set(dut.i_hold, 0)
+        assert ctx.get(dut.i_query.ready)
+        await ctx.tick()
+        ctx.set(dut.i_query.valid, 0)
+        (raw,) = await collect(ctx, dut.o_result, 1, rng, 0.0, what="held query")
+        state, steps, conv = unpack_result(prm, raw)
+        e_state, e_steps, e_conv = tie_expected(q)
+        assert (bits_of(state, N).tolist(), steps, conv) == (e_state.tolist(), e_steps, e_conv)
+
+    run_sim(dut, tb, background=[fake_mac(dut, prm, constant_sums(3000, 4000), rng, [])])
