@@ -29,7 +29,7 @@ test-synth: $(STAMP)
 
 # The full cosimulation of the ridge network: 300 noisy queries at 20 % noise, 2-bit, 16 lanes.
 cosim-full: $(STAMP)
-	$(BIN)/python -m pytest tests/sim -m slow -k ridge -v
+	$(BIN)/python -m pytest tests/sim -m slow -k ridge -v -s -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/khop bench
