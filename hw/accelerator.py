@@ -38,6 +38,11 @@ class RetrievalAccelerator(wiring.Component):
     fault : str or None
         Test only: inject a known bug (see :data:`hw.sign_update.FAULTS`) so a testbench can
         show that its checks fail. Never set it for real hardware.
+    weight_memory : callable or None
+        ``weight_memory(params, codes)`` builds the weight memory: a component with the
+        ``read``/``write`` members of :class:`hw.weight_memory.WeightMemory` and its timing
+        (``codes`` is ``None`` when ``network`` is). ``None`` means :class:`WeightMemory`. Board
+        tops use it to put the weights into a device's own RAM (e.g. iCE40 SPRAM).
 
     Members
     -------
@@ -46,12 +51,13 @@ class RetrievalAccelerator(wiring.Component):
     i_load : In(stream.Signature(StructLayout({"target": 2, "addr": ..., "data": ...})))
     """
 
-    def __init__(self, params: AccelParams, network=None, *, fault=None):
+    def __init__(self, params: AccelParams, network=None, *, fault=None, weight_memory=None):
         if not isinstance(params, AccelParams):
             raise TypeError(f"params must be an AccelParams, not {params!r}")
         self._params = params
         self._network = network
         self._fault = fault
+        self._weight_memory = WeightMemory if weight_memory is None else weight_memory
         if network is not None:
             self._check_network(network)
         super().__init__({
@@ -88,7 +94,8 @@ class RetrievalAccelerator(wiring.Component):
         net = self._network
 
         m.submodules.patterns = pmem = PatternMemory(prm, None if net is None else net.patterns)
-        m.submodules.weights = wmem = WeightMemory(prm, None if net is None else net.codes)
+        m.submodules.weights = wmem = self._weight_memory(prm,
+                                                          None if net is None else net.codes)
         m.submodules.distance = dist = KernelDistance(prm, None if net is None else net.lut)
         m.submodules.mac = mac = MacArray(prm)
         m.submodules.fsm = fsm = SignUpdate(prm, fault=self._fault)

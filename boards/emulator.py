@@ -1,0 +1,151 @@
+"""A Python model of a board running the bridge: the executable specification of
+:class:`boards.bridge.Bridge`, and a transport for testing the host driver without hardware.
+
+It parses frames with :class:`~boards.protocol.FrameDecoder` (the parser's model), executes them
+on memories decoded from the LOAD writes and answers queries with the bit-exact integer model.
+"""
+
+from collections import deque
+
+import numpy as np
+
+from hw.layout import LoadTarget
+from hw.params import AccelParams
+from model.fixed import FixedConfig, IntegerNetwork, unpack_bits
+
+from .protocol import (
+    ERROR,
+    REPLY,
+    Command,
+    Frame,
+    FrameDecoder,
+    LinkFormat,
+    Status,
+    check_request,
+    encode_frame,
+)
+
+__all__ = ["EmulatedDevice"]
+
+
+class EmulatedDevice:
+    """Transport (``write``/``read``) that behaves like the board.
+
+    Parameters
+    ----------
+    params : AccelParams
+    clock_hz : int
+        Reported by PARAMS.
+    """
+
+    def __init__(self, params: AccelParams, clock_hz=0):
+        self.fmt = LinkFormat(params, clock_hz)
+        self.params = params
+        self._decoder = FrameDecoder(self.fmt.max_payload)
+        self._out = deque()
+        self.pattern = [0] * params.pattern_depth
+        self.weight = [0] * params.weight_depth
+        self.lut = [0] * params.lut_depth
+        self.threshold = 0
+        self.counters = dict(frames=0, errors=0, overruns=0, loads=0, queries=0)
+        self.loaded = False
+
+    # Transport ------------------------------------------------------------------------------
+
+    def write(self, data):
+        for ev in self._decoder.feed(data):
+            self._execute(ev)
+        return len(data)
+
+    def read(self, size=1):
+        out = bytes(self._out.popleft() for _ in range(min(size, len(self._out))))
+        return out
+
+    @property
+    def in_waiting(self):
+        return len(self._out)
+
+    # Executor -------------------------------------------------------------------------------
+
+    def _reply(self, cmd, payload=b""):
+        self._out.extend(encode_frame(cmd, payload))
+
+    def _error(self, code, first):
+        self.counters["errors"] += 1
+        self._reply(ERROR, bytes((int(code), first)))
+
+    def _execute(self, ev):
+        if not isinstance(ev, Frame):
+            self._error(ev.code, ev.first)
+            return
+        code = check_request(self.fmt, ev)
+        if code is not None:
+            self._error(code, ev.cmd)
+            return
+        self.counters["frames"] += 1
+        cmd = Command(ev.cmd)
+        if cmd == Command.STATUS:
+            st = Status(ev.payload[0], True, self.loaded, **self.counters)
+            self._reply(cmd | REPLY, st.to_payload())
+        elif cmd == Command.PARAMS:
+            self._reply(cmd | REPLY, self.fmt.params_payload())
+        elif cmd == Command.LOAD:
+            self._load(int.from_bytes(ev.payload, "little"))
+            self.counters["loads"] += 1
+            self.loaded = True
+            self._reply(cmd | REPLY)
+        else:
+            self.counters["queries"] += 1
+            state = int.from_bytes(ev.payload, "little") & ((1 << self.params.n) - 1)
+            s, steps, conv = self._retrieve(state)
+            value = s | steps << self.params.n | int(conv) << (self.params.n + 8)
+            self._reply(cmd | REPLY, value.to_bytes(self.fmt.result_bytes, "little"))
+
+    def _load(self, value):
+        prm = self.params
+        target = LoadTarget(value & 3)
+        addr = (value >> 2) & ((1 << prm.load_addr_bits) - 1)
+        data = value >> (2 + prm.load_addr_bits)
+        if target == LoadTarget.PATTERN:
+            self.pattern[addr % prm.pattern_depth] = data & ((1 << prm.pattern_width) - 1)
+        elif target == LoadTarget.WEIGHT:
+            self.weight[addr % prm.weight_depth] = data & ((1 << prm.weight_width) - 1)
+        elif target == LoadTarget.LUT:
+            self.lut[addr % prm.lut_depth] = data & ((1 << prm.kernel_bits) - 1)
+        else:
+            bits = prm.threshold_bits
+            r = data & ((1 << bits) - 1)
+            self.threshold = r - (1 << bits) if r >> (bits - 1) else r
+
+    def network(self):
+        """The :class:`IntegerNetwork` held by the memories."""
+        prm = self.params
+        rows = []
+        for mu in range(prm.p):
+            v = 0
+            for c in range(prm.chunks):
+                v |= self.pattern[mu * prm.chunks + c] << (c * prm.popcount_width)
+            rows.append(v)
+        patterns = unpack_bits(rows, prm.n)
+        k, mask = prm.weight_bits, (1 << prm.weight_bits) - 1
+        codes = np.zeros((prm.p, prm.n), dtype=np.uint8)
+        for mu in range(prm.p):
+            for b in range(prm.blocks):
+                word = self.weight[mu * prm.blocks + b]
+                for lane in range(prm.lanes):
+                    i = b * prm.lanes + lane
+                    if i < prm.n:
+                        codes[mu, i] = (word >> (lane * k)) & mask
+        config = FixedConfig(weight_bits=prm.weight_bits, kernel_bits=prm.kernel_bits,
+                             threshold_frac_bits=prm.threshold_frac_bits,
+                             max_steps=prm.max_steps)
+        return IntegerNetwork(patterns=patterns, codes=codes,
+                              lut=np.array(self.lut, dtype=np.int64), r_fx=self.threshold,
+                              config=config)
+
+    def _retrieve(self, state):
+        res = self.network().retrieve(unpack_bits([state], self.params.n))
+        packed = int.from_bytes(np.packbits(res.states[0], bitorder="little").tobytes(),
+                                "little")
+        return packed, int(np.asarray(res.steps).reshape(-1)[0]), \
+            bool(np.asarray(res.converged).reshape(-1)[0])

@@ -1,0 +1,350 @@
+"""The framed UART protocol between a host and a board: pure Python, shared by the host driver,
+the device emulator and the testbenches.
+
+Framing (SLIP, RFC 1055, plus a CRC)
+------------------------------------
+A frame *body* is ``cmd (1 byte) | payload (0..max_payload bytes) | crc (2 bytes)``, where
+``crc`` is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no final
+XOR) of ``cmd | payload``, most significant byte first, so the CRC of the whole body is 0. On the
+wire a body is SLIP-escaped (``0xC0 -> 0xDB 0xDC``, ``0xDB -> 0xDB 0xDD``) and sent between two
+``END`` bytes (``0xC0``). ``END`` only ever means "frame boundary", so a receiver resynchronises on
+the next ``END`` after any garbage: that is the whole recovery mechanism, no timeouts needed.
+Empty frames (two ``END`` in a row) are ignored.
+
+Receiving a frame (the hardware parser :class:`boards.bridge.FrameParser` does exactly this,
+and :class:`FrameDecoder` is its model), checks in this order:
+
+1. more than ``1 + max_payload + 2`` body bytes -> :attr:`ErrorCode.OVERFLOW`
+2. ``ESC`` followed by anything but ``ESC_END``/``ESC_ESC`` -> :attr:`ErrorCode.ESCAPE`
+3. fewer than 3 body bytes -> :attr:`ErrorCode.TRUNCATED`
+4. CRC of the body not 0 -> :attr:`ErrorCode.CRC`
+
+then, by the executor (:func:`check_request`): an unknown command -> :attr:`ErrorCode.COMMAND`,
+a payload of the wrong length -> :attr:`ErrorCode.LENGTH`. A malformed frame gets an ``ERROR``
+reply and changes nothing.
+
+Commands (host -> device) and replies (device -> host, ``cmd | 0x80``)
+-----------------------------------------------------------------------
+============  ====  ============================  ==================================================
+command       code  request payload               reply payload
+============  ====  ============================  ==================================================
+STATUS        0x01  nonce (1 byte)                nonce, flags, frames, errors, overruns, loads,
+                                                  queries (1 + 1 + 5 x u16 little-endian)
+PARAMS        0x02  none                          :data:`PARAMS_FORMAT` (the hardware's parameters)
+LOAD          0x03  one ``i_load`` payload        none (acknowledge)
+                    (``load_bytes``)
+QUERY         0x04  state, bit i = neuron i       ``o_result`` payload (``result_bytes``): state,
+                    (``query_bytes``)             steps, converged (:mod:`hw.layout`)
+(error)       0xFF  --                            error code, the frame's first body byte
+============  ====  ============================  ==================================================
+
+Multi-byte integers are little-endian; ``i_load``/``i_query``/``o_result`` payloads are the
+stream payload integers of :mod:`hw.layout` as ``ceil(bits / 8)`` little-endian bytes.
+``flags`` bit 0: the accelerator is idle; bit 1: at least one LOAD was executed since reset.
+The counters are modulo 2^16: frames executed without error, ERROR replies, received bytes
+dropped because the bridge was busy, LOAD and QUERY commands executed.
+
+The device handles one frame at a time: a host sends the next request after the reply to the
+previous one (bytes arriving while the bridge executes a frame or sends its reply are dropped
+and counted as overruns). A host that lost track (garbage on the line, a timeout) sends ``END``
+and a STATUS with a fresh nonce, and discards replies until the one carrying that nonce
+(:meth:`boards.host.Device.sync`).
+"""
+
+import enum
+import struct
+from dataclasses import dataclass
+
+from hw.layout import load_layout, result_layout
+from hw.params import AccelParams
+
+__all__ = ["END", "ESC", "ESC_END", "ESC_ESC", "PROTOCOL_VERSION", "Command", "ErrorCode",
+           "REPLY", "ERROR", "PARAMS_FORMAT", "STATUS_FORMAT", "crc16", "slip_escape",
+           "encode_frame", "Frame", "FrameError", "FrameDecoder", "LinkFormat", "Status",
+           "check_request", "ProtocolError"]
+
+END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
+PROTOCOL_VERSION = 1
+
+
+class Command(enum.IntEnum):
+    STATUS = 0x01
+    PARAMS = 0x02
+    LOAD = 0x03
+    QUERY = 0x04
+
+
+#: A reply's command byte is the request's with bit 7 set.
+REPLY = 0x80
+#: Command byte of an error reply.
+ERROR = 0xFF
+
+
+class ErrorCode(enum.IntEnum):
+    CRC = 1         # body CRC is not 0
+    COMMAND = 2     # unknown command
+    LENGTH = 3      # payload length wrong for the command
+    OVERFLOW = 4    # body longer than 1 + max_payload + 2 bytes
+    ESCAPE = 5      # ESC followed by a byte other than ESC_END / ESC_ESC
+    TRUNCATED = 6   # body shorter than 3 bytes (command + CRC)
+
+
+class ProtocolError(Exception):
+    """A reply that does not follow the protocol, or an ERROR reply where a result was due."""
+
+
+#: PARAMS reply: version, weight_bits, n, p, lanes, popcount_width, kernel_bits,
+#: threshold_frac_bits, max_steps, load_addr_bits, load_data_bits, clock_hz.
+PARAMS_FORMAT = struct.Struct("<BBHHHHBBBBHI")
+#: STATUS reply: nonce, flags, frames, errors, overruns, loads, queries.
+STATUS_FORMAT = struct.Struct("<BBHHHHH")
+
+
+def _crc_table():
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+        table.append(crc & 0xFFFF)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data, crc=0xFFFF):
+    """CRC-16/CCITT-FALSE of ``data`` (``crc16(b"123456789") == 0x29B1``)."""
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+def slip_escape(body):
+    out = bytearray()
+    for b in body:
+        if b == END:
+            out += bytes((ESC, ESC_END))
+        elif b == ESC:
+            out += bytes((ESC, ESC_ESC))
+        else:
+            out.append(b)
+    return bytes(out)
+
+
+def encode_frame(cmd, payload=b""):
+    """The wire bytes of one frame: ``END | escape(cmd | payload | crc) | END``."""
+    body = bytes((cmd,)) + bytes(payload)
+    crc = crc16(body)
+    return bytes((END,)) + slip_escape(body + bytes((crc >> 8, crc & 0xFF))) + bytes((END,))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A received frame with a good CRC (its command and payload are not validated yet)."""
+
+    cmd: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class FrameError:
+    """A received frame that failed a framing check; ``first`` is its first body byte (0 if
+    none)."""
+
+    code: ErrorCode
+    first: int
+
+
+class FrameDecoder:
+    """Byte-at-a-time receiver: the model of the hardware parser (see the module docstring).
+
+    Parameters
+    ----------
+    max_payload : int or None
+        Payload bytes beyond which a frame is an :attr:`ErrorCode.OVERFLOW`; ``None``: no limit
+        (the host side).
+    """
+
+    def __init__(self, max_payload=None):
+        self.max_body = None if max_payload is None else max_payload + 3
+        self._reset()
+
+    def _reset(self):
+        self._body = bytearray()
+        self._esc = self._bad_escape = self._overflow = False
+        self._first = None
+
+    def feed(self, data):
+        """Feed bytes; returns the list of completed :class:`Frame`/:class:`FrameError`."""
+        events = []
+        for b in bytes(data):
+            ev = self.feed_byte(b)
+            if ev is not None:
+                events.append(ev)
+        return events
+
+    def feed_byte(self, b):
+        if b == END:
+            if self._esc:
+                self._bad_escape = True
+            ev = self._finish()
+            self._reset()
+            return ev
+        if self._esc:
+            self._esc = False
+            if b == ESC_END:
+                b = END
+            elif b == ESC_ESC:
+                b = ESC
+            else:
+                self._bad_escape = True
+                return None
+        elif b == ESC:
+            self._esc = True
+            return None
+        if self._first is None:
+            self._first = b
+        if self.max_body is not None and len(self._body) >= self.max_body:
+            self._overflow = True
+        else:
+            self._body.append(b)
+        return None
+
+    def _finish(self):
+        body = bytes(self._body)
+        first = self._first if self._first is not None else 0
+        if not body and not (self._bad_escape or self._overflow):
+            return None
+        if self._overflow:
+            return FrameError(ErrorCode.OVERFLOW, first)
+        if self._bad_escape:
+            return FrameError(ErrorCode.ESCAPE, first)
+        if len(body) < 3:
+            return FrameError(ErrorCode.TRUNCATED, first)
+        if crc16(body) != 0:
+            return FrameError(ErrorCode.CRC, first)
+        return Frame(body[0], body[1:-2])
+
+
+def _nbytes(bits):
+    return (bits + 7) // 8
+
+
+@dataclass(frozen=True)
+class Status:
+    nonce: int
+    idle: bool
+    loaded: bool
+    frames: int
+    errors: int
+    overruns: int
+    loads: int
+    queries: int
+
+    @classmethod
+    def from_payload(cls, payload):
+        if len(payload) != STATUS_FORMAT.size:
+            raise ProtocolError(f"STATUS reply of {len(payload)} bytes, expected "
+                                f"{STATUS_FORMAT.size}")
+        nonce, flags, *counters = STATUS_FORMAT.unpack(payload)
+        return cls(nonce, bool(flags & 1), bool(flags & 2), *counters)
+
+    def to_payload(self):
+        flags = int(self.idle) | int(self.loaded) << 1
+        return STATUS_FORMAT.pack(self.nonce, flags, *(v & 0xFFFF for v in (
+            self.frames, self.errors, self.overruns, self.loads, self.queries)))
+
+
+class LinkFormat:
+    """Payload sizes and packing of the protocol for one accelerator configuration.
+
+    Parameters
+    ----------
+    params : AccelParams
+    clock_hz : int
+        The board's accelerator clock, reported by PARAMS (0 when unknown, e.g. simulation).
+    """
+
+    def __init__(self, params: AccelParams, clock_hz=0):
+        if not isinstance(params, AccelParams):
+            raise TypeError(f"params must be an AccelParams, not {params!r}")
+        self.params = params
+        self.clock_hz = int(clock_hz)
+        self.load_bits = load_layout(params).size
+        self.result_bits = result_layout(params).size
+        self.load_bytes = _nbytes(self.load_bits)
+        self.query_bytes = _nbytes(params.n)
+        self.result_bytes = _nbytes(self.result_bits)
+
+    @property
+    def request_lengths(self):
+        """Payload length of each command's request."""
+        return {Command.STATUS: 1, Command.PARAMS: 0, Command.LOAD: self.load_bytes,
+                Command.QUERY: self.query_bytes}
+
+    @property
+    def max_payload(self):
+        """Longest request payload: the parser's buffer holds this plus the CRC."""
+        return max(self.request_lengths.values())
+
+    # Requests ---------------------------------------------------------------------------------
+
+    def load_request(self, target, addr, data):
+        from hw.layout import pack_load
+        value = pack_load(self.params, target, addr, data)
+        return encode_frame(Command.LOAD, value.to_bytes(self.load_bytes, "little"))
+
+    def query_request(self, state):
+        return encode_frame(Command.QUERY, int(state).to_bytes(self.query_bytes, "little"))
+
+    # Replies ----------------------------------------------------------------------------------
+
+    def params_payload(self):
+        p = self.params
+        return PARAMS_FORMAT.pack(PROTOCOL_VERSION, p.weight_bits, p.n, p.p, p.lanes,
+                                  p.popcount_width, p.kernel_bits, p.threshold_frac_bits,
+                                  p.max_steps, p.load_addr_bits, p.load_data_bits,
+                                  self.clock_hz)
+
+    @staticmethod
+    def from_params_payload(payload):
+        """The :class:`LinkFormat` described by a PARAMS reply."""
+        if len(payload) != PARAMS_FORMAT.size:
+            raise ProtocolError(f"PARAMS reply of {len(payload)} bytes, expected "
+                                f"{PARAMS_FORMAT.size}")
+        (version, k, n, p, lanes, w, kb, rb, steps, addr_bits, data_bits,
+         clock_hz) = PARAMS_FORMAT.unpack(payload)
+        if version != PROTOCOL_VERSION:
+            raise ProtocolError(f"the device speaks protocol version {version}, this host "
+                                f"{PROTOCOL_VERSION}")
+        try:
+            params = AccelParams(n=n, p=p, weight_bits=k, lanes=lanes, popcount_width=w,
+                                 kernel_bits=kb, threshold_frac_bits=rb, max_steps=steps)
+        except (TypeError, ValueError) as e:
+            raise ProtocolError(f"the device reports invalid parameters: {e}") from None
+        if (params.load_addr_bits, params.load_data_bits) != (addr_bits, data_bits):
+            raise ProtocolError(f"the device's load port is {addr_bits} address and "
+                                f"{data_bits} data bits, expected {params.load_addr_bits} and "
+                                f"{params.load_data_bits}")
+        return LinkFormat(params, clock_hz)
+
+    def result_from_payload(self, payload):
+        """``(state, steps, converged)`` of a QUERY reply."""
+        from hw.layout import unpack_result
+        if len(payload) != self.result_bytes:
+            raise ProtocolError(f"QUERY reply of {len(payload)} bytes, expected "
+                                f"{self.result_bytes}")
+        return unpack_result(self.params, int.from_bytes(payload, "little"))
+
+
+def check_request(fmt: LinkFormat, frame: Frame):
+    """The :class:`ErrorCode` the executor answers a good-CRC frame with, or ``None`` if it is
+    a valid request."""
+    try:
+        cmd = Command(frame.cmd)
+    except ValueError:
+        return ErrorCode.COMMAND
+    if len(frame.payload) != fmt.request_lengths[cmd]:
+        return ErrorCode.LENGTH
+    return None

@@ -1,0 +1,196 @@
+"""cocotb testbench of :class:`boards.core.BoardCore` (UART + bridge + accelerator, no PLL or
+I/O buffers) driven through its ``rx``/``tx`` pins by the host driver itself.
+
+A UART model (:class:`UartModel`) shifts bytes in and out at the core's divisor; it is the
+transport of :class:`boards.host.Device`, which runs in a thread bridged into the simulation
+(``cocotb.task.bridge``/``resume``), so the very protocol code that talks to a board over
+pyserial is what the hardware answers here. Configuration from :mod:`boards.cosim` through
+``KHOP_BOARD_*`` environment variables.
+"""
+
+import json
+import os
+import random
+from collections import deque
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.task import bridge, resume
+from cocotb.triggers import ClockCycles, FallingEdge
+
+from boards.host import Device, check_against_model
+from boards.protocol import END, Command, encode_frame
+from model.fixed import unpack_bits
+from sim.config import load_integer_network
+
+PERIOD_NS = 10
+
+
+class UartModel:
+    """8N1 at ``divisor`` clock cycles per bit on the core's ``rx`` (driven) and ``tx``
+    (monitored) pins; ``write``/``read`` make it a host-driver transport (from a bridged
+    thread)."""
+
+    def __init__(self, dut, divisor, timeout_cycles):
+        self.dut = dut
+        self.divisor = divisor
+        self.timeout_cycles = timeout_cycles
+        self.received = deque()
+        self.bytes_in = self.bytes_out = 0
+        dut.rx.value = 1
+
+    async def send(self, data):
+        d = self.divisor
+        for byte in bytes(data):
+            for bit in [0, *((byte >> i) & 1 for i in range(8)), 1]:
+                self.dut.rx.value = bit
+                await ClockCycles(self.dut.clk, d)
+            self.bytes_out += 1
+
+    async def monitor(self):
+        d = self.divisor
+        while True:
+            await FallingEdge(self.dut.tx)
+            await ClockCycles(self.dut.clk, d // 2)
+            if int(self.dut.tx.value):
+                continue  # a glitch
+            value = 0
+            for i in range(8):
+                await ClockCycles(self.dut.clk, d)
+                value |= int(self.dut.tx.value) << i
+            await ClockCycles(self.dut.clk, d)
+            assert int(self.dut.tx.value) == 1, "bad stop bit from the board"
+            self.received.append(value)
+            self.bytes_in += 1
+
+    async def recv(self, size):
+        waited = 0
+        poll = 10 * self.divisor
+        while not self.received and waited < self.timeout_cycles:
+            await ClockCycles(self.dut.clk, poll)
+            waited += poll
+        return bytes(self.received.popleft() for _ in range(min(size, len(self.received))))
+
+    # Transport (called from the bridged host thread).
+    def write(self, data):
+        resume(self.send)(data)
+        return len(data)
+
+    def read(self, size=1):
+        return resume(self.recv)(size)
+
+    @property
+    def in_waiting(self):
+        return len(self.received)
+
+
+def _config():
+    env = os.environ
+    return {"divisor": int(env["KHOP_BOARD_DIVISOR"]),
+            "networks": [load_integer_network(p) for p in env["KHOP_BOARD_NETWORKS"].split(",")],
+            "queries": int(env.get("KHOP_BOARD_QUERIES", "20")),
+            "noise": float(env.get("KHOP_BOARD_NOISE", "0.2")),
+            "seed": int(env.get("KHOP_BOARD_SEED", "0")),
+            "summary": env.get("KHOP_BOARD_SUMMARY", "")}
+
+
+async def _start(dut, cfg):
+    Clock(dut.clk, PERIOD_NS, unit="ns").start()
+    uart = UartModel(dut, cfg["divisor"], timeout_cycles=200 * 10 * cfg["divisor"])
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 5)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 5)
+    cocotb.start_soon(uart.monitor())
+    return uart
+
+
+def _noisy(inet, count, noise, rng):
+    p, n = inet.patterns.shape
+    idx = rng.integers(0, p, size=count)
+    q = inet.patterns[idx].copy()
+    flips = int(round(noise * n))
+    for row in q:
+        row[rng.choice(n, size=flips, replace=False)] ^= 1
+    return q
+
+
+@cocotb.test()
+async def load_recall_reload_and_recover(dut):
+    """Load a network over the UART, recall noisy queries, reload another network, then survive
+    garbage and corrupted frames; every result equals the integer model."""
+    cfg = _config()
+    uart = await _start(dut, cfg)
+    rng = np.random.default_rng(cfg["seed"])
+    summary = {"phases": []}
+
+    def host():
+        dev = Device(transport=uart)
+        params = dev.params()
+        st0 = dev.status()
+        assert not st0.loaded and st0.errors == 0, st0
+        for k, inet in enumerate(cfg["networks"]):
+            writes = dev.load(inet)
+            queries = _noisy(inet, cfg["queries"], cfg["noise"], rng)
+            fig = check_against_model(dev, inet, queries)
+            assert fig["mismatches"] == 0, (
+                f"network {k}: {fig['mismatches']} of {fig['queries']} results differ from the "
+                f"integer model, first query {fig['first_mismatch']} (seed {cfg['seed']})")
+            summary["phases"].append({"network": k, "writes": writes,
+                                      "queries": fig["queries"], "mismatches": 0})
+        # Garbage and corrupted frames, then resynchronisation.
+        grng = random.Random(cfg["seed"])
+        garbage = bytes(grng.choice([END, 0xDB, grng.randrange(256)]) for _ in range(64))
+        uart.write(garbage)
+        uart.write(encode_frame(Command.QUERY, b"\x00"))     # wrong length
+        uart.write(encode_frame(0x55, b"\x01\x02"))           # unknown command
+        corrupt = bytearray(encode_frame(Command.PARAMS))
+        corrupt[1] ^= 0x40
+        uart.write(bytes(corrupt))
+        st = dev.sync()
+        assert st.errors >= 2, st
+        inet = cfg["networks"][-1]
+        queries = _noisy(inet, 5, cfg["noise"], rng)
+        fig = check_against_model(dev, inet, queries)
+        assert fig["mismatches"] == 0, "wrong results after garbage"
+        st = dev.status()
+        summary["phases"].append({"recovery": True, "queries": fig["queries"],
+                                  "mismatches": 0, "errors": st.errors,
+                                  "overruns": st.overruns})
+        summary["status"] = {"frames": st.frames, "errors": st.errors, "loads": st.loads,
+                             "queries": st.queries, "overruns": st.overruns}
+        summary["params"] = params.as_dict()
+
+    await bridge(host)()
+    summary["bytes_to_board"] = uart.bytes_out
+    summary["bytes_from_board"] = uart.bytes_in
+    if cfg["summary"]:
+        with open(cfg["summary"], "w") as f:
+            json.dump(summary, f, indent=1)
+
+
+@cocotb.test()
+async def state_bits_past_n_are_ignored(dut):
+    """A query whose padding bits (past n in its last byte) are set gives the same result as
+    the same query with them clear."""
+    cfg = _config()
+    uart = await _start(dut, cfg)
+
+    def host():
+        dev = Device(transport=uart)
+        inet = cfg["networks"][0]
+        dev.load(inet)
+        n = inet.n
+        fmt = dev.link_format()
+        q = inet.patterns[0]
+        packed = int.from_bytes(np.packbits(q, bitorder="little").tobytes(), "little")
+        pad = ((1 << (8 * fmt.query_bytes)) - 1) ^ ((1 << n) - 1)
+        a = dev.recall_one(packed)
+        if pad:
+            b = dev.recall_one(packed | pad)
+            assert a == b, (a, b)
+        ref = inet.retrieve(unpack_bits([packed], n))
+        assert a[1] == int(np.asarray(ref.steps).reshape(-1)[0])
+
+    await bridge(host)()

@@ -1,0 +1,159 @@
+"""Board builds: the resource estimate, the report parsers, the command line, and (marked
+``synth``) real Yosys/nextpnr runs through YoWASP."""
+
+import json
+
+import pytest
+
+from boards.build import (
+    BuildError,
+    build_board,
+    estimate,
+    parse_nextpnr_utilisation,
+    parse_yosys_stats,
+)
+from boards.pll import ecp5_pll, ice40_pll
+from boards.spram import check_spram_fit
+from boards.top import board_params, get_board
+from hw.params import AccelParams
+from khop.cli import main
+from model.netfile import Network, save_network
+
+RIDGE = AccelParams(100, 300, 2, 16)
+
+
+def test_unsupported_board_lists_the_allowed_ones():
+    with pytest.raises(ValueError, match="unsupported board 'de10'; choose one of "
+                                         "icebreaker, ulx3s-85f"):
+        get_board("de10")
+
+
+def test_estimate_ridge_on_icebreaker_puts_weights_in_spram():
+    est = estimate("icebreaker", RIDGE)
+    # patterns 300 x 100 bits: 13 block RAMs in 512 x 8 mode; LUT 101 x 16: 1.
+    assert (est["bram"], est["spram"], est["short"]) == (14, 2, [])
+    assert est["accumulator_ffs"] == 7 * 16 * 25
+
+
+def test_estimate_says_which_resource_is_short_and_by_how_much():
+    big = AccelParams(1000, 3000, 2, 16)
+    est = estimate("icebreaker", big)
+    text = " ".join(est["short"])
+    assert "block RAM" in text and "SPRAM" in text and "flip-flops" in text
+    assert f"({est['bram'] - 30} short)" in text
+    with pytest.raises(ValueError, match=r"needs \d+ SPRAM blocks, the UP5K has 4"):
+        check_spram_fit(big)
+
+
+def test_build_refuses_before_running_when_the_estimate_is_short(tmp_path):
+    with pytest.raises(BuildError, match="does not fit the iCEBreaker.*block RAM"):
+        build_board("icebreaker", AccelParams(1000, 3000, 2, 16), tmp_path, run=False)
+
+
+def test_plls_match_icepll_and_ecppll():
+    pll = ice40_pll(12e6, 30e6)      # icepll -i 12 -o 30: DIVR 0, DIVF 79, DIVQ 5, FILTER 1
+    assert (pll.divr, pll.divf, pll.divq, pll.filter_range, pll.f_out) == (0, 79, 5, 1, 30e6)
+    pll = ecp5_pll(25e6, 75e6)       # ecppll -i 25 -o 75: CLKI 1, CLKFB 3, CLKOP 8
+    assert (pll.clki_div, pll.clkfb_div, pll.clkop_div, pll.f_out) == (1, 3, 8, 75e6)
+    with pytest.raises(ValueError, match="16..275 MHz"):
+        ice40_pll(12e6, 5e6)
+
+
+def test_board_params_defaults():
+    p = board_params("icebreaker", 100, 300)
+    assert (p.lanes, p.popcount_width, p.kernel_bits) == (8, 8, 12)
+    assert p.chunks == p.blocks     # the narrow popcount costs no cycles
+    assert board_params("ulx3s-85f", 256, 768).lanes == 32
+
+
+YOSYS_LOG = """
+=== design hierarchy ===
+
+   Number of cells:               8468
+     SB_CARRY                     1268
+     SB_DFF                        111
+     SB_DFFE                       122
+     SB_DFFESR                    3407
+     SB_LUT4                      3524
+     SB_RAM40_4K                    14
+     SB_SPRAM256KA                   2
+"""
+
+NEXTPNR_LOG = """
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:    6668/   5280   126%
+Info: 	        ICESTORM_RAM:      14/     30    46%
+"""
+
+
+def test_parsers():
+    assert parse_yosys_stats(YOSYS_LOG, "ice40") == {"luts": 3524, "carries": 1268,
+                                                     "ffs": 3640, "bram": 14, "spram": 2}
+    assert parse_nextpnr_utilisation(NEXTPNR_LOG) == {"ICESTORM_LC": (6668, 5280),
+                                                      "ICESTORM_RAM": (14, 30)}
+
+
+@pytest.fixture(scope="module")
+def ridge_file(tmp_path_factory):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    patterns = np.where(rng.random((300, 100)) < 0.5, -1, 1).astype(np.int8)
+    path = tmp_path_factory.mktemp("net") / "net.npz"
+    save_network(path, Network(patterns=patterns, alpha=rng.normal(0, 2.5, (300, 100)),
+                               gamma=0.02, training={}, loss_history=np.zeros(1)))
+    return path
+
+
+def test_cli_build_unknown_board_is_one_line_error(ridge_file, capsys):
+    assert main(["build", str(ridge_file), "--board", "de10"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "invalid choice: 'de10'" in err[0] and "icebreaker" in err[0]
+
+
+def test_cli_build_generate_only_writes_the_scripts(ridge_file, tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(["build", str(ridge_file), "--board", "icebreaker", "-o", str(out),
+                 "--generate-only"]) == 0
+    assert (out / "khop_board.il").exists() and (out / "build_khop_board.sh").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert report["params"]["lanes"] == 8 and report["estimate"]["short"] == []
+    assert "icebreaker" in capsys.readouterr().out
+
+
+def test_cli_build_too_big_names_the_short_resource(tmp_path, capsys):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    path = tmp_path / "big.npz"
+    save_network(path, Network(patterns=np.ones((3000, 1000), dtype=np.int8),
+                               alpha=rng.normal(0, 1, (3000, 1000)), gamma=0.002,
+                               training={}, loss_history=np.zeros(1)))
+    assert main(["build", str(path), "--board", "icebreaker", "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "short)" in err and "SPRAM" in err
+
+
+def test_cli_run_against_the_emulator(ridge_file, capsys):
+    assert main(["run", str(ridge_file), "--port", "emulated", "--emulate-lanes", "16",
+                 "--queries", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "5 queries" in out and "0 differ from the integer model" in out
+
+
+def test_cli_run_missing_port_is_one_line_error(ridge_file, capsys):
+    assert main(["run", str(ridge_file), "--port", "/dev/nonexistent-khop"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/dev/nonexistent-khop" in err
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("board, params, min_mhz", [
+    # The ridge network (about 1 minute), and N=256, P=768 on the ECP5 (about 5 minutes).
+    ("icebreaker", board_params("icebreaker", 100, 300), 15.0),
+    ("ulx3s-85f", board_params("ulx3s-85f", 256, 768), 40.0),
+])
+def test_synthesis_places_routes_and_packs(board, params, min_mhz, tmp_path):
+    r = build_board(board, params, tmp_path / board)
+    assert r["ok"] and r["bitstream"]
+    assert r["synthesis"]["spram"] == (1 if board == "icebreaker" else 0)
+    assert r["fmax_mhz"] >= min_mhz
+    assert (tmp_path / board / "report.txt").read_text().startswith(board)

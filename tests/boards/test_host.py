@@ -1,0 +1,108 @@
+"""The host driver against the device emulator (the bridge's executable specification)."""
+
+import numpy as np
+import pytest
+
+from boards.emulator import EmulatedDevice
+from boards.host import Device, DeviceError, LinkError, check_against_model
+from boards.protocol import END, Command, ErrorCode, encode_frame
+from model.fixed import FixedConfig, integer_network, to_bits
+from model.kernel import random_patterns
+from model.metrics import noisy_queries
+from sim.runner import params_for
+
+
+def _network(seed, n=24, p=30):
+    rng = np.random.default_rng(seed)
+    patterns = random_patterns(rng, n, p)
+    alpha = rng.normal(0, 2.5, size=(p, n))
+    return integer_network(patterns, alpha, 0.05, FixedConfig()), patterns
+
+
+@pytest.fixture
+def setup():
+    inet, patterns = _network(1)
+    params = params_for(inet, lanes=8)
+    return EmulatedDevice(params, clock_hz=12_000_000), inet, patterns
+
+
+def test_params_and_status(setup):
+    emu, inet, _ = setup
+    dev = Device(transport=emu)
+    assert dev.params() == emu.params and dev.clock_hz == 12_000_000
+    st = dev.status()
+    assert st.idle and not st.loaded and st.frames == 2 and st.errors == 0
+
+
+def test_load_then_recall_equals_the_integer_model(setup):
+    emu, inet, patterns = setup
+    dev = Device(transport=emu)
+    writes = dev.load(inet)
+    assert writes == emu.params.pattern_depth + emu.params.weight_depth + emu.params.lut_depth + 1
+    queries, _ = noisy_queries(patterns, 0.2, 10, np.random.default_rng(0))
+    figures = check_against_model(dev, inet, to_bits(queries))
+    assert figures["mismatches"] == 0 and figures["queries"] == 10
+    assert dev.status().loaded
+
+
+def test_a_network_of_the_wrong_shape_is_refused(setup):
+    emu, _, _ = setup
+    other, _ = _network(2, n=20)
+    with pytest.raises(LinkError, match="does not fit"):
+        Device(transport=emu).load(other)
+
+
+def test_error_replies_raise_device_error(setup):
+    emu, _, _ = setup
+    dev = Device(transport=emu)
+    with pytest.raises(DeviceError, match="COMMAND") as e:
+        dev.request(0x42)
+    assert e.value.code == ErrorCode.COMMAND
+    with pytest.raises(DeviceError, match="LENGTH"):
+        dev.request(Command.QUERY, b"\x00")
+
+
+def test_sync_after_garbage(setup):
+    emu, _, _ = setup
+    dev = Device(transport=emu)
+    emu.write(bytes(range(256)) + bytes((END, 0x12)))
+    st = dev.sync()
+    assert st.errors >= 1
+    assert dev.status().nonce == (st.nonce + 1) & 0xFF
+
+
+def test_timeout_is_a_link_error():
+    class Silent:
+        def write(self, data):
+            return len(data)
+
+        def read(self, size=1):
+            return b""
+
+    with pytest.raises(LinkError, match="timeout"):
+        Device(transport=Silent()).status()
+
+
+def test_open_missing_port_is_one_clear_error():
+    with pytest.raises(LinkError, match="/dev/nonexistent-khop"):
+        Device("/dev/nonexistent-khop")
+
+
+def test_wrong_reply_is_detected(setup):
+    emu, _, _ = setup
+
+    class Mixed:
+        def __init__(self):
+            self.sent = False
+
+        def write(self, data):
+            return len(data)
+
+        def read(self, size=1):
+            if self.sent:
+                return b""
+            self.sent = True
+            return encode_frame(Command.PARAMS | 0x80, b"")
+
+    with pytest.raises(LinkError, match="reply 0x82 to command 0x01"):
+        Device(transport=Mixed()).status()
