@@ -21,6 +21,7 @@ from model.retrieval import DEFAULT_MAX_STEPS
 from model.train import train_network
 
 from . import bench, demo
+from .argtypes import fraction, int_in
 from .progress import training_progress
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -33,32 +34,6 @@ class UsageError(KhopError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-# Option types: their messages become "argument --x: <message>".
-
-def _int_in(lo, hi=None):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
-        if value < lo or (hi is not None and value > hi):
-            allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-            raise argparse.ArgumentTypeError(f"must be an integer {allowed}, not {value}")
-        return value
-    parse.__name__ = "integer"
-    return parse
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], not {value}")
-    return value
 
 
 def _checked(factory, **kwargs):
@@ -81,18 +56,18 @@ def add_train(subparsers):
              "Train the dual weights of a kernel Hopfield network on random bipolar patterns "
              "(full-batch gradient descent from A = 0, all neurons at once) and save it as a "
              "network file.")
-    p.add_argument("-N", "--neurons", dest="n", type=_int_in(2), default=100,
+    p.add_argument("-N", "--neurons", dest="n", type=int_in(2), default=100,
                    help="number of neurons (pattern width)")
-    p.add_argument("-P", "--patterns", dest="p", type=_int_in(1), default=300,
+    p.add_argument("-P", "--patterns", dest="p", type=int_in(1), default=300,
                    help="number of stored random patterns")
     p.add_argument("--gamma", type=float, default=0.02,
                    help="RBF kernel width: K = exp(-gamma ||x - y||^2)")
-    p.add_argument("--seed", type=_int_in(0), default=42,
+    p.add_argument("--seed", type=int_in(0), default=42,
                    help="seed of numpy.random.default_rng drawing the patterns")
     p.add_argument("--eta", type=float, default=0.1, help="learning rate")
     p.add_argument("--lam", "--lambda", dest="lam", type=float, default=0.01,
                    help="L2 (RKHS norm) regularization strength")
-    p.add_argument("--epochs", type=_int_in(1), default=300, help="maximum number of epochs")
+    p.add_argument("--epochs", type=int_in(1), default=300, help="maximum number of epochs")
     p.add_argument("--gradient", choices=GRADIENTS, default="exact",
                    help="exact gradient K (sigmoid(H) - Y + lambda A), or the functional form "
                         "without the leading K")
@@ -130,13 +105,13 @@ def add_eval(subparsers):
              "Bit accuracy, stability margin, bit-wise recall accuracy and exact recall of the "
              "float network and of its BITS-bit quantization, on the same noisy queries.")
     p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
-    p.add_argument("--bits", type=_int_in(1, 16), default=2,
+    p.add_argument("--bits", type=int_in(1, 16), default=2,
                    help="weight bits, 1..16 (1: sign relative to the median)")
-    p.add_argument("--noise", type=_fraction, default=0.2,
+    p.add_argument("--noise", type=fraction, default=0.2,
                    help="fraction of bits flipped in each query")
-    p.add_argument("--queries", type=_int_in(1), default=300, help="number of noisy queries")
-    p.add_argument("--seed", type=_int_in(0), default=0, help="seed of the noisy queries")
-    p.add_argument("--max-steps", type=_int_in(1, 255), default=DEFAULT_MAX_STEPS,
+    p.add_argument("--queries", type=int_in(1), default=300, help="number of noisy queries")
+    p.add_argument("--seed", type=int_in(0), default=0, help="seed of the noisy queries")
+    p.add_argument("--max-steps", type=int_in(1, 255), default=DEFAULT_MAX_STEPS,
                    help="retrieval step limit")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object instead of a table")
@@ -216,14 +191,14 @@ def cmd_bench(args):
 # khop verilog
 
 def _add_hw_options(p, lanes_default=16):
-    p.add_argument("--bits", type=_int_in(1, 4), default=2, help="weight bits, 1..4")
-    p.add_argument("--lanes", type=_int_in(1), default=lanes_default,
+    p.add_argument("--bits", type=int_in(1, 4), default=2, help="weight bits, 1..4")
+    p.add_argument("--lanes", type=int_in(1), default=lanes_default,
                    help="MAC lanes: neurons accumulated in parallel, 1..N")
-    p.add_argument("--popcount-width", type=_int_in(1), default=None,
+    p.add_argument("--popcount-width", type=int_in(1), default=None,
                    help="bits of the XNOR/popcount per cycle, 1..N; None means N")
-    p.add_argument("--kernel-bits", type=_int_in(2, 24), default=16,
+    p.add_argument("--kernel-bits", type=int_in(2, 24), default=16,
                    help="width of the kernel lookup-table entries")
-    p.add_argument("--max-steps", type=_int_in(1, 255), default=DEFAULT_MAX_STEPS,
+    p.add_argument("--max-steps", type=int_in(1, 255), default=DEFAULT_MAX_STEPS,
                    help="retrieval step limit of the hardware")
 
 
@@ -277,12 +252,12 @@ def add_precision(subparsers):
              "float BITS-bit model: bit accuracy, noisy recall, and the fraction of decisions "
              "that differ.")
     p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
-    p.add_argument("--bits", type=_int_in(1, 4), default=2, help="weight bits, 1..4")
+    p.add_argument("--bits", type=int_in(1, 4), default=2, help="weight bits, 1..4")
     p.add_argument("--kernel-bits", default="8:20",
                    help="kernel_bits values: a range LO:HI (inclusive) or a comma list")
-    p.add_argument("--noise", type=_fraction, default=0.2, help="fraction of bits flipped")
-    p.add_argument("--queries", type=_int_in(1), default=300, help="number of noisy queries")
-    p.add_argument("--seed", type=_int_in(0), default=0, help="seed of the noisy queries")
+    p.add_argument("--noise", type=fraction, default=0.2, help="fraction of bits flipped")
+    p.add_argument("--queries", type=int_in(1), default=300, help="number of noisy queries")
+    p.add_argument("--seed", type=int_in(0), default=0, help="seed of the noisy queries")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_precision)
 
@@ -333,15 +308,15 @@ def add_paper(subparsers):
              "OUT/results.json (every number, per trial) and OUT/REPORT.md (the paper's claim, "
              "our figure as mean +- std over trials, agree or deviate and why).")
     p.add_argument("-o", "--out", default="build/paper", help="output directory")
-    p.add_argument("--trials", type=_int_in(1), default=None,
+    p.add_argument("--trials", type=int_in(1), default=None,
                    help="trials (seeds) per experiment; None means 10, or 2 with --quick")
     p.add_argument("--quick", action="store_true",
                    help="fewer trials, random states, queries and grid points (same N)")
-    p.add_argument("--jobs", type=_int_in(1), default=2,
+    p.add_argument("--jobs", type=int_in(1), default=2,
                    help="worker processes (each with one BLAS thread when more than 1)")
-    p.add_argument("--seed", type=_int_in(0), default=42, help="seed of the first trial")
+    p.add_argument("--seed", type=int_in(0), default=42, help="seed of the first trial")
     # Test-only: a smaller network (kernel widths scaled by 100 / N, see model.experiments).
-    p.add_argument("--n", type=_int_in(8), default=None, help=argparse.SUPPRESS)
+    p.add_argument("--n", type=int_in(8), default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_paper)
 
 
@@ -374,17 +349,17 @@ def add_build(subparsers):
     p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
     p.add_argument("--board", required=True, choices=sorted(BOARDS),
                    help="target board")
-    p.add_argument("--bits", type=_int_in(1, 4), default=2, help="weight bits, 1..4")
-    p.add_argument("--lanes", type=_int_in(1), default=None,
+    p.add_argument("--bits", type=int_in(1, 4), default=2, help="weight bits, 1..4")
+    p.add_argument("--lanes", type=int_in(1), default=None,
                    help="MAC lanes, 1..N; None means the board's default (icebreaker 8, "
                         "ulx3s-85f 32)")
-    p.add_argument("--popcount-width", type=_int_in(1), default=None,
+    p.add_argument("--popcount-width", type=int_in(1), default=None,
                    help="bits of the XNOR/popcount per cycle, 1..N; None means the narrowest "
                         "that costs no cycles, ceil(N / ceil(N / lanes))")
-    p.add_argument("--kernel-bits", type=_int_in(2, 24), default=None,
+    p.add_argument("--kernel-bits", type=int_in(2, 24), default=None,
                    help="width of the kernel lookup-table entries; None means the board's "
                         "default (icebreaker 12, ulx3s-85f 16)")
-    p.add_argument("--max-steps", type=_int_in(1, 255), default=DEFAULT_MAX_STEPS,
+    p.add_argument("--max-steps", type=int_in(1, 255), default=DEFAULT_MAX_STEPS,
                    help="retrieval step limit of the hardware")
     p.add_argument("--clock-mhz", type=float, default=None,
                    help="accelerator clock made by the PLL; None means the board's default")
@@ -423,15 +398,15 @@ def add_run(subparsers):
              "Exit status 1 when any result differs.")
     p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
     p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB1")
-    p.add_argument("--baud", type=_int_in(1200), default=115200, help="UART baud rate")
+    p.add_argument("--baud", type=int_in(1200), default=115200, help="UART baud rate")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply")
-    p.add_argument("--queries", type=_int_in(1), default=100, help="number of noisy queries")
-    p.add_argument("--noise", type=_fraction, default=0.2,
+    p.add_argument("--queries", type=int_in(1), default=100, help="number of noisy queries")
+    p.add_argument("--noise", type=fraction, default=0.2,
                    help="fraction of the bits flipped in each query")
-    p.add_argument("--seed", type=_int_in(0), default=0, help="seed of the noisy queries")
+    p.add_argument("--seed", type=int_in(0), default=0, help="seed of the noisy queries")
     # Test only: talk to the device emulator instead of a serial port (lanes of the emulated
     # hardware).
-    p.add_argument("--emulate-lanes", type=_int_in(1), default=None, help=argparse.SUPPRESS)
+    p.add_argument("--emulate-lanes", type=int_in(1), default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
 

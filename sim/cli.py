@@ -10,6 +10,7 @@ any result differs from the integer model or misses the cycle model. Errors a us
 import argparse
 import json
 
+from khop.argtypes import fraction, int_in
 from model.errors import ParameterError
 
 from .config import FLOWS, SCENARIOS
@@ -19,28 +20,6 @@ from .tools import SIMULATORS
 __all__ = ["add_cosim_command", "cmd_cosim", "format_summary"]
 
 
-def _int_in(lo, hi=None):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
-        if value < lo or (hi is not None and value > hi):
-            allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-            raise argparse.ArgumentTypeError(f"must be an integer {allowed}, not {value}")
-        return value
-    parse.__name__ = "integer"
-    return parse
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], not {value}")
-    return value
 
 
 def _names(allowed, what):
@@ -66,15 +45,15 @@ def add_cosim_command(subparsers):
                     "the cycle model. Exit status 1 when any result differs.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
-    p.add_argument("--bits", type=_int_in(1, 4), default=2, help="weight bits, 1..4")
-    p.add_argument("--lanes", type=_int_in(1), default=16,
+    p.add_argument("--bits", type=int_in(1, 4), default=2, help="weight bits, 1..4")
+    p.add_argument("--lanes", type=int_in(1), default=16,
                    help="neurons accumulated in parallel (1..N)")
-    p.add_argument("--popcount-width", type=_int_in(1), default=None,
+    p.add_argument("--popcount-width", type=int_in(1), default=None,
                    help="bits of the distance popcount per cycle (1..N); unset: N")
-    p.add_argument("--queries", type=_int_in(1), default=300, help="number of noisy queries")
-    p.add_argument("--noise", type=_fraction, default=0.2,
+    p.add_argument("--queries", type=int_in(1), default=300, help="number of noisy queries")
+    p.add_argument("--noise", type=fraction, default=0.2,
                    help="fraction of bits flipped in each query")
-    p.add_argument("--seed", type=_int_in(0), default=0,
+    p.add_argument("--seed", type=int_in(0), default=0,
                    help="seed of the queries, idle cycles and backpressure")
     p.add_argument("--sim", choices=SIMULATORS, default=None,
                    help="simulator; unset: $SIM, else verilator")
