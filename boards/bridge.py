@@ -14,6 +14,7 @@ Protocol: :mod:`boards.protocol` (SLIP framing, CRC-16/CCITT-FALSE); its Python 
 
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.layout import load_layout, result_layout
@@ -303,14 +304,20 @@ class Bridge(wiring.Component):
                                           self.i_result.payload.as_value())),
                              reply_len.eq(1 + kinds["result"])]
 
-        # The reply bytes reach the encoder through a register slice: the wide reply
-        # multiplexer and the encoder's escape and CRC logic are in different cycles.
+        # The reply bytes reach the encoder through a register slice and a two-entry FIFO: the
+        # wide reply multiplexer, the encoder's escape and CRC logic and the FSM below are in
+        # different cycles, and no ready signal runs combinationally from the encoder to here.
+        m.submodules.reply_fifo = fifo = SyncFIFO(width=9, depth=2)
+        m.d.comb += [encoder.i_byte.valid.eq(fifo.r_rdy),
+                     encoder.i_byte.payload.eq(fifo.r_data),
+                     fifo.r_en.eq(encoder.i_byte.ready)]
         index = Signal(range(reply_bytes + 1))
         sending = Signal()
-        tx = encoder.i_byte
-        with m.If(~tx.valid | tx.ready):
-            m.d.sync += [tx.valid.eq(sending), tx.payload.data.eq(reply.word_select(index, 8)),
-                         tx.payload.last.eq(index == reply_len - 1)]
+        tx_valid, tx_data, tx_last = Signal(), Signal(8), Signal()
+        m.d.comb += [fifo.w_en.eq(tx_valid), fifo.w_data.eq(Cat(tx_data, tx_last))]
+        with m.If(~tx_valid | fifo.w_rdy):
+            m.d.sync += [tx_valid.eq(sending), tx_data.eq(reply.word_select(index, 8)),
+                         tx_last.eq(index == reply_len - 1)]
             with m.If(sending):
                 m.d.sync += index.eq(index + 1)
 
@@ -363,8 +370,8 @@ class Bridge(wiring.Component):
                 with m.If(self.i_result.valid):
                     m.next = "SEND"
             with m.State("SEND"):
-                m.d.comb += sending.eq(~(tx.valid & tx.payload.last))
-                with m.If(tx.valid & tx.ready & tx.payload.last):
+                m.d.comb += sending.eq(~(tx_valid & tx_last))
+                with m.If(tx_valid & fifo.w_rdy & tx_last):
                     m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += [parser.o_frame.ready.eq(1),

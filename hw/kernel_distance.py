@@ -29,11 +29,13 @@ class KernelDistance(wiring.Component):
     (which must stay constant until the sweep ends); the unit reads ``chunks`` pattern words per
     pattern, ``popcount_width`` bits each, and emits ``p`` kernel values on ``o_kernel``.
 
-    Pipeline: issue read (A) -> popcount and distance accumulate, lookup-table read (B) ->
-    ``o_kernel`` (the lookup-table read port is the output register). The whole pipeline
-    advances when ``~o_kernel.valid | o_kernel.ready``, so backpressure stalls it without loss.
+    Pipeline: issue read (A) -> register the word XOR the state (X) -> register its popcount (C)
+    -> accumulate the distance, lookup-table read (B) -> ``o_kernel`` (the lookup-table read port
+    is the output register). No stage holds more than one adder tree or one memory output, so
+    the block-RAM outputs and the popcount never share a cycle. The whole pipeline advances when
+    ``~o_kernel.valid | o_kernel.ready``, so backpressure stalls it without loss.
 
-    Latency: the first kernel is valid ``chunks + 2`` cycles after ``i_start``; then one kernel
+    Latency: the first kernel is valid ``chunks + 4`` cycles after ``i_start``; then one kernel
     per ``chunks`` cycles when not stalled.
 
     Parameters
@@ -77,7 +79,7 @@ class KernelDistance(wiring.Component):
     @property
     def latency(self):
         """Cycles from ``i_start`` to the first valid kernel."""
-        return self._params.chunks + 2
+        return self._params.chunks + 4
 
     @property
     def cycles_per_kernel(self):
@@ -126,21 +128,36 @@ class KernelDistance(wiring.Component):
         with m.If(advance):
             m.d.sync += [a_valid.eq(issue), a_last.eq(chunk == chunks - 1), a_chunk.eq(chunk)]
 
-        # Stage B: popcount of the chunk against the state, distance accumulation, LUT read.
+        # Stage X: the pattern word XOR the matching chunk of the state.
         state = Cat(self.i_state, Const(0, chunks * width - prm.n))
         state_chunk = state.word_select(a_chunk, width) if chunks > 1 else state
+        x_valid = Signal()
+        x_last = Signal()
+        x_word = Signal(width)
+        with m.If(advance):
+            m.d.sync += [x_valid.eq(a_valid), x_last.eq(a_last),
+                         x_word.eq(self.patterns.data ^ state_chunk)]
+
+        # Stage C: its popcount.
+        c_valid = Signal()
+        c_last = Signal()
+        c_count = Signal(range(width + 1))
+        with m.If(advance):
+            m.d.sync += [c_valid.eq(x_valid), c_last.eq(x_last), c_count.eq(popcount(x_word))]
+
+        # Stage B: distance accumulation and the lookup-table read.
         dist_acc = Signal(prm.distance_bits)
         dist = Signal(prm.distance_bits)
         m.d.comb += [
-            dist.eq(dist_acc + popcount(self.patterns.data ^ state_chunk)),
+            dist.eq(dist_acc + c_count),
             lut_rd.addr.eq(dist),
             lut_rd.en.eq(advance),
         ]
         b_valid = Signal()
         with m.If(advance):
-            m.d.sync += b_valid.eq(a_valid & a_last)
-            with m.If(a_valid):
-                m.d.sync += dist_acc.eq(Mux(a_last, 0, dist))
+            m.d.sync += b_valid.eq(c_valid & c_last)
+            with m.If(c_valid):
+                m.d.sync += dist_acc.eq(Mux(c_last, 0, dist))
 
         # Output: the lookup-table read port holds the kernel while stalled (en = advance).
         m.d.comb += [self.o_kernel.valid.eq(b_valid), self.o_kernel.payload.eq(lut_rd.data)]

@@ -32,7 +32,11 @@ class MacArray(wiring.Component):
     accumulators of neurons ``b*L .. b*L+L-1`` (zeros past n), each beat clearing its word.
     ``o_sum_k`` holds ``S_K`` from the first drain beat until the next ``i_start``.
 
-    Cycles: a kernel is accepted every ``blocks`` cycles when available; the drain starts 2
+    Pipeline: issue a weight-word read (1) -> register the ``lanes`` products ``q * K_mu`` (2) ->
+    add them into the ring head and rotate (3), so a memory output and an accumulator adder never
+    share a cycle.
+
+    Cycles: a kernel is accepted every ``blocks`` cycles when available; the drain starts 3
     cycles after the issue of the last weight word.
 
     Parameters
@@ -93,6 +97,10 @@ class MacArray(wiring.Component):
         # Stage 1: the weight word issued last cycle and the kernel that goes with it.
         v1 = Signal()
         k1 = Signal(prm.kernel_bits)
+        # Stage 2: the products of that word's codes with the kernel.
+        v2 = Signal()
+        product_bits = prm.kernel_bits + k
+        products = Signal(data.ArrayLayout(product_bits, lanes))
 
         def rotate(new_head):
             m.d.sync += [ring[j].eq(ring[j + 1]) for j in range(blocks - 1)]
@@ -123,18 +131,22 @@ class MacArray(wiring.Component):
                 with m.If(have_k):
                     m.d.sync += [addr.eq(addr + 1),
                                  block.eq(Mux(block == blocks - 1, 0, block + 1))]
+                m.d.sync += v2.eq(v1)
                 with m.If(v1):
                     codes = data.View(data.ArrayLayout(k, lanes), self.weights.data)
+                    m.d.sync += [products[lane].eq(shift_add(codes[lane], k1))
+                                 for lane in range(lanes)]
+                with m.If(v2):
                     new_head = Signal(data.ArrayLayout(prm.acc_bits, lanes))
-                    m.d.comb += [new_head[lane].eq(head[lane] + shift_add(codes[lane], k1))
+                    m.d.comb += [new_head[lane].eq(head[lane] + products[lane])
                                  for lane in range(lanes)]
                     rotate(new_head.as_value())
-                with m.If((accepted == prm.p) & ~have_k):
+                with m.If((accepted == prm.p) & ~have_k & ~v1):
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
                 m.d.comb += [self.o_sums.valid.eq(1), self.o_sums.payload.eq(ring[0])]
-                m.d.sync += v1.eq(0)
+                m.d.sync += [v1.eq(0), v2.eq(0)]
                 with m.If(self.o_sums.ready):
                     rotate(0)
                     m.d.sync += block.eq(Mux(block == blocks - 1, 0, block + 1))

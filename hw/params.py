@@ -177,12 +177,12 @@ class AccelParams:
     def cycles_per_step(self):
         """Exact cycles of one retrieval step without backpressure (see :mod:`hw.sign_update`).
 
-        ``START`` (1) + distance pipeline fill (``chunks + 2``) + ``p`` patterns of
-        ``cycles_per_pattern`` + MAC tail (2) + threshold multiply (``threshold_bits``) +
-        sign update (``blocks``).
+        ``START`` (1) + distance pipeline fill (``chunks + 4``) + ``p`` patterns of
+        ``cycles_per_pattern`` + MAC tail (3) + threshold multiply (``threshold_bits``) +
+        ``PREPARE`` (1) + sign update (``blocks`` + 2).
         """
-        return (1 + self.chunks + 2 + (self.p - 1) * self.cycles_per_pattern + self.blocks
-                + 2 + self.threshold_bits + self.blocks)
+        return (1 + self.chunks + 4 + (self.p - 1) * self.cycles_per_pattern + self.blocks
+                + 3 + self.threshold_bits + 1 + self.blocks + 2)
 
     def cycles_per_query(self, steps):
         """Clock edges from the one that transfers a query to the first with its result valid."""

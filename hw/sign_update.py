@@ -1,6 +1,6 @@
 """The sign-update FSM: owns the state, runs the steps, decides convergence, emits results."""
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,11 +25,18 @@ class SignUpdate(wiring.Component):
     keeps its value on a tie; neurons past n stay 0. The state register rotates by ``lanes`` bits
     per beat, so beat b always meets neurons ``b*L ..`` in the low bits.
 
+    For timing, the update is a two-stage pipeline. ``PREPARE`` turns ``theta`` into
+    ``floor(theta / 2^R)`` and ``ceil(theta / 2^R)`` once per step, so that ``T_i * 2^R > theta``
+    is ``T_i > floor`` and ``T_i * 2^R < theta`` is ``T_i < ceil``: compares as wide as ``T``, not
+    ``R`` bits wider. Stage 1 registers the two compares of every lane of a beat; stage 2, a cycle
+    later, applies them to the state; a cycle after the last beat's stage 2, the step is decided
+    from registered flags.
+
     After a step: unchanged state -> converged; else after ``max_steps`` steps -> not converged;
     else the next step. ``o_result`` then presents ``{state, steps, converged}`` until accepted.
 
     Cycles per step without backpressure (with the unit latencies of :mod:`hw.params`):
-    ``1 (START) + wait for the first sum beat + threshold_bits + blocks``.
+    ``1 (START) + wait for the first sum beat + threshold_bits + 1 (PREPARE) + blocks + 2``.
 
     Members
     -------
@@ -78,6 +85,7 @@ class SignUpdate(wiring.Component):
 
         state = Signal(blocks * lanes)     # rotates by `lanes` bits per update beat
         steps = Signal(8)
+        last_step = Signal()               # this step is the max_steps-th
         converged = Signal()
         changed = Signal()
         beat = Signal(range(blocks))
@@ -86,6 +94,18 @@ class SignUpdate(wiring.Component):
         theta = Signal(signed(prm.product_bits))
         r_shift = Signal(prm.threshold_bits)
         mul_count = Signal(range(prm.threshold_bits + 1))
+
+        # T_i * 2^R vs theta as T_i vs floor/ceil(theta / 2^R): signed, one bit wider than T.
+        quot_bits = max(prm.product_bits - frac + 1, prm.acc_bits + 1)
+        q_floor = Signal(signed(quot_bits))
+        q_ceil = Signal(signed(quot_bits))
+
+        # Update stage 1: the compares of one beat; stage 2 applies them a cycle later.
+        taken = Signal(range(blocks + 1))       # beats accepted this step
+        u_valid = Signal()
+        u_gt = Signal(lanes)
+        u_lt = Signal(lanes)
+        decide = Signal()                       # the step's last beat is applied
 
         with m.FSM():
             with m.State("IDLE"):
@@ -96,8 +116,9 @@ class SignUpdate(wiring.Component):
 
             with m.State("START"):
                 m.d.comb += self.o_start.eq(1)
-                m.d.sync += [changed.eq(0), beat.eq(0), theta.eq(0),
-                             r_shift.eq(self.i_threshold), mul_count.eq(0)]
+                m.d.sync += [changed.eq(0), beat.eq(0), taken.eq(0), u_valid.eq(0), decide.eq(0),
+                             last_step.eq(steps + 1 == prm.max_steps),
+                             theta.eq(0), r_shift.eq(self.i_threshold), mul_count.eq(0)]
                 m.next = "WAIT"
 
             with m.State("WAIT"):
@@ -116,38 +137,56 @@ class SignUpdate(wiring.Component):
                     mul_count.eq(mul_count + 1),
                 ]
                 with m.If(mul_count == prm.threshold_bits - 1):
-                    m.next = "UPDATE"
+                    m.next = "PREPARE"
+
+            with m.State("PREPARE"):
+                m.d.sync += [q_floor.eq(theta >> frac),
+                             q_ceil.eq((theta + (2 ** frac - 1)) >> frac)]
+                m.next = "UPDATE"
 
             with m.State("UPDATE"):
-                m.d.comb += self.i_sums.ready.eq(1)
+                # Stage 1: accept a beat, register its compares.
+                accept = Signal()
+                m.d.comb += [self.i_sums.ready.eq(taken != blocks),
+                             accept.eq(self.i_sums.valid & self.i_sums.ready)]
                 sums = self.i_sums.payload
+                m.d.sync += u_valid.eq(accept)
+                with m.If(accept):
+                    m.d.sync += [
+                        taken.eq(taken + 1),
+                        u_gt.eq(Cat(sums[lane] > q_floor for lane in range(lanes))),
+                        u_lt.eq(Cat(sums[lane] < q_ceil for lane in range(lanes))),
+                    ]
+
+                # Stage 2: the new bits of the beat accepted last cycle.
                 old = state[:lanes]
                 new = Signal(lanes)
                 for lane in range(lanes):
-                    lhs = Cat(Const(0, frac), sums[lane])        # T_i * 2^R, unsigned
                     tie = 1 if self._fault == "tie_sets_one" else old[lane]
-                    bit = Mux(lhs > theta, 1, Mux(lhs < theta, 0, tie))
+                    bit = Mux(u_gt[lane], 1, Mux(u_lt[lane], 0, tie))
                     pad = blocks * lanes - n
                     if pad and lane >= lanes - pad:
                         bit = Mux(beat == blocks - 1, 0, bit)  # neurons past n stay 0
                     m.d.comb += new[lane].eq(bit)
-                with m.If(self.i_sums.valid):
+                with m.If(u_valid):
                     m.d.sync += [
                         state.eq(Cat(state[lanes:], new)),
                         beat.eq(beat + 1),
                         changed.eq(changed | (new != old)),
                     ]
                     with m.If(beat == blocks - 1):
-                        step_changed = changed | (new != old)
-                        m.d.sync += steps.eq(steps + 1)
-                        with m.If(~step_changed):
-                            m.d.sync += converged.eq(1)
-                            m.next = "DONE"
-                        with m.Elif(steps + 1 == prm.max_steps):
-                            m.d.sync += converged.eq(0)
-                            m.next = "DONE"
-                        with m.Else():
-                            m.next = "START"
+                        m.d.sync += [steps.eq(steps + 1), decide.eq(1)]
+
+                # Stage 3, after the last beat: decide from the registered flags.
+                with m.If(decide):
+                    with m.If(~changed):
+                        m.d.sync += converged.eq(1)
+                        m.next = "DONE"
+                    with m.Elif(last_step):
+                        m.d.sync += converged.eq(0)
+                        m.next = "DONE"
+                    with m.Else():
+                        m.next = "START"
 
             with m.State("DONE"):
                 payload = self.o_result.payload

@@ -8,6 +8,7 @@ from hw_helpers import params_for, tiny_network
 
 from hw.export import TOP_NAME, describe, export, generate_verilog
 from hw.layout import load_layout, result_layout
+from hw.params import AccelParams
 from sim.tools import verilator_lint
 
 
@@ -102,6 +103,17 @@ def test_export_writes_verilog_and_json(small, tmp_path):
     assert (cyc["blocks"], cyc["chunks"]) == (5, 4)
     assert cyc["loop_order"] == "pattern-outer"
     assert info["generation_seconds"] >= 0
+
+
+@pytest.mark.parametrize(("n", "p", "lanes", "width"), [
+    (23, 9, 5, 7), (100, 300, 16, None), (30, 10, 7, 4), (17, 1, 17, 1)])
+def test_exported_formula_is_the_cycle_model(n, p, lanes, width):
+    """The formula written into khop_top.json (and the README) evaluates to the cycle model."""
+    prm = AccelParams(n=n, p=p, lanes=lanes, popcount_width=width)
+    formula = describe(prm)["cycle_model"]["formula"].split("=", 1)[1]
+    names = {"chunks": prm.chunks, "blocks": prm.blocks, "p": prm.p, "max": max,
+             "threshold_bits": prm.threshold_bits}
+    assert eval(formula, {"__builtins__": {}}, names) == prm.cycles_per_step
 
 
 def test_describe_matches_export_without_timing(small, tmp_path):

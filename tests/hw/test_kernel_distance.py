@@ -103,7 +103,7 @@ def test_latency_and_rate_without_stalls(n, p, width):
     # The kernel valid in the cycle after edge e transfers at edge e + 1; the i_start cycle is
     # the one before edge 1.
     latency = edges[0] - 1
-    assert latency == dut.kd.latency == prm.chunks + 2
+    assert latency == dut.kd.latency == prm.chunks + 4
     assert np.diff(edges).tolist() == [prm.chunks] * (p - 1)
     assert dut.kd.cycles_per_kernel == prm.chunks
 
