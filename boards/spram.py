@@ -14,14 +14,13 @@ from amaranth.lib.wiring import In
 
 from hw.params import AccelParams, ceil_div
 from hw.ports import ReadPortSignature, WritePortSignature
+from hw.resources import DEVICES, SPRAM_DEPTH, SPRAM_WIDTH
 
 __all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_COUNT", "spram_blocks", "check_spram_fit",
            "SPRAMWeightMemory"]
 
-SPRAM_DEPTH = 16384
-SPRAM_WIDTH = 16
 #: SPRAM blocks of the iCE40 UP5K.
-SPRAM_COUNT = 4
+SPRAM_COUNT = DEVICES["up5k"].spram
 
 
 def spram_blocks(depth, width):

@@ -5,7 +5,7 @@ Their messages become ``argument --x: <message>``, then the one-line ``khop: err
 
 import argparse
 
-__all__ = ["int_in", "fraction"]
+__all__ = ["int_in", "fraction", "positive", "int_list", "name_list"]
 
 
 def int_in(lo, hi=None):
@@ -32,3 +32,41 @@ def fraction(text):
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1], not {value}")
     return value
+
+
+def positive(text):
+    """A number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
+def int_list(lo, hi=None):
+    """A comma list of integers in ``lo..hi`` (``hi=None``: no upper limit), e.g. ``8,16,32``."""
+    one = int_in(lo, hi)
+
+    def parse(text):
+        items = [t.strip() for t in text.split(",")]
+        if not all(items):
+            raise argparse.ArgumentTypeError(f"expected a comma list of integers, not {text!r}")
+        values = [one(t) for t in items]
+        return list(dict.fromkeys(values))
+    parse.__name__ = "integer list"
+    return parse
+
+
+def name_list(choices):
+    """A comma list of names from ``choices``; the message of a bad one lists them."""
+    def parse(text):
+        items = [t.strip() for t in text.split(",")]
+        for t in items:
+            if t not in choices:
+                raise argparse.ArgumentTypeError(f"unknown {t!r}; choose from "
+                                                 f"{', '.join(choices)}")
+        return list(dict.fromkeys(items))
+    parse.__name__ = "name list"
+    return parse

@@ -88,7 +88,8 @@ Info: 	        ICESTORM_RAM:      14/     30    46%
 
 def test_parsers():
     assert parse_yosys_stats(YOSYS_LOG, "ice40") == {"luts": 3524, "carries": 1268,
-                                                     "ffs": 3640, "bram": 14, "spram": 2}
+                                                     "ffs": 3640, "bram": 14, "spram": 2,
+                                                     "lutram": 0}
     assert parse_nextpnr_utilisation(NEXTPNR_LOG) == {"ICESTORM_LC": (6668, 5280),
                                                       "ICESTORM_RAM": (14, 30)}
 
