@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.khop-installed
 JOBS   ?= 2
 
-.PHONY: demo test test-slow test-synth cosim-full lint bench bench-cosim clean distclean
+.PHONY: demo test test-slow test-synth cosim-full lint bench bench-cosim sweep sweep-pnr \
+	calibrate clean distclean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "khop needs Python >= 3.11"'
@@ -38,6 +39,28 @@ bench: $(STAMP)
 # when installed).
 bench-cosim: $(STAMP)
 	$(BIN)/python -m sim.bench
+
+# The README's resource sweep: Yosys on 72 configurations of two FPGA families (about 20 min on
+# 2 cores the first time, seconds from the cache), then its plots into docs/figures.
+SWEEP_GRID := --device up5k,ecp5-85f --neurons 64,100,128,256 --load 2 --bits 1,2,3 \
+	--lanes 8,16,32
+sweep: $(STAMP)
+	$(BIN)/khop sweep $(SWEEP_GRID) --jobs $(JOBS) --out build/sweep
+	@mkdir -p docs/figures
+	cp build/sweep/estimate_vs_synth.png docs/figures/sweep_estimate_vs_synth.png
+	cp build/sweep/resources_vs_n.png docs/figures/sweep_resources_vs_n.png
+
+# Place and route of the ridge network's size at 8, 16 and 32 lanes: Fmax, and the iCE40
+# logic-cell packing of the calibration.
+sweep-pnr: $(STAMP)
+	$(BIN)/khop sweep --device up5k,ecp5-85f --neurons 100 --load 3 --bits 2 --lanes 8,16,32 \
+		--pnr --jobs $(JOBS) --out build/sweep-pnr
+	@mkdir -p docs/figures
+	cp build/sweep-pnr/fmax_vs_lanes.png docs/figures/sweep_fmax_vs_lanes.png
+
+# Refit hw/calibration.json on both sweeps (after a hardware or tool change).
+calibrate: $(STAMP)
+	$(BIN)/python -m boards.calibrate build/sweep/results.json build/sweep-pnr/results.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

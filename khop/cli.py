@@ -21,7 +21,7 @@ from model.retrieval import DEFAULT_MAX_STEPS
 from model.train import train_network
 
 from . import bench, demo
-from .argtypes import fraction, int_in
+from .argtypes import fraction, int_in, int_list, name_list, positive
 from .progress import training_progress
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -459,8 +459,137 @@ def cmd_run(args):
     return 1 if fig["mismatches"] else 0
 
 
+# khop estimate
+
+def _device_help():
+    from hw.resources import DEVICES
+
+    return "; ".join(f"{d.name} ({d.part}: {d.luts} LUT4, {d.bram} {d.bram_cell}"
+                     + (f", {d.spram} SPRAM" if d.spram else "") + f", {d.clock_mhz:g} MHz)"
+                     for d in DEVICES.values())
+
+
+def add_estimate(subparsers):
+    from hw.resources import device_names
+
+    p = _add(subparsers, "estimate", "instant resource, cycle and throughput estimate",
+             "Estimates, without running any tool, what the accelerator behind the UART frame "
+             "bridge (the design 'khop build' puts on a board and 'khop sweep' synthesises) "
+             "needs on a device: block RAM, SPRAM and distributed RAM exactly as Yosys infers "
+             "them from the memory shapes, LUT4s, carries and flip-flops from a model fitted "
+             "to Yosys runs (hw/calibration.json), the logic the device offers, cycles per "
+             "retrieval step, retrievals per second at a clock, and whether it fits (else "
+             "which resource is short and by how much). On the UP5K the weights are in SPRAM, "
+             "as on the iCEBreaker. Exit status 1 when it does not fit. Devices: "
+             f"{_device_help()}. Example: khop estimate --device up5k -N 100 -P 300 --bits 2 "
+             "--lanes 8")
+    p.add_argument("--device", required=True, choices=device_names(), help="target FPGA")
+    p.add_argument("-N", "--neurons", dest="n", type=int_in(2), default=100,
+                   help="number of neurons")
+    p.add_argument("-P", "--patterns", dest="p", type=int_in(1), default=300,
+                   help="number of stored patterns")
+    p.add_argument("--bits", type=int_in(1, 4), default=2, help="weight bits, 1..4")
+    p.add_argument("--lanes", type=int_in(1), default=16, help="MAC lanes, 1..N")
+    p.add_argument("--popcount-width", type=int_in(1), default=None,
+                   help="bits of the XNOR/popcount per cycle, 1..N; None means the narrowest "
+                        "that costs no cycles, ceil(N / ceil(N / lanes))")
+    p.add_argument("--kernel-bits", type=int_in(2, 24), default=None,
+                   help="width of the kernel lookup-table entries; None means the device's "
+                        "default (iCE40 12, ECP5 16, as the boards)")
+    p.add_argument("--max-steps", type=int_in(1, 255), default=DEFAULT_MAX_STEPS,
+                   help="retrieval step limit of the hardware")
+    p.add_argument("--clock-mhz", type=positive, default=None,
+                   help="clock of the retrieval rate; None means the device's default")
+    p.add_argument("--steps", type=positive, default=2.0,
+                   help="mean retrieval steps per query assumed for the retrieval rate")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_estimate)
+
+
+def cmd_estimate(args):
+    from hw.resources import device_params, estimate, format_estimate
+
+    params = _checked(device_params, device=args.device, n=args.n, p=args.p, bits=args.bits,
+                      lanes=args.lanes, popcount_width=args.popcount_width,
+                      kernel_bits=args.kernel_bits, max_steps=args.max_steps)
+    est = _checked(estimate, params=params, device=args.device, clock_mhz=args.clock_mhz,
+                   steps=args.steps)
+    print(json.dumps(est, indent=2) if args.json else format_estimate(est))
+    return 0 if est["fits"] else 1
+
+
+# khop sweep
+
+def add_sweep(subparsers):
+    from boards.sweep import DEFAULT_TIMEOUT, EXECUTORS
+    from hw.resources import device_names
+
+    p = _add(subparsers, "sweep", "synthesise a grid of configurations, tables and plots",
+             "Synthesises with Yosys (and with --pnr places and routes with nextpnr, for Fmax) "
+             "the accelerator behind the UART frame bridge (boards.core.BoardCore, memories "
+             "empty, weights in SPRAM on the UP5K) for every combination of the options "
+             "(P = load x N; more lanes than N is a skipped row), JOBS at a time, each result "
+             "cached in OUT/cache by a hash of the configuration, the tool versions and the "
+             "design's sources, so a rerun only builds what changed. Writes OUT/results.csv, "
+             "results.json, results.md (synthesis next to 'khop estimate', with the errors) "
+             "and PNG plots. A configuration that fails, times out or does not fit is a row "
+             "saying so. Example: khop sweep --device up5k,ecp5-85f --neurons 64,128 "
+             "--bits 1,2 --lanes 8,16 --jobs 2 --out build/sweep")
+    p.add_argument("--device", required=True, type=name_list(device_names()),
+                   help="comma list of devices: " + ", ".join(device_names()))
+    p.add_argument("--neurons", type=int_list(2), default="64,100,128,256",
+                   help="comma list of N")
+    p.add_argument("--load", type=int_list(1), default="2",
+                   help="comma list of patterns per neuron (P = load x N)")
+    p.add_argument("--bits", type=int_list(1, 4), default="2",
+                   help="comma list of weight bits, 1..4")
+    p.add_argument("--lanes", type=int_list(1), default="8,16,32",
+                   help="comma list of MAC lanes")
+    p.add_argument("--jobs", type=int_in(1), default=2, help="configurations built at once")
+    p.add_argument("--pnr", action="store_true",
+                   help="also place and route (nextpnr) at the device's default clock, for "
+                        "utilisation and Fmax")
+    p.add_argument("--executor", choices=EXECUTORS, default="process",
+                   help="'process': a local process pool; 'dask': a Dask distributed cluster "
+                        "(pip install 'khop[dask]')")
+    p.add_argument("--scheduler", default=None,
+                   help="address of the Dask scheduler, e.g. tcp://10.0.0.5:8786 (with "
+                        "--executor dask)")
+    p.add_argument("--timeout", type=positive, default=DEFAULT_TIMEOUT,
+                   help="seconds per tool run before a configuration is a timeout row")
+    p.add_argument("-o", "--out", default="build/sweep", help="output directory")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args):
+    import time
+
+    from boards.sweep import config_grid, run_sweep, tool_versions
+    from boards.sweep_report import summary_lines, write_outputs
+
+    if args.executor == "process" and args.scheduler:
+        raise UsageError("--scheduler is only for --executor dask")
+    configs, skipped = config_grid(args.device, args.neurons, args.load, args.bits,
+                                   args.lanes, pnr=args.pnr)
+    versions = tool_versions()
+    t0 = time.perf_counter()
+    results = run_sweep(configs, args.out, jobs=args.jobs, executor=args.executor,
+                        scheduler=args.scheduler, timeout=args.timeout, versions=versions)
+    seconds = time.perf_counter() - t0
+    built = sum(not r["cached"] for r in results)
+    command = "khop " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["sweep"] else None
+    meta = {"command": command, "versions": versions, "seconds": round(seconds, 1),
+            "built": built, "cached": len(results) - built}
+    rows, summary = write_outputs(results + skipped, args.out, meta=meta)
+    print(f"{len(configs)} configurations ({built} built, {len(results) - built} from the "
+          f"cache) in {seconds:.1f} s; {len(skipped)} skipped")
+    for line in summary_lines(summary):
+        print(f"  {line}")
+    print(f"  wrote {args.out}/results.csv, results.json, results.md and plots")
+
+
 COMMANDS = (add_train, add_eval, add_demo, add_bench, add_verilog, add_precision, add_cosim,
-            add_paper, add_build, add_run)
+            add_paper, add_build, add_run, add_estimate, add_sweep)
 
 
 def build_parser():

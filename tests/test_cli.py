@@ -170,6 +170,12 @@ HELP_DEFAULTS = {
               "--out": "build/board", "--generate-only": "False"},
     "run": {"--baud": "115200", "--timeout": "2.0", "--queries": "100", "--noise": "0.2",
             "--seed": "0"},
+    "estimate": {"-N": "100", "-P": "300", "--bits": "2", "--lanes": "16",
+                 "--popcount-width": "None", "--kernel-bits": "None", "--max-steps": "30",
+                 "--clock-mhz": "None", "--steps": "2.0", "--json": "False"},
+    "sweep": {"--neurons": "64,100,128,256", "--load": "2", "--bits": "2", "--lanes": "8,16,32",
+              "--jobs": "2", "--pnr": "False", "--executor": "process", "--scheduler": "None",
+              "--timeout": "1800.0", "--out": "build/sweep"},
 }
 
 

