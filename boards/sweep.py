@@ -251,6 +251,8 @@ def _run(cfg, work, timeout, result):
 
 
 def _place_and_route(dev, env, work, timeout):
+    from .build import parse_nextpnr_utilisation
+
     tool = env["NEXTPNR_ICE40" if dev.family == "ice40" else "NEXTPNR_ECP5"]
     unconstrained = ("--pcf-allow-unconstrained" if dev.family == "ice40"
                      else "--lpf-allow-unconstrained")
@@ -264,6 +266,9 @@ def _place_and_route(dev, env, work, timeout):
         report = {}
     util = {k: {"used": v["used"], "available": v["available"]}
             for k, v in report.get("utilization", {}).items()}
+    if not util:   # no report (the placer gave up): the utilisation nextpnr logged after packing
+        util = {k: {"used": u, "available": a}
+                for k, (u, a) in parse_nextpnr_utilisation(log).items()}
     pnr = {"utilisation": util, "clock_mhz": dev.clock_mhz, "report": report, "log": log}
     short = [f"{k}: {v['used']} used, {v['available']} available "
              f"({v['used'] - v['available']} short)"
@@ -271,7 +276,8 @@ def _place_and_route(dev, env, work, timeout):
     if short:
         return pnr, "does not fit", "; ".join(short)
     if not ok:
-        return pnr, "failed", "nextpnr: " + _tail(log or output, 6)
+        errors = [line.strip() for line in (log or output).splitlines() if "ERROR" in line]
+        return pnr, "failed", "nextpnr: " + (errors[-1] if errors else _tail(log or output, 3))
     return pnr, "ok", None
 
 

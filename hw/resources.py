@@ -421,8 +421,10 @@ def format_estimate(est):
     lines = [(f"{est['device']} ({est['part']}): N={p['n']} P={p['p']} {p['weight_bits']}-bit, "
               f"{p['lanes']} lanes, popcount width {p['popcount_width']}, kernel_bits "
               f"{p['kernel_bits']}")]
+    labels = {"pattern": "patterns", "weight": "weights", "lut": "lookup table",
+              "reply_fifo": "reply FIFO"}
     for name, mm in est["memories"].items():
-        lines.append(f"  {name + ' memory':16s} {mm['where']}")
+        lines.append(f"  {labels.get(name, name):16s} {mm['where']}")
     lines.append(f"  block RAM        {est['bram']}/{est['bram_available']} "
                  f"({_pct(est['bram'], est['bram_available'])}, exact)")
     if est["spram_available"] or est["spram"]:
