@@ -8,7 +8,7 @@ board           FPGA                 clock         memories
 ==============  ===================  ============  ============================================
 ``icebreaker``  iCE40 UP5K (SG48)    12 MHz osc.   weights in SPRAM (SB_SPRAM256KA), patterns
                                      -> SB_PLL40   and LUT in block RAM; the network is loaded
-                                     _PAD, 21 MHz  over the UART at run time (SPRAM has no init)
+                                     _PAD, 30 MHz  over the UART at run time (SPRAM has no init)
 ``ulx3s-85f``   ECP5 LFE5U-85F       25 MHz osc.   all in block RAM (DP16KD), empty until
                 (CABGA381)           -> EHXPLLL,   loaded
                                      45 MHz
@@ -53,7 +53,7 @@ class ICEBreakerTop(Elaboratable):
     baudrate : int
     """
 
-    def __init__(self, params: AccelParams, clock_hz=21e6, baudrate=DEFAULT_BAUDRATE):
+    def __init__(self, params: AccelParams, clock_hz=30e6, baudrate=DEFAULT_BAUDRATE):
         self.params = params
         self.pll = ice40_pll(12e6, clock_hz)
         self.clock_hz = self.pll.f_out
@@ -179,7 +179,7 @@ class Board:
 
 
 BOARDS = {
-    "icebreaker": Board("icebreaker", "ice40", "iCEBreaker, iCE40 UP5K-SG48", 21e6, 30e6),
+    "icebreaker": Board("icebreaker", "ice40", "iCEBreaker, iCE40 UP5K-SG48", 30e6, 30e6),
     "ulx3s-85f": Board("ulx3s-85f", "ecp5", "ULX3S, ECP5 LFE5U-85F-6BG381", 45e6, 75e6),
 }
 

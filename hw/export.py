@@ -83,7 +83,7 @@ def describe(params: AccelParams, network_info=None):
             "cycles_per_step": params.cycles_per_step,
             "bound_cycles_per_step": params.bound_cycles_per_step,
             "ratio_to_bound": params.cycles_per_step / params.bound_cycles_per_step,
-            "formula": "cycles_per_step = chunks + 11 + (p - 1) * max(blocks, chunks) + blocks "
+            "formula": "cycles_per_step = chunks + 12 + (p - 1) * max(blocks, chunks) + blocks "
                        "+ threshold_bits + blocks",
             "cycles_per_query": "steps * cycles_per_step, counted from the clock edge that "
                                 "transfers the query to the first edge with o_result valid",

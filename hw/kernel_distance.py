@@ -122,15 +122,16 @@ class KernelDistance(wiring.Component):
             with m.If(addr == prm.pattern_depth - 1):
                 m.d.sync += running.eq(0)
 
+        # With the read, the matching chunk of the state is selected and registered.
+        state = Cat(self.i_state, Const(0, chunks * width - prm.n))
         a_valid = Signal()
         a_last = Signal()
-        a_chunk = Signal(range(chunks))
+        state_chunk = Signal(width)
         with m.If(advance):
-            m.d.sync += [a_valid.eq(issue), a_last.eq(chunk == chunks - 1), a_chunk.eq(chunk)]
+            m.d.sync += [a_valid.eq(issue), a_last.eq(chunk == chunks - 1),
+                         state_chunk.eq(state.word_select(chunk, width) if chunks > 1 else state)]
 
-        # Stage X: the pattern word XOR the matching chunk of the state.
-        state = Cat(self.i_state, Const(0, chunks * width - prm.n))
-        state_chunk = state.word_select(a_chunk, width) if chunks > 1 else state
+        # Stage X: the pattern word XOR that chunk.
         x_valid = Signal()
         x_last = Signal()
         x_word = Signal(width)

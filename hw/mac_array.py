@@ -32,11 +32,12 @@ class MacArray(wiring.Component):
     accumulators of neurons ``b*L .. b*L+L-1`` (zeros past n), each beat clearing its word.
     ``o_sum_k`` holds ``S_K`` from the first drain beat until the next ``i_start``.
 
-    Pipeline: issue a weight-word read (1) -> register the ``lanes`` products ``q * K_mu`` (2) ->
-    add them into the ring head and rotate (3), so a memory output and an accumulator adder never
-    share a cycle.
+    Pipeline: issue a weight-word read (1) -> register the word (2) -> register the ``lanes``
+    products ``q * K_mu`` (3) -> add them into the ring head and rotate (4): the memory output
+    (slow on block RAM without its output register) meets no logic but the bank multiplexer, and
+    the product and accumulator adders are in different cycles.
 
-    Cycles: a kernel is accepted every ``blocks`` cycles when available; the drain starts 3
+    Cycles: a kernel is accepted every ``blocks`` cycles when available; the drain starts 4
     cycles after the issue of the last weight word.
 
     Parameters
@@ -97,12 +98,28 @@ class MacArray(wiring.Component):
         # Stage 1: the weight word issued last cycle and the kernel that goes with it.
         v1 = Signal()
         k1 = Signal(prm.kernel_bits)
-        # Stage 2: the products of that word's codes with the kernel.
+        # Stage 2: that word, registered, and its kernel.
         v2 = Signal()
+        k2 = Signal(prm.kernel_bits)
+        word = Signal(prm.weight_width)
+        # Stage 3: the products of the word's codes with the kernel.
+        v3 = Signal()
         product_bits = prm.kernel_bits + k
         products = Signal(data.ArrayLayout(product_bits, lanes))
 
-        def rotate(new_head):
+        # The ring rotates on a one-LUT function of three flip-flops: its enable drives every
+        # accumulator flip-flop. v3 is only ever set while accumulating and `draining` is the
+        # DRAIN state, so this is "accumulate a word, or drain a beat".
+        draining = Signal()
+        rotate = Signal()
+        new_head = Signal(data.ArrayLayout(prm.acc_bits, lanes))
+        m.d.comb += [
+            rotate.eq(v3 | (draining & self.o_sums.ready)),
+            [new_head[lane].eq(Mux(v3, head[lane] + products[lane], 0)) for lane in range(lanes)],
+            self.o_sums.valid.eq(draining),
+            self.o_sums.payload.eq(ring[0]),
+        ]
+        with m.If(rotate):
             m.d.sync += [ring[j].eq(ring[j + 1]) for j in range(blocks - 1)]
             m.d.sync += ring[blocks - 1].eq(new_head)
 
@@ -131,25 +148,22 @@ class MacArray(wiring.Component):
                 with m.If(have_k):
                     m.d.sync += [addr.eq(addr + 1),
                                  block.eq(Mux(block == blocks - 1, 0, block + 1))]
-                m.d.sync += v2.eq(v1)
+                m.d.sync += [v2.eq(v1), v3.eq(v2)]
                 with m.If(v1):
-                    codes = data.View(data.ArrayLayout(k, lanes), self.weights.data)
-                    m.d.sync += [products[lane].eq(shift_add(codes[lane], k1))
-                                 for lane in range(lanes)]
+                    m.d.sync += [word.eq(self.weights.data), k2.eq(k1)]
                 with m.If(v2):
-                    new_head = Signal(data.ArrayLayout(prm.acc_bits, lanes))
-                    m.d.comb += [new_head[lane].eq(head[lane] + products[lane])
+                    codes = data.View(data.ArrayLayout(k, lanes), word)
+                    m.d.sync += [products[lane].eq(shift_add(codes[lane], k2))
                                  for lane in range(lanes)]
-                    rotate(new_head.as_value())
-                with m.If((accepted == prm.p) & ~have_k & ~v1):
+                with m.If((accepted == prm.p) & ~have_k & ~v1 & ~v2):
+                    m.d.sync += draining.eq(1)
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
-                m.d.comb += [self.o_sums.valid.eq(1), self.o_sums.payload.eq(ring[0])]
-                m.d.sync += [v1.eq(0), v2.eq(0)]
+                m.d.sync += [v1.eq(0), v2.eq(0), v3.eq(0)]
                 with m.If(self.o_sums.ready):
-                    rotate(0)
                     m.d.sync += block.eq(Mux(block == blocks - 1, 0, block + 1))
                     with m.If(block == blocks - 1):
+                        m.d.sync += draining.eq(0)
                         m.next = "IDLE"
         return m

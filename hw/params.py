@@ -178,11 +178,11 @@ class AccelParams:
         """Exact cycles of one retrieval step without backpressure (see :mod:`hw.sign_update`).
 
         ``START`` (1) + distance pipeline fill (``chunks + 4``) + ``p`` patterns of
-        ``cycles_per_pattern`` + MAC tail (3) + threshold multiply (``threshold_bits``) +
+        ``cycles_per_pattern`` + MAC tail (4) + threshold multiply (``threshold_bits``) +
         ``PREPARE`` (1) + sign update (``blocks`` + 2).
         """
         return (1 + self.chunks + 4 + (self.p - 1) * self.cycles_per_pattern + self.blocks
-                + 3 + self.threshold_bits + 1 + self.blocks + 2)
+                + 4 + self.threshold_bits + 1 + self.blocks + 2)
 
     def cycles_per_query(self, steps):
         """Clock edges from the one that transfers a query to the first with its result valid."""

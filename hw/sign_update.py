@@ -101,7 +101,11 @@ class SignUpdate(wiring.Component):
         q_ceil = Signal(signed(quot_bits))
 
         # Update stage 1: the compares of one beat; stage 2 applies them a cycle later.
-        taken = Signal(range(blocks + 1))       # beats accepted this step
+        taken = Signal(range(blocks))           # beats accepted this step
+        # i_sums.ready is a register: the MAC array's ring rotates on it, thousands of
+        # flip-flops, so no logic may precede it.
+        sums_ready = Signal()
+        m.d.comb += self.i_sums.ready.eq(sums_ready)
         u_valid = Signal()
         u_gt = Signal(lanes)
         u_lt = Signal(lanes)
@@ -141,17 +145,19 @@ class SignUpdate(wiring.Component):
 
             with m.State("PREPARE"):
                 m.d.sync += [q_floor.eq(theta >> frac),
-                             q_ceil.eq((theta + (2 ** frac - 1)) >> frac)]
+                             q_ceil.eq((theta + (2 ** frac - 1)) >> frac),
+                             sums_ready.eq(1)]
                 m.next = "UPDATE"
 
             with m.State("UPDATE"):
                 # Stage 1: accept a beat, register its compares.
                 accept = Signal()
-                m.d.comb += [self.i_sums.ready.eq(taken != blocks),
-                             accept.eq(self.i_sums.valid & self.i_sums.ready)]
+                m.d.comb += accept.eq(self.i_sums.valid & sums_ready)
                 sums = self.i_sums.payload
                 m.d.sync += u_valid.eq(accept)
                 with m.If(accept):
+                    with m.If(taken == blocks - 1):
+                        m.d.sync += sums_ready.eq(0)
                     m.d.sync += [
                         taken.eq(taken + 1),
                         u_gt.eq(Cat(sums[lane] > q_floor for lane in range(lanes))),

@@ -126,8 +126,8 @@ def test_one_kernel_per_blocks_cycles(n, p, k, lanes):
     assert accepted[0] == 2                     # ACCUMULATE from the cycle after i_start
     assert np.diff(accepted).tolist() == [prm.blocks] * (p - 1)
     # Last kernel accepted at edge a: its words are issued in the blocks cycles after it, the
-    # last one in the cycle ending at edge a + blocks; its products are registered and added
-    # into the ring in the next two cycles, and the first sum beat is valid 3 cycles later, in
-    # the cycle ending at edge a + blocks + 3, then one beat per cycle.
-    first = accepted[-1] + prm.blocks + 3
+    # last one in the cycle ending at edge a + blocks; the word and its products are registered
+    # and added into the ring in the next three cycles, and the first sum beat is valid 4 cycles
+    # later, in the cycle ending at edge a + blocks + 4, then one beat per cycle.
+    first = accepted[-1] + prm.blocks + 4
     assert first_beat == list(range(first, first + prm.blocks))

@@ -79,9 +79,9 @@ def test_ridge_figures_by_hand():
     assert prm.memory_bits == {"pattern": 300 * 100, "weight": 300 * 7 * 32, "lut": 101 * 16}
     assert prm.accumulator_bits == 7 * 16 * 25
     assert prm.bound_cycles_per_step == 2100
-    # 1 + (1 + 4) + 299 * 7 + 7 + 3 + 20 + 1 + 7 + 2
-    assert prm.cycles_per_step == 2139
-    assert prm.cycles_per_query(3) == 3 * 2139
+    # 1 + (1 + 4) + 299 * 7 + 7 + 4 + 20 + 1 + 7 + 2
+    assert prm.cycles_per_step == 2140
+    assert prm.cycles_per_query(3) == 3 * 2140
 
 
 def test_chunked_figures_by_hand():
@@ -98,8 +98,8 @@ def test_chunked_figures_by_hand():
     assert prm.memory_bits == {"pattern": 225, "weight": 225, "lut": 240}
     assert prm.load_addr_bits == 6               # addresses 0..44
     assert prm.load_data_bits == 11              # the threshold is the widest word
-    # 1 + (5 + 4) + 8 * 5 + 5 + 3 + 11 + 1 + 5 + 2
-    assert prm.cycles_per_step == 77
+    # 1 + (5 + 4) + 8 * 5 + 5 + 4 + 11 + 1 + 5 + 2
+    assert prm.cycles_per_step == 78
 
 
 def test_distance_bound_figures():
@@ -107,8 +107,8 @@ def test_distance_bound_figures():
     prm = AccelParams(n=30, p=10, weight_bits=4, lanes=7, popcount_width=4)
     assert (prm.blocks, prm.chunks, prm.cycles_per_pattern) == (5, 8, 8)
     assert prm.bound_cycles_per_step == 50
-    # 1 + (8 + 4) + 9 * 8 + 5 + 3 + 22 + 1 + 5 + 2
-    assert prm.cycles_per_step == 123
+    # 1 + (8 + 4) + 9 * 8 + 5 + 4 + 22 + 1 + 5 + 2
+    assert prm.cycles_per_step == 124
 
 
 @pytest.mark.parametrize(("n", "p", "k", "kernel_bits"), [
