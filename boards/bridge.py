@@ -14,7 +14,6 @@ Protocol: :mod:`boards.protocol` (SLIP framing, CRC-16/CCITT-FALSE); its Python 
 
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.layout import load_layout, result_layout
@@ -155,6 +154,16 @@ class FrameEncoder(wiring.Component):
         m = Module()
         crc = Signal(16, init=0xFFFF)
         escaped = Signal()     # the ESC of the current byte has been sent
+        # The input byte is first taken into a register, so ``i_byte.ready`` depends on one
+        # flip-flop and the escape and CRC logic start from flip-flops.
+        held = Signal()
+        held_data = Signal(8)
+        held_last = Signal()
+        m.d.comb += self.i_byte.ready.eq(~held)
+        with m.If(self.i_byte.valid & ~held):
+            m.d.sync += [held.eq(1), held_data.eq(self.i_byte.payload.data),
+                         held_last.eq(self.i_byte.payload.last)]
+
         cur = Signal(8)
         have = Signal()
         advance = Signal()
@@ -162,15 +171,14 @@ class FrameEncoder(wiring.Component):
 
         with m.FSM():
             with m.State("START"):
-                m.d.comb += [o.payload.eq(END), o.valid.eq(self.i_byte.valid)]
-                with m.If(self.i_byte.valid & o.ready):
+                m.d.comb += [o.payload.eq(END), o.valid.eq(held)]
+                with m.If(held & o.ready):
                     m.d.sync += crc.eq(0xFFFF)
                     m.next = "BODY"
             for state in ("BODY", "CRC_HI", "CRC_LO"):
                 with m.State(state):
                     if state == "BODY":
-                        m.d.comb += [cur.eq(self.i_byte.payload.data),
-                                     have.eq(self.i_byte.valid)]
+                        m.d.comb += [cur.eq(held_data), have.eq(held)]
                     else:
                         m.d.comb += [cur.eq(crc[8:] if state == "CRC_HI" else crc[:8]),
                                      have.eq(1)]
@@ -189,9 +197,8 @@ class FrameEncoder(wiring.Component):
                         m.d.comb += advance.eq(have & o.ready)
                     with m.If(advance):
                         if state == "BODY":
-                            m.d.comb += self.i_byte.ready.eq(1)
-                            m.d.sync += crc.eq(crc16_update(crc, cur))
-                            with m.If(self.i_byte.payload.last):
+                            m.d.sync += [held.eq(0), crc.eq(crc16_update(crc, cur))]
+                            with m.If(held_last):
                                 m.next = "CRC_HI"
                         else:
                             m.next = "CRC_LO" if state == "CRC_HI" else "TAIL"
@@ -304,20 +311,15 @@ class Bridge(wiring.Component):
                                           self.i_result.payload.as_value())),
                              reply_len.eq(1 + kinds["result"])]
 
-        # The reply bytes reach the encoder through a register slice and a two-entry FIFO: the
-        # wide reply multiplexer, the encoder's escape and CRC logic and the FSM below are in
-        # different cycles, and no ready signal runs combinationally from the encoder to here.
-        m.submodules.reply_fifo = fifo = SyncFIFO(width=9, depth=2)
-        m.d.comb += [encoder.i_byte.valid.eq(fifo.r_rdy),
-                     encoder.i_byte.payload.eq(fifo.r_data),
-                     fifo.r_en.eq(encoder.i_byte.ready)]
+        # The reply bytes reach the encoder through a register slice: the wide reply
+        # multiplexer and the encoder's escape and CRC logic are in different cycles (and the
+        # encoder's ready is a flip-flop).
         index = Signal(range(reply_bytes + 1))
         sending = Signal()
-        tx_valid, tx_data, tx_last = Signal(), Signal(8), Signal()
-        m.d.comb += [fifo.w_en.eq(tx_valid), fifo.w_data.eq(Cat(tx_data, tx_last))]
-        with m.If(~tx_valid | fifo.w_rdy):
-            m.d.sync += [tx_valid.eq(sending), tx_data.eq(reply.word_select(index, 8)),
-                         tx_last.eq(index == reply_len - 1)]
+        tx = encoder.i_byte
+        with m.If(~tx.valid | tx.ready):
+            m.d.sync += [tx.valid.eq(sending), tx.payload.data.eq(reply.word_select(index, 8)),
+                         tx.payload.last.eq(index == reply_len - 1)]
             with m.If(sending):
                 m.d.sync += index.eq(index + 1)
 
@@ -370,8 +372,8 @@ class Bridge(wiring.Component):
                 with m.If(self.i_result.valid):
                     m.next = "SEND"
             with m.State("SEND"):
-                m.d.comb += sending.eq(~(tx_valid & tx_last))
-                with m.If(tx_valid & fifo.w_rdy & tx_last):
+                m.d.comb += sending.eq(~(tx.valid & tx.payload.last))
+                with m.If(tx.valid & tx.ready & tx.payload.last):
                     m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += [parser.o_frame.ready.eq(1),

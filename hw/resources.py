@@ -73,7 +73,7 @@ class Device:
 
 DEVICES = {d.name: d for d in (
     Device("up5k", "iCE40UP5K", "ice40", 5280, 5280, 30, 4,
-           ("--up5k", "--package", "sg48"), 21.0, 12),
+           ("--up5k", "--package", "sg48"), 30.0, 12),
     Device("hx8k", "iCE40HX8K", "ice40", 7680, 7680, 32, 0,
            ("--hx8k", "--package", "ct256"), 30.0, 12),
     Device("ecp5-25f", "LFE5U-25F", "ecp5", 24288, 24288, 56, 0,
@@ -223,9 +223,9 @@ def _spram_map(depth, width, name):
     return MemoryMap(name, depth, width, "spram", "SB_SPRAM256KA", cols * banks, banks)
 
 
-#: Memories of the UART link around the accelerator (:class:`boards.bridge.Bridge`): the
-#: two-entry reply FIFO of 9-bit bytes (flip-flops on the iCE40, distributed RAM on the ECP5).
-LINK_MEMORIES = {"reply_fifo": (2, 9)}
+#: Memories of the UART link around the accelerator (:class:`boards.bridge.Bridge`): none (its
+#: reply path is a register slice and the encoder's holding register).
+LINK_MEMORIES = {}
 
 
 def memory_maps(params: AccelParams, device):
