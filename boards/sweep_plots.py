@@ -15,7 +15,8 @@ __all__ = ["write_plots", "TOLERANCE_BAND"]
 #: Relative band drawn around the diagonal of the estimate-against-synthesis plot.
 TOLERANCE_BAND = 0.15
 
-_FIGURES = (("luts", "LUT4"), ("ffs", "flip-flops"))
+# LUTs are LUT4 sites: LUT4 cells, plus two per ECP5 CCU2C carry cell (hw.resources.synth_luts).
+_FIGURES = (("luts", "LUTs"), ("ffs", "flip-flops"))
 
 
 def _save(fig, path):
@@ -82,13 +83,13 @@ def _estimate_plot(rows, path):
         for i, dev in enumerate(sorted({r["device"] for r in rows})):
             pts = [(r[key], r[f"est_{key}"]) for r in rows if r["device"] == dev]
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=18, color=f"C{i}",
-                       label=dev)
+                       label=dev, zorder=3)
         lo = min(min(r[key], r[f"est_{key}"]) for r in rows) * 0.8
         hi = max(max(r[key], r[f"est_{key}"]) for r in rows) * 1.2
-        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, zorder=2)
         ax.fill_between([lo, hi], [lo * (1 - TOLERANCE_BAND), hi * (1 - TOLERANCE_BAND)],
                         [lo * (1 + TOLERANCE_BAND), hi * (1 + TOLERANCE_BAND)], color="0.85",
-                        label=f"+-{TOLERANCE_BAND:.0%}")
+                        label=f"+-{TOLERANCE_BAND:.0%}", zorder=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"{label}, Yosys")

@@ -153,9 +153,9 @@ def summary_lines(s):
     fams = sorted({k.rsplit("_", 1)[1] for k in s if k.startswith("max_err_luts_pct_")})
     lines = [f"{s['rows']} configurations, {s['synthesized']} synthesized; statuses: "
              + ", ".join(f"{v} {k}" for k, v in sorted(s["statuses"].items())),
-             f"largest estimate error: LUT4 {m('max_err_luts_pct')}, flip-flops "
+             f"largest estimate error: LUTs {m('max_err_luts_pct')}, flip-flops "
              f"{m('max_err_ffs_pct')}, carries {m('max_err_carries_pct')}"
-             + "".join(f"; {f}: LUT4 {m('max_err_luts_pct_' + f)}, FF {m('max_err_ffs_pct_' + f)}"
+             + "".join(f"; {f}: LUTs {m('max_err_luts_pct_' + f)}, FF {m('max_err_ffs_pct_' + f)}"
                        for f in fams),
              f"memory blocks exact in {s['blocks_exact']} of {s['blocks_compared']}"]
     return lines
