@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the Agg backend)
+from matplotlib.ticker import LogLocator, ScalarFormatter  # noqa: E402
 
 __all__ = ["write_plots", "TOLERANCE_BAND"]
 
@@ -92,6 +93,10 @@ def _estimate_plot(rows, path):
                         label=f"+-{TOLERANCE_BAND:.0%}", zorder=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):       # plain numbers at 1, 2, 5 x 10^k
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+            axis.set_minor_formatter(ScalarFormatter())
         ax.set_xlabel(f"{label}, Yosys")
         ax.set_ylabel(f"{label}, khop estimate")
         ax.grid(alpha=0.3, which="both")
