@@ -38,7 +38,7 @@ bench: $(STAMP)
 # Simulated clock cycles per wall-clock second of the ridge cosimulation (Verilator; Icarus too
 # when installed).
 bench-cosim: $(STAMP)
-	$(BIN)/python -m sim.bench
+	$(BIN)/python -m khop.sim.bench
 
 # The README's resource sweep: Yosys on 72 configurations of two FPGA families (about 20 min on
 # 2 cores the first time, seconds from the cache), then its plots into docs/figures.
@@ -60,7 +60,7 @@ sweep-pnr: $(STAMP)
 
 # Refit hw/calibration.json on both sweeps (after a hardware or tool change).
 calibrate: $(STAMP)
-	$(BIN)/python -m boards.calibrate build/sweep/results.json build/sweep-pnr/results.json
+	$(BIN)/python -m khop.boards.calibrate build/sweep/results.json build/sweep-pnr/results.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,8 +16,8 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.layout import load_layout, result_layout
-from hw.params import AccelParams
+from khop.hw.layout import load_layout, result_layout
+from khop.hw.params import AccelParams
 
 from .protocol import (
     END,

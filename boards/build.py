@@ -14,9 +14,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from hw.params import AccelParams
-from hw.resources import get_device, memory_maps
-from model.errors import KhopError
+from khop.hw.params import AccelParams
+from khop.hw.resources import get_device, memory_maps
+from khop.model.errors import KhopError
 
 from .top import get_board
 

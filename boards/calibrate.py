@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.resources import CALIBRATION_PATH, get_device, model_terms, synth_luts
+from khop.hw.resources import CALIBRATION_PATH, get_device, model_terms, synth_luts
 
 from .sweep import SweepConfig, atomic_write
 

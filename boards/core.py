@@ -9,8 +9,8 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.accelerator import RetrievalAccelerator
-from hw.params import AccelParams
+from khop.hw.accelerator import RetrievalAccelerator
+from khop.hw.params import AccelParams
 
 from .bridge import Bridge
 from .uart import UARTRx, UARTTx, check_divisor

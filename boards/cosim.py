@@ -9,9 +9,9 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from hw.params import AccelParams
-from sim.config import save_integer_network
-from sim.tools import VERILATOR_STYLE_WAIVERS, setup_verilator, verilator_build_env
+from khop.hw.params import AccelParams
+from khop.sim.config import save_integer_network
+from khop.sim.tools import VERILATOR_STYLE_WAIVERS, setup_verilator, verilator_build_env
 
 from .core import BoardCore
 from .spram import SPRAMWeightMemory
@@ -19,7 +19,7 @@ from .spram import SPRAMWeightMemory
 __all__ = ["CORE_NAME", "TEST_MODULE", "generate_core", "build_core", "run_core"]
 
 CORE_NAME = "khop_board_core"
-TEST_MODULE = "boards.tb_board"
+TEST_MODULE = "khop.boards.tb_board"
 
 
 def generate_core(params: AccelParams, divisor, path, spram=False):
@@ -80,7 +80,7 @@ def run_core(directory, networks, *, divisor, queries=20, noise=0.2, seed=0, tes
     after the other); returns ``(results.xml counts, summary dict, wall seconds)``."""
     from cocotb_tools.runner import get_runner
 
-    from sim.runner import parse_results
+    from khop.sim.runner import parse_results
 
     directory = Path(directory)
     test_dir = Path(test_dir or directory / "run").resolve()

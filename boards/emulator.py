@@ -9,9 +9,9 @@ from collections import deque
 
 import numpy as np
 
-from hw.layout import LoadTarget
-from hw.params import AccelParams
-from model.fixed import FixedConfig, IntegerNetwork, unpack_bits
+from khop.hw.layout import LoadTarget
+from khop.hw.params import AccelParams
+from khop.model.fixed import FixedConfig, IntegerNetwork, unpack_bits
 
 from .protocol import (
     ERROR,

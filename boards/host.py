@@ -11,9 +11,9 @@ from collections import deque
 
 import numpy as np
 
-from hw.layout import load_words
-from model.errors import KhopError
-from model.fixed import IntegerNetwork, pack_bits, unpack_bits
+from khop.hw.layout import load_words
+from khop.model.errors import KhopError
+from khop.model.fixed import IntegerNetwork, pack_bits, unpack_bits
 
 from .protocol import (
     END,

@@ -55,8 +55,8 @@ import enum
 import struct
 from dataclasses import dataclass
 
-from hw.layout import load_layout, result_layout
-from hw.params import AccelParams
+from khop.hw.layout import load_layout, result_layout
+from khop.hw.params import AccelParams
 
 __all__ = ["END", "ESC", "ESC_END", "ESC_ESC", "PROTOCOL_VERSION", "Command", "ErrorCode",
            "REPLY", "ERROR", "PARAMS_FORMAT", "STATUS_FORMAT", "crc16", "slip_escape",
@@ -291,7 +291,7 @@ class LinkFormat:
     # Requests ---------------------------------------------------------------------------------
 
     def load_request(self, target, addr, data):
-        from hw.layout import pack_load
+        from khop.hw.layout import pack_load
         value = pack_load(self.params, target, addr, data)
         return encode_frame(Command.LOAD, value.to_bytes(self.load_bytes, "little"))
 
@@ -331,7 +331,7 @@ class LinkFormat:
 
     def result_from_payload(self, payload):
         """``(state, steps, converged)`` of a QUERY reply."""
-        from hw.layout import unpack_result
+        from khop.hw.layout import unpack_result
         if len(payload) != self.result_bytes:
             raise ProtocolError(f"QUERY reply of {len(payload)} bytes, expected "
                                 f"{self.result_bytes}")

@@ -12,9 +12,9 @@ from amaranth.hdl import Instance
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from hw.params import AccelParams, ceil_div
-from hw.ports import ReadPortSignature, WritePortSignature
-from hw.resources import DEVICES, SPRAM_DEPTH, SPRAM_WIDTH
+from khop.hw.params import AccelParams, ceil_div
+from khop.hw.ports import ReadPortSignature, WritePortSignature
+from khop.hw.resources import DEVICES, SPRAM_DEPTH, SPRAM_WIDTH
 
 __all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_COUNT", "spram_blocks", "check_spram_fit",
            "SPRAMWeightMemory"]

@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from hw.resources import device_params, get_device, memory_maps
-from model.errors import KhopError
+from khop.hw.resources import device_params, get_device, memory_maps
+from khop.model.errors import KhopError
 
 from .core import BoardCore
 from .spram import SPRAMWeightMemory

@@ -11,7 +11,7 @@ import io
 import json
 from pathlib import Path
 
-from hw.resources import estimate, get_device, load_calibration, memory_maps, synth_luts
+from khop.hw.resources import estimate, get_device, load_calibration, memory_maps, synth_luts
 
 from .sweep import SweepConfig, atomic_write
 

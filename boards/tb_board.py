@@ -19,10 +19,10 @@ from cocotb.clock import Clock
 from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from boards.host import Device, check_against_model
-from boards.protocol import END, Command, encode_frame
-from model.fixed import unpack_bits
-from sim.config import load_integer_network
+from khop.boards.host import Device, check_against_model
+from khop.boards.protocol import END, Command, encode_frame
+from khop.model.fixed import unpack_bits
+from khop.sim.config import load_integer_network
 
 PERIOD_NS = 10
 

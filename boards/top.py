@@ -27,7 +27,7 @@ from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from hw.params import AccelParams
+from khop.hw.params import AccelParams
 
 from .core import BoardCore
 from .pll import ecp5_pll, ice40_pll

@@ -18,10 +18,10 @@ from typing import Literal
 
 import numpy as np
 
-from model.klr import TrainConfig
-from model.metrics import noisy_queries
-from model.retrieval import retrieve
-from model.train import train_network
+from khop.model.klr import TrainConfig
+from khop.model.metrics import noisy_queries
+from khop.model.retrieval import retrieve
+from khop.model.train import train_network
 
 from .progress import training_progress
 

@@ -13,12 +13,12 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from model.errors import KhopError, ParameterError
-from model.evaluate import compare, format_table
-from model.klr import DTYPES, GRADIENTS, TrainConfig
-from model.netfile import load_network, save_network
-from model.retrieval import DEFAULT_MAX_STEPS
-from model.train import train_network
+from khop.model.errors import KhopError, ParameterError
+from khop.model.evaluate import compare, format_table
+from khop.model.klr import DTYPES, GRADIENTS, TrainConfig
+from khop.model.netfile import load_network, save_network
+from khop.model.retrieval import DEFAULT_MAX_STEPS
+from khop.model.train import train_network
 
 from . import bench, demo
 from .argtypes import fraction, int_in, int_list, name_list, positive
@@ -216,8 +216,8 @@ def add_verilog(subparsers):
 
 
 def cmd_verilog(args):
-    from hw.export import export
-    from model.hardware import hardware_for
+    from khop.hw.export import export
+    from khop.model.hardware import hardware_for
 
     net = load_network(args.network)
     params, inet = hardware_for(net, bits=args.bits, lanes=args.lanes,
@@ -237,7 +237,7 @@ def cmd_verilog(args):
     print(f"  cycles per step {cm['cycles_per_step']} (bound {cm['bound_cycles_per_step']}, "
           f"x{cm['ratio_to_bound']:.3f})")
     if args.lint:
-        from sim.tools import verilator_lint
+        from khop.sim.tools import verilator_lint
         ok, output = verilator_lint(v_path)
         if not ok:
             raise KhopError(f"verilator --lint-only failed on {v_path}:\n{output}")
@@ -278,7 +278,7 @@ def _int_list(text, lo, hi, what):
 
 
 def cmd_precision(args):
-    from model.precision import precision_sweep
+    from khop.model.precision import precision_sweep
 
     net = load_network(args.network)
     kbs = _int_list(args.kernel_bits, 2, 24, "--kernel-bits")
@@ -329,14 +329,14 @@ def cmd_paper(args):
 
 
 def add_cosim(subparsers):
-    from sim.cli import add_cosim_command
+    from khop.sim.cli import add_cosim_command
     add_cosim_command(subparsers)
 
 
 # khop build
 
 def add_build(subparsers):
-    from boards.top import BOARDS
+    from khop.boards.top import BOARDS
 
     boards = ", ".join(f"{b.name} ({b.description}, default clock "
                        f"{b.default_clock_hz / 1e6:g} MHz)" for b in BOARDS.values())
@@ -370,8 +370,8 @@ def add_build(subparsers):
 
 
 def cmd_build(args):
-    from boards.build import build_board, format_report
-    from boards.top import board_params
+    from khop.boards.build import build_board, format_report
+    from khop.boards.top import board_params
 
     net = load_network(args.network)
     try:
@@ -415,14 +415,14 @@ def cmd_run(args):
 
     import numpy as np
 
-    from boards.host import Device, check_against_model
-    from model.fixed import FixedConfig, integer_network, to_bits
-    from model.metrics import noisy_queries
+    from khop.boards.host import Device, check_against_model
+    from khop.model.fixed import FixedConfig, integer_network, to_bits
+    from khop.model.metrics import noisy_queries
 
     net = load_network(args.network)
     if args.emulate_lanes is not None:
-        from boards.emulator import EmulatedDevice
-        from hw.params import AccelParams
+        from khop.boards.emulator import EmulatedDevice
+        from khop.hw.params import AccelParams
         emu = EmulatedDevice(AccelParams(net.n, net.p, lanes=args.emulate_lanes))
         device = Device(transport=emu)
     else:
@@ -462,7 +462,7 @@ def cmd_run(args):
 # khop estimate
 
 def _device_help():
-    from hw.resources import DEVICES
+    from khop.hw.resources import DEVICES
 
     return "; ".join(f"{d.name} ({d.part}: {d.luts} LUT4, {d.bram} {d.bram_cell}"
                      + (f", {d.spram} SPRAM" if d.spram else "") + f", {d.clock_mhz:g} MHz)"
@@ -470,7 +470,7 @@ def _device_help():
 
 
 def add_estimate(subparsers):
-    from hw.resources import device_names
+    from khop.hw.resources import device_names
 
     p = _add(subparsers, "estimate", "instant resource, cycle and throughput estimate",
              "Estimates, without running any tool, what the accelerator behind the UART frame "
@@ -507,7 +507,7 @@ def add_estimate(subparsers):
 
 
 def cmd_estimate(args):
-    from hw.resources import device_params, estimate, format_estimate
+    from khop.hw.resources import device_params, estimate, format_estimate
 
     params = _checked(device_params, device=args.device, n=args.n, p=args.p, bits=args.bits,
                       lanes=args.lanes, popcount_width=args.popcount_width,
@@ -521,8 +521,8 @@ def cmd_estimate(args):
 # khop sweep
 
 def add_sweep(subparsers):
-    from boards.sweep import DEFAULT_TIMEOUT, EXECUTORS
-    from hw.resources import device_names
+    from khop.boards.sweep import DEFAULT_TIMEOUT, EXECUTORS
+    from khop.hw.resources import device_names
 
     p = _add(subparsers, "sweep", "synthesise a grid of configurations, tables and plots",
              "Synthesises with Yosys (and with --pnr places and routes with nextpnr, for Fmax) "
@@ -564,8 +564,8 @@ def add_sweep(subparsers):
 def cmd_sweep(args):
     import time
 
-    from boards.sweep import config_grid, run_sweep, tool_versions
-    from boards.sweep_report import summary_lines, write_outputs
+    from khop.boards.sweep import config_grid, run_sweep, tool_versions
+    from khop.boards.sweep_report import summary_lines, write_outputs
 
     if args.executor == "process" and args.scheduler:
         raise UsageError("--scheduler is only for --executor dask")

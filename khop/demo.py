@@ -14,11 +14,11 @@ from typing import TextIO
 
 import numpy as np
 
-from model.errors import NetworkFileError
-from model.evaluate import METRICS, compare, format_table, small_weight_fraction, weight_variants
-from model.klr import TrainConfig
-from model.netfile import load_network, save_network
-from model.train import same_recipe, train_network
+from khop.model.errors import NetworkFileError
+from khop.model.evaluate import METRICS, compare, format_table, small_weight_fraction, weight_variants
+from khop.model.klr import TrainConfig
+from khop.model.netfile import load_network, save_network
+from khop.model.train import same_recipe, train_network
 
 from .progress import training_progress
 
@@ -153,9 +153,9 @@ def stage_paper(ctx):
 
 def stage_verilog(ctx):
     """The 2-bit, 16-lane accelerator for the ridge network: Verilog, JSON, Verilator lint."""
-    from hw.export import export
-    from model.hardware import hardware_for
-    from sim.tools import verilator_lint
+    from khop.hw.export import export
+    from khop.model.hardware import hardware_for
+    from khop.sim.tools import verilator_lint
 
     params, inet = hardware_for(ctx.net, bits=2, lanes=16)
     ctx.hw = (params, inet)
@@ -182,8 +182,8 @@ def stage_verilog(ctx):
 
 def stage_cosim(ctx):
     """A short cocotb + Verilator cosimulation of the generated Verilog against the model."""
-    from sim.cli import format_summary
-    from sim.runner import run_cosim
+    from khop.sim.cli import format_summary
+    from khop.sim.runner import run_cosim
 
     res = run_cosim(ctx.net, bits=2, lanes=16, queries=50, noise=ctx.ridge.noise, seed=0,
                     build_dir=ctx.out / "cosim", progress=True)

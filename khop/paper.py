@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model.experiments import COST, EXPERIMENTS, run_experiment
+from khop.model.experiments import COST, EXPERIMENTS, run_experiment
 
 __all__ = ["run_paper", "verdicts", "FIGURES", "CLAIMS", "report_markdown", "write_figures"]
 

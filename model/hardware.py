@@ -13,7 +13,7 @@ def hardware_for(net, bits=2, lanes=16, popcount_width=None, kernel_bits=16,
     ``AccelParams`` lives in ``hw``; it is imported here lazily so ``model`` itself never needs
     Amaranth (only callers that build hardware do).
     """
-    from hw.params import AccelParams
+    from khop.hw.params import AccelParams
 
     try:
         params = AccelParams(n=net.n, p=net.p, weight_bits=bits, lanes=lanes,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model.kernel import random_patterns
-from model.klr import TrainConfig, train_klr
-from model.netfile import Network
+from khop.model.kernel import random_patterns
+from khop.model.klr import TrainConfig, train_klr
+from khop.model.netfile import Network
 
 from . import runner
 

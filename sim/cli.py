@@ -11,7 +11,7 @@ import argparse
 import json
 
 from khop.argtypes import fraction, int_in
-from model.errors import ParameterError
+from khop.model.errors import ParameterError
 
 from .config import FLOWS, SCENARIOS
 from .runner import DEFAULT_BUILD_ROOT, run_cosim

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.params import AccelParams
-from model.fixed import FixedConfig, IntegerNetwork
+from khop.hw.params import AccelParams
+from khop.model.fixed import FixedConfig, IntegerNetwork
 
 __all__ = ["SCENARIOS", "FLOWS", "CosimConfig", "save_integer_network", "load_integer_network",
            "ENV_PREFIX"]

@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.export import TOP_NAME, export
-from hw.params import AccelParams
-from model.errors import KhopError
-from model.fixed import FixedConfig, IntegerNetwork, integer_network
-from model.netfile import Network, load_network
+from khop.hw.export import TOP_NAME, export
+from khop.hw.params import AccelParams
+from khop.model.errors import KhopError
+from khop.model.fixed import FixedConfig, IntegerNetwork, integer_network
+from khop.model.netfile import Network, load_network
 
 from .config import FLOWS, SCENARIOS, CosimConfig, save_integer_network
 from .tools import (
@@ -53,7 +53,7 @@ __all__ = ["DEFAULT_BUILD_ROOT", "TEST_MODULE", "CosimError", "Build", "default_
            "parse_results", "summarize", "run_cosim"]
 
 DEFAULT_BUILD_ROOT = Path("build/cosim")
-TEST_MODULE = "sim.test_khop_top"
+TEST_MODULE = "khop.sim.test_khop_top"
 #: Extra Verilator arguments besides the style waivers.
 VERILATOR_ARGS = ("-O3",)
 #: C++ optimization of the model's hot code (``OPT_FAST`` of ``verilated.mk``, default -Os):

@@ -16,10 +16,10 @@ import os
 import cocotb
 import numpy as np
 
-from model.fixed import IntegerNetwork, to_bipolar, to_bits
-from model.metrics import noisy_queries
-from sim.config import CosimConfig, load_integer_network
-from sim.testbench import TB
+from khop.model.fixed import IntegerNetwork, to_bipolar, to_bits
+from khop.model.metrics import noisy_queries
+from khop.sim.config import CosimConfig, load_integer_network
+from khop.sim.testbench import TB
 
 CONFIG = CosimConfig.from_env()
 PARAMS = CONFIG.accel_params

@@ -24,9 +24,9 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import Event, ReadOnly, RisingEdge, Timer, with_timeout
 
-from hw.layout import load_words, pack_load, unpack_result
-from hw.params import AccelParams
-from model.fixed import IntegerNetwork, pack_bits, unpack_bits
+from khop.hw.layout import load_words, pack_load, unpack_result
+from khop.hw.params import AccelParams
+from khop.model.fixed import IntegerNetwork, pack_bits, unpack_bits
 
 __all__ = ["PERIOD_NS", "flow_patterns", "Expected", "Scoreboard", "TB"]
 

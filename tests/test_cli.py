@@ -11,10 +11,10 @@ import pytest
 from khop import demo
 from khop.bench import Figure
 from khop.cli import main
-from model.evaluate import METRICS
-from model.klr import TrainConfig
-from model.netfile import load_network, save_network
-from model.train import train_network
+from khop.model.evaluate import METRICS
+from khop.model.klr import TrainConfig
+from khop.model.netfile import load_network, save_network
+from khop.model.train import train_network
 
 SMALL = ["-N", "24", "-P", "30", "--epochs", "15", "--gamma", "0.05", "--seed", "3"]
 

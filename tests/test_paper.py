@@ -8,7 +8,7 @@ import pytest
 
 from khop import paper
 from khop.cli import main
-from model.experiments import EXPERIMENTS, run_experiment
+from khop.model.experiments import EXPERIMENTS, run_experiment
 
 TINY = ["--quick", "--trials", "1", "--n", "16", "--seed", "3"]
 

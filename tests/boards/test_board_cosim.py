@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from boards.cosim import build_core, run_core
-from model.fixed import FixedConfig, integer_network
-from model.kernel import random_patterns
-from sim.runner import params_for, sim_available
+from khop.boards.cosim import build_core, run_core
+from khop.model.fixed import FixedConfig, integer_network
+from khop.model.kernel import random_patterns
+from khop.sim.runner import params_for, sim_available
 
 OK, WHY = sim_available("verilator")
 pytestmark = pytest.mark.skipif(not OK, reason=WHY)

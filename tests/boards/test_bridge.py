@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from boards.bridge import crc16_update
-from boards.core import AcceleratorLink
-from boards.emulator import EmulatedDevice
-from boards.protocol import END, ESC, Command, FrameDecoder, LinkFormat, Status, crc16, encode_frame
-from hw.layout import load_words
-from model.fixed import FixedConfig, integer_network, pack_bits, to_bits
-from model.kernel import random_patterns
-from model.metrics import noisy_queries
-from sim.runner import params_for
+from khop.boards.bridge import crc16_update
+from khop.boards.core import AcceleratorLink
+from khop.boards.emulator import EmulatedDevice
+from khop.boards.protocol import END, ESC, Command, FrameDecoder, LinkFormat, Status, crc16, encode_frame
+from khop.hw.layout import load_words
+from khop.model.fixed import FixedConfig, integer_network, pack_bits, to_bits
+from khop.model.kernel import random_patterns
+from khop.model.metrics import noisy_queries
+from khop.sim.runner import params_for
 
 #: Cycles between two bytes fed to the bridge: longer than any non-QUERY reply.
 GAP = 48

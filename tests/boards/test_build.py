@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from boards.build import (
+from khop.boards.build import (
     BuildError,
     build_board,
     estimate,
@@ -13,12 +13,12 @@ from boards.build import (
     parse_nextpnr_utilisation,
     parse_yosys_stats,
 )
-from boards.pll import ecp5_pll, ice40_pll
-from boards.spram import check_spram_fit
-from boards.top import board_params, get_board
-from hw.params import AccelParams
+from khop.boards.pll import ecp5_pll, ice40_pll
+from khop.boards.spram import check_spram_fit
+from khop.boards.top import board_params, get_board
+from khop.hw.params import AccelParams
 from khop.cli import main
-from model.netfile import Network, save_network
+from khop.model.netfile import Network, save_network
 
 RIDGE = AccelParams(100, 300, 2, 16)
 

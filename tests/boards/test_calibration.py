@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from boards.calibrate import calibrate, fit_family
-from boards.calibrate import main as calibrate_main
-from boards.sweep import SweepConfig, run_config
-from hw.resources import estimate, get_device, load_calibration, model_terms, synth_luts
+from khop.boards.calibrate import calibrate, fit_family
+from khop.boards.calibrate import main as calibrate_main
+from khop.boards.sweep import SweepConfig, run_config
+from khop.hw.resources import estimate, get_device, load_calibration, model_terms, synth_luts
 
 CONFIGS = [SweepConfig(dev, n, 2, k, lanes) for dev in ("hx8k", "ecp5-25f")
            for n in (32, 64, 100) for k in (1, 2, 3) for lanes in (8, 16)]

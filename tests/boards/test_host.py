@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from boards.emulator import EmulatedDevice
-from boards.host import Device, DeviceError, LinkError, check_against_model
-from boards.protocol import END, Command, ErrorCode, encode_frame
-from model.fixed import FixedConfig, integer_network, to_bits
-from model.kernel import random_patterns
-from model.metrics import noisy_queries
-from sim.runner import params_for
+from khop.boards.emulator import EmulatedDevice
+from khop.boards.host import Device, DeviceError, LinkError, check_against_model
+from khop.boards.protocol import END, Command, ErrorCode, encode_frame
+from khop.model.fixed import FixedConfig, integer_network, to_bits
+from khop.model.kernel import random_patterns
+from khop.model.metrics import noisy_queries
+from khop.sim.runner import params_for
 
 
 def _network(seed, n=24, p=30):

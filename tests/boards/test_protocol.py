@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from boards.protocol import (
+from khop.boards.protocol import (
     END,
     ESC,
     ESC_END,
@@ -23,7 +23,7 @@ from boards.protocol import (
     encode_frame,
     slip_escape,
 )
-from hw.params import AccelParams
+from khop.hw.params import AccelParams
 
 PARAMS = AccelParams(n=24, p=30, weight_bits=2, lanes=8)
 
@@ -167,7 +167,7 @@ def test_status_round_trip_wraps_counters():
 
 
 def test_load_request_carries_the_pack_load_integer():
-    from hw.layout import LoadTarget, pack_load
+    from khop.hw.layout import LoadTarget, pack_load
     fmt = LinkFormat(PARAMS)
     [frame] = FrameDecoder().feed(fmt.load_request(LoadTarget.WEIGHT, 5, 0xBEEF))
     assert frame.cmd == Command.LOAD

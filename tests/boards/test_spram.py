@@ -6,10 +6,10 @@ The SPRAM's behaviour (with Yosys' SB_SPRAM256KA model) is checked end to end in
 import pytest
 from amaranth.back import rtlil
 
-from boards.spram import SPRAMWeightMemory, check_spram_fit, spram_blocks
-from hw.accelerator import RetrievalAccelerator
-from hw.params import AccelParams
-from hw.weight_memory import WeightMemory
+from khop.boards.spram import SPRAMWeightMemory, check_spram_fit, spram_blocks
+from khop.hw.accelerator import RetrievalAccelerator
+from khop.hw.params import AccelParams
+from khop.hw.weight_memory import WeightMemory
 
 
 def test_spram_blocks_of_memory_shapes():

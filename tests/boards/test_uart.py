@@ -6,7 +6,7 @@ import pytest
 from amaranth import Module
 from amaranth.sim import Simulator
 
-from boards.uart import UARTRx, UARTTx, check_divisor, divisor_for
+from khop.boards.uart import UARTRx, UARTTx, check_divisor, divisor_for
 
 
 def _run(dut, bench, deadline=200_000):

@@ -18,10 +18,10 @@ from amaranth import Value
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
-from hw.params import AccelParams
-from model.fixed import FixedConfig, integer_network, pack_bits, unpack_bits
-from model.kernel import random_patterns
-from model.klr import TrainConfig, train_klr
+from khop.hw.params import AccelParams
+from khop.model.fixed import FixedConfig, integer_network, pack_bits, unpack_bits
+from khop.model.kernel import random_patterns
+from khop.model.klr import TrainConfig, train_klr
 
 __all__ = ["tiny_network", "params_for", "noisy_queries", "random_states", "ref_pattern_word",
            "ref_weight_word", "Clock", "drive", "collect", "run_sim", "bits_of", "int_of",

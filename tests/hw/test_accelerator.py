@@ -21,11 +21,11 @@ from hw_helpers import (
     tiny_network,
 )
 
-from hw.accelerator import RetrievalAccelerator
-from hw.layout import load_words, pack_load, unpack_result
-from model.fixed import FixedConfig, integer_network
-from model.kernel import random_patterns
-from model.klr import TrainConfig, train_klr
+from khop.hw.accelerator import RetrievalAccelerator
+from khop.hw.layout import load_words, pack_load, unpack_result
+from khop.model.fixed import FixedConfig, integer_network
+from khop.model.kernel import random_patterns
+from khop.model.klr import TrainConfig, train_klr
 
 CONFIGS = {
     # name: (n, p, k, lanes, W, max_steps)

@@ -6,10 +6,10 @@ import re
 import pytest
 from hw_helpers import params_for, tiny_network
 
-from hw.export import TOP_NAME, describe, export, generate_verilog
-from hw.layout import load_layout, result_layout
-from hw.params import AccelParams
-from sim.tools import verilator_lint
+from khop.hw.export import TOP_NAME, describe, export, generate_verilog
+from khop.hw.layout import load_layout, result_layout
+from khop.hw.params import AccelParams
+from khop.sim.tools import verilator_lint
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from amaranth import Module
 from amaranth.lib import wiring
 from hw_helpers import Clock, collect, int_of, params_for, rejected, run_sim, tiny_network
 
-from hw.kernel_distance import KernelDistance
-from hw.pattern_memory import PatternMemory
+from khop.hw.kernel_distance import KernelDistance
+from khop.hw.pattern_memory import PatternMemory
 
 
 class KernelDistanceBench(wiring.Component):

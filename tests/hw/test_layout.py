@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hw_helpers import params_for, ref_pattern_word, ref_weight_word, tiny_network
 
-from hw.layout import (
+from khop.hw.layout import (
     LoadTarget,
     load_layout,
     load_words,
@@ -17,7 +17,7 @@ from hw.layout import (
     unpack_result,
     weight_words,
 )
-from hw.params import AccelParams
+from khop.hw.params import AccelParams
 
 
 def test_pattern_words_hand_example():

@@ -6,9 +6,9 @@ from amaranth import Module
 from amaranth.lib import wiring
 from hw_helpers import Clock, collect, drive, lanes_of, run_sim
 
-from hw.mac_array import MacArray
-from hw.params import AccelParams
-from hw.weight_memory import WeightMemory
+from khop.hw.mac_array import MacArray
+from khop.hw.params import AccelParams
+from khop.hw.weight_memory import WeightMemory
 
 
 class MacBench(wiring.Component):

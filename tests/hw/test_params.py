@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from hw_helpers import params_for, rejected, tiny_network
 
-from hw.accelerator import RetrievalAccelerator
-from hw.params import AccelParams
+from khop.hw.accelerator import RetrievalAccelerator
+from khop.hw.params import AccelParams
 
 GOOD = {"n": 20, "p": 12, "weight_bits": 2, "lanes": 4, "popcount_width": 5}
 

@@ -11,8 +11,8 @@ from hw_helpers import (
     run_sim,
 )
 
-from hw.params import AccelParams
-from hw.pattern_memory import PatternMemory
+from khop.hw.params import AccelParams
+from khop.hw.pattern_memory import PatternMemory
 
 CONFIGS = [(20, 6, 20), (23, 5, 5), (17, 4, 1), (12, 3, 7)]
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from hw.params import AccelParams
-from hw.resources import (
+from khop.hw.params import AccelParams
+from khop.hw.resources import (
     DEVICES,
     device_params,
     estimate,

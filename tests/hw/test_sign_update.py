@@ -23,9 +23,9 @@ from hw_helpers import (
     tiny_network,
 )
 
-from hw.layout import unpack_result
-from hw.params import AccelParams
-from hw.sign_update import SignUpdate
+from khop.hw.layout import unpack_result
+from khop.hw.params import AccelParams
+from khop.hw.sign_update import SignUpdate
 
 
 def sum_beats(prm, t, rng=None):

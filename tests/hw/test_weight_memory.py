@@ -11,8 +11,8 @@ from hw_helpers import (
     run_sim,
 )
 
-from hw.params import AccelParams
-from hw.weight_memory import WeightMemory
+from khop.hw.params import AccelParams
+from khop.hw.weight_memory import WeightMemory
 
 CONFIGS = [(20, 6, 2, 4), (23, 5, 3, 5), (17, 4, 4, 17), (12, 3, 1, 1)]
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.compress import binarize, prune_magnitude, quantize, quantize_uniform
+from khop.model.compress import binarize, prune_magnitude, quantize, quantize_uniform
 
 
 def _weights(seed, shape=(30, 20)):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model.compress import quantize
-from model.evaluate import (
+from khop.model.compress import quantize
+from khop.model.evaluate import (
     METRICS,
     compare,
     evaluate_weights,
@@ -12,9 +12,9 @@ from model.evaluate import (
     small_weight_fraction,
     variant_label,
 )
-from model.kernel import random_patterns
-from model.metrics import noisy_queries
-from model.netfile import Network
+from khop.model.kernel import random_patterns
+from khop.model.metrics import noisy_queries
+from khop.model.netfile import Network
 
 
 def _net(seed=0):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from model import experiments as ex
+from khop.model import experiments as ex
 
 N, SEED = 30, 7
 

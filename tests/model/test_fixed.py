@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from model.compress import quantize
-from model.fixed import (
+from khop.model.compress import quantize
+from khop.model.fixed import (
     FixedConfig,
     IntegerNetwork,
     integer_network,
@@ -17,8 +17,8 @@ from model.fixed import (
     to_bits,
     unpack_bits,
 )
-from model.kernel import random_patterns
-from model.retrieval import potentials, sign_update
+from khop.model.kernel import random_patterns
+from khop.model.retrieval import potentials, sign_update
 
 
 def test_kernel_lut_hand_values():

@@ -5,10 +5,10 @@ import itertools
 import numpy as np
 import pytest
 
-from model.influence import cross_influence_gini, cross_influences, walsh_influence
-from model.kernel import random_patterns
-from model.retrieval import potentials
-from model.stats import gini
+from khop.model.influence import cross_influence_gini, cross_influences, walsh_influence
+from khop.model.kernel import random_patterns
+from khop.model.retrieval import potentials
+from khop.model.stats import gini
 
 
 def _tiny(seed=1, n=6, p=9, gamma=0.15):

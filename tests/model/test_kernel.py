@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from model.kernel import gram_matrix, hamming, kernel_matrix, random_patterns
+from khop.model.kernel import gram_matrix, hamming, kernel_matrix, random_patterns
 
 
 def _brute_hamming(a, b):

@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from model.kernel import gram_matrix, random_patterns
-from model.klr import TrainConfig, klr_gradient, klr_loss, train_klr
+from khop.model.kernel import gram_matrix, random_patterns
+from khop.model.klr import TrainConfig, klr_gradient, klr_loss, train_klr
 
 
 def _problem(seed=0, n=10, p=6, gamma=0.1):

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from model.kernel import gram_matrix, random_patterns
-from model.klr import TrainConfig, train_klr
-from model.lasso import LassoConfig, lasso_loss, lipschitz_step, soft_threshold, train_lasso
+from khop.model.kernel import gram_matrix, random_patterns
+from khop.model.klr import TrainConfig, train_klr
+from khop.model.lasso import LassoConfig, lasso_loss, lipschitz_step, soft_threshold, train_lasso
 
 
 def _clustered(seed=0, n=30, p=60, prototypes=4, flip=0.03):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model.kernel import random_patterns
-from model.metrics import bit_accuracy, noisy_queries, recall_stats, stability_margin
+from khop.model.kernel import random_patterns
+from khop.model.metrics import bit_accuracy, noisy_queries, recall_stats, stability_margin
 
 
 def _network(seed=0, n=16, p=8):

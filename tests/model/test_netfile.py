@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from model.errors import KhopError, NetworkFileError
-from model.kernel import random_patterns
-from model.netfile import FORMAT_NAME, FORMAT_VERSION, Network, load_network, save_network
+from khop.model.errors import KhopError, NetworkFileError
+from khop.model.kernel import random_patterns
+from khop.model.netfile import FORMAT_NAME, FORMAT_VERSION, Network, load_network, save_network
 
 
 def _network(dtype=np.float64, n=12, p=5, seed=0):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model.kernel import random_patterns
-from model.retrieval import potentials, retrieve, run_dynamics, sign_update
+from khop.model.kernel import random_patterns
+from khop.model.retrieval import potentials, retrieve, run_dynamics, sign_update
 
 
 def _network(seed, n=24, p=10, zero_neuron=None):

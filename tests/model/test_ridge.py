@@ -6,10 +6,10 @@ N = 100, P = 300, gamma = 0.02, exact gradient, 300 epochs, seed 42.
 import numpy as np
 import pytest
 
-from model.evaluate import compare, small_weight_fraction
-from model.fixed import FixedConfig, integer_network
-from model.klr import TrainConfig
-from model.train import train_network
+from khop.model.evaluate import compare, small_weight_fraction
+from khop.model.fixed import FixedConfig, integer_network
+from khop.model.klr import TrainConfig
+from khop.model.train import train_network
 
 
 @pytest.fixture(scope="module")

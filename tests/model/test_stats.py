@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.stats import gini, loglog_fit, mean_std
+from khop.model.stats import gini, loglog_fit, mean_std
 
 
 def test_gini_of_equal_values_is_zero():

@@ -5,10 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from model.kernel import random_patterns
-from model.klr import TrainConfig, train_klr
-from model.netfile import load_network, save_network
-from model.train import recipe, same_recipe, train_network
+from khop.model.kernel import random_patterns
+from khop.model.klr import TrainConfig, train_klr
+from khop.model.netfile import load_network, save_network
+from khop.model.train import recipe, same_recipe, train_network
 
 CONFIG = TrainConfig(gamma=0.05, epochs=20)
 

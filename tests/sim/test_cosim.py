@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.fixed import FixedConfig, IntegerNetwork, integer_network, kernel_lut
-from model.kernel import random_patterns
-from model.klr import TrainConfig, train_klr
-from model.netfile import Network, save_network
-from sim import cli as sim_cli
-from sim import runner
-from sim.bench import ridge_network
-from sim.cli import add_cosim_command
-from sim.config import (
+from khop.model.fixed import FixedConfig, IntegerNetwork, integer_network, kernel_lut
+from khop.model.kernel import random_patterns
+from khop.model.klr import TrainConfig, train_klr
+from khop.model.netfile import Network, save_network
+from khop.sim import cli as sim_cli
+from khop.sim import runner
+from khop.sim.bench import ridge_network
+from khop.sim.cli import add_cosim_command
+from khop.sim.config import (
     FLOWS,
     SCENARIOS,
     CosimConfig,
