@@ -58,7 +58,7 @@ sweep-pnr: $(STAMP)
 	@mkdir -p docs/figures
 	cp build/sweep-pnr/fmax_vs_lanes.png docs/figures/sweep_fmax_vs_lanes.png
 
-# Refit hw/calibration.json on both sweeps (after a hardware or tool change).
+# Refit boards/calibration.json on both sweeps (after a hardware or tool change).
 calibrate: $(STAMP)
 	$(BIN)/python -m khop.boards.calibrate build/sweep/results.json build/sweep-pnr/results.json
 

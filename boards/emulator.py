@@ -9,9 +9,15 @@ from collections import deque
 
 import numpy as np
 
-from khop.hw.layout import LoadTarget
+from khop.hw.layout import (
+    LoadTarget,
+    pack_result_fields,
+    unpack_load,
+    unpack_pattern_words,
+    unpack_weight_words,
+)
 from khop.hw.params import AccelParams
-from khop.model.fixed import FixedConfig, IntegerNetwork, unpack_bits
+from khop.model.fixed import IntegerNetwork, pack_bits, unpack_bits
 
 from .protocol import (
     ERROR,
@@ -97,15 +103,12 @@ class EmulatedDevice:
         else:
             self.counters["queries"] += 1
             state = int.from_bytes(ev.payload, "little") & ((1 << self.params.n) - 1)
-            s, steps, conv = self._retrieve(state)
-            value = s | steps << self.params.n | int(conv) << (self.params.n + 8)
+            value = pack_result_fields(self.params, *self._retrieve(state))
             self._reply(cmd | REPLY, value.to_bytes(self.fmt.result_bytes, "little"))
 
     def _load(self, value):
         prm = self.params
-        target = LoadTarget(value & 3)
-        addr = (value >> 2) & ((1 << prm.load_addr_bits) - 1)
-        data = value >> (2 + prm.load_addr_bits)
+        target, addr, data = unpack_load(prm, value)
         if target == LoadTarget.PATTERN:
             self.pattern[addr % prm.pattern_depth] = data & ((1 << prm.pattern_width) - 1)
         elif target == LoadTarget.WEIGHT:
@@ -120,32 +123,13 @@ class EmulatedDevice:
     def network(self):
         """The :class:`IntegerNetwork` held by the memories."""
         prm = self.params
-        rows = []
-        for mu in range(prm.p):
-            v = 0
-            for c in range(prm.chunks):
-                v |= self.pattern[mu * prm.chunks + c] << (c * prm.popcount_width)
-            rows.append(v)
-        patterns = unpack_bits(rows, prm.n)
-        k, mask = prm.weight_bits, (1 << prm.weight_bits) - 1
-        codes = np.zeros((prm.p, prm.n), dtype=np.uint8)
-        for mu in range(prm.p):
-            for b in range(prm.blocks):
-                word = self.weight[mu * prm.blocks + b]
-                for lane in range(prm.lanes):
-                    i = b * prm.lanes + lane
-                    if i < prm.n:
-                        codes[mu, i] = (word >> (lane * k)) & mask
-        config = FixedConfig(weight_bits=prm.weight_bits, kernel_bits=prm.kernel_bits,
-                             threshold_frac_bits=prm.threshold_frac_bits,
-                             max_steps=prm.max_steps)
-        return IntegerNetwork(patterns=patterns, codes=codes,
+        return IntegerNetwork(patterns=unpack_pattern_words(prm, self.pattern),
+                              codes=unpack_weight_words(prm, self.weight),
                               lut=np.array(self.lut, dtype=np.int64), r_fx=self.threshold,
-                              config=config)
+                              config=prm.fixed)
 
     def _retrieve(self, state):
+        """``(state, steps, converged)`` of the integer model for one packed query."""
         res = self.network().retrieve(unpack_bits([state], self.params.n))
-        packed = int.from_bytes(np.packbits(res.states[0], bitorder="little").tobytes(),
-                                "little")
-        return packed, int(np.asarray(res.steps).reshape(-1)[0]), \
-            bool(np.asarray(res.converged).reshape(-1)[0])
+        return (int(pack_bits(res.states)[0]), int(np.asarray(res.steps).reshape(-1)[0]),
+                bool(np.asarray(res.converged).reshape(-1)[0]))

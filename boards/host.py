@@ -8,14 +8,18 @@ UART model of the cosimulation.
 
 import time
 from collections import deque
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from khop.hw.layout import load_words
-from khop.model.errors import KhopError
-from khop.model.fixed import IntegerNetwork, pack_bits, unpack_bits
+from khop.hw.params import configure
+from khop.model.errors import KhopError, ParameterError
+from khop.model.fixed import IntegerNetwork, pack_bits, to_bits, unpack_bits
+from khop.model.metrics import noisy_queries
 
 from .protocol import (
+    DEFAULT_BAUDRATE,
     END,
     ERROR,
     REPLY,
@@ -30,9 +34,8 @@ from .protocol import (
     encode_frame,
 )
 
-__all__ = ["LinkError", "DeviceError", "Device", "open_serial", "check_against_model"]
-
-DEFAULT_BAUDRATE = 115200
+__all__ = ["LinkError", "DeviceError", "Device", "open_serial", "check_against_model",
+           "RunReport", "check_options", "run_network"]
 
 
 class LinkError(KhopError):
@@ -247,3 +250,104 @@ def check_against_model(device: Device, inet: IntegerNetwork, queries):
             "first_mismatch": int(np.argmax(differ)) if differ.any() else None,
             "seconds": seconds, "states": hw_states, "steps": hw_steps,
             "converged": hw_conv, "model": ref}
+
+
+#: The hardware options of the command line and the :class:`AccelParams` field each names.
+_OPTION_FIELDS = {"bits": "weight_bits", "lanes": "lanes", "popcount_width": "popcount_width",
+                  "kernel_bits": "kernel_bits", "threshold_frac_bits": "threshold_frac_bits",
+                  "max_steps": "max_steps"}
+
+
+def check_options(params, options):
+    """Raise :class:`~khop.model.errors.ParameterError` naming both values when a hardware option
+    the user set (``options``: :data:`khop.hw.params.HARDWARE_OPTIONS`, ``None`` = unset)
+    differs from what the board reports (``params``)."""
+    differ = [f"{field}={getattr(params, field)} but --{name.replace('_', '-')} "
+              f"{options[name]} was given"
+              for name, field in _OPTION_FIELDS.items()
+              if options.get(name) is not None and options[name] != getattr(params, field)]
+    if differ:
+        raise ParameterError("the board is built for " + "; ".join(differ))
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What ``khop run`` found: the board's configuration, the load, and the noisy queries
+    recalled on the board against the bit-exact integer model.
+
+    :meth:`format` is the text ``khop run`` prints, :meth:`as_dict` its JSON form.
+    """
+
+    port: str
+    params: dict
+    clock_mhz: float
+    writes: int
+    load_seconds: float
+    queries: int
+    noise: float
+    seed: int
+    seconds: float
+    mismatches: int
+    first_mismatch: int | None
+    recall: float
+    exact_recall: float
+    mean_steps: float
+    frames: int
+    errors: int
+    overruns: int
+
+    def as_dict(self):
+        return asdict(self)
+
+    def header(self):
+        p = self.params
+        return (f"{self.port}: N={p['n']} P={p['p']} {p['weight_bits']}-bit, {p['lanes']} lanes, "
+                f"popcount width {p['popcount_width']}, kernel_bits {p['kernel_bits']}, "
+                f"clock {self.clock_mhz:g} MHz")
+
+    def format(self):
+        return "\n".join([
+            self.header(),
+            f"loaded {self.writes} words in {self.load_seconds:.2f} s",
+            (f"{self.queries} queries with {self.noise:.0%} of the bits flipped (seed "
+             f"{self.seed}) in {self.seconds:.2f} s: {self.mismatches} differ from the "
+             f"integer model"),
+            (f"  recall (bit-wise) {self.recall:.4f}, exact recall {self.exact_recall:.4f}, "
+             f"mean steps {self.mean_steps:.2f}"),
+            f"  link: {self.frames} frames, {self.errors} errors, {self.overruns} overruns"])
+
+
+def run_network(device: Device, net, *, queries=100, noise=0.2, seed=0, options=None,
+                port="", name="the network"):
+    """Load trained network ``net`` (a :class:`khop.model.netfile.Network`) into the board
+    behind ``device``, quantized for the parameters the board reports, recall ``queries`` noisy
+    queries (``noise``: fraction of bits flipped, ``seed``) on it and with the integer model;
+    returns the :class:`RunReport`.
+
+    ``options``: the hardware options the user set; each must equal the board's
+    (:func:`check_options`). ``port`` and ``name`` label the report and the errors.
+    """
+    device.sync()
+    prm = device.params()
+    check_options(prm, options or {})
+    try:
+        _, inet = configure(net, **prm.options())
+        prm.check_network(inet)
+    except (ValueError, KhopError) as e:
+        raise KhopError(f"{name} does not fit the board: {e}") from None
+    t0 = time.perf_counter()
+    writes = device.load(inet)
+    load_s = time.perf_counter() - t0
+    noisy, targets = noisy_queries(net.patterns, noise, queries, np.random.default_rng(seed))
+    fig = check_against_model(device, inet, to_bits(noisy))
+    stored = to_bits(net.patterns[targets])
+    status = device.status()
+    return RunReport(
+        port=port, params=prm.as_dict(), clock_mhz=device.clock_hz / 1e6, writes=writes,
+        load_seconds=load_s, queries=fig["queries"], noise=noise, seed=seed,
+        seconds=fig["seconds"], mismatches=fig["mismatches"],
+        first_mismatch=fig["first_mismatch"],
+        recall=float(np.mean(fig["states"] == stored)),
+        exact_recall=float(np.mean((fig["states"] == stored).all(axis=1))),
+        mean_steps=float(np.mean(fig["steps"])), frames=status.frames, errors=status.errors,
+        overruns=status.overruns)

@@ -28,19 +28,21 @@ Commands (host -> device) and replies (device -> host, ``cmd | 0x80``)
 ============  ====  ============================  ==================================================
 command       code  request payload               reply payload
 ============  ====  ============================  ==================================================
-STATUS        0x01  nonce (1 byte)                nonce, flags, frames, errors, overruns, loads,
-                                                  queries (1 + 1 + 5 x u16 little-endian)
-PARAMS        0x02  none                          :data:`PARAMS_FORMAT` (the hardware's parameters)
+STATUS        0x01  nonce (1 byte)                :data:`STATUS_LAYOUT`: nonce, flags, frames,
+                                                  errors, overruns, loads, queries
+PARAMS        0x02  none                          :data:`PARAMS_FIELDS` (the hardware's parameters)
 LOAD          0x03  one ``i_load`` payload        none (acknowledge)
                     (``load_bytes``)
 QUERY         0x04  state, bit i = neuron i       ``o_result`` payload (``result_bytes``): state,
                     (``query_bytes``)             steps, converged (:mod:`hw.layout`)
-(error)       0xFF  --                            error code, the frame's first body byte
+(error)       0xFF  --                            :data:`ERROR_LAYOUT`: error code, the frame's
+                                                  first body byte
 ============  ====  ============================  ==================================================
 
-Multi-byte integers are little-endian; ``i_load``/``i_query``/``o_result`` payloads are the
-stream payload integers of :mod:`hw.layout` as ``ceil(bits / 8)`` little-endian bytes.
-``flags`` bit 0: the accelerator is idle; bit 1: at least one LOAD was executed since reset.
+Multi-byte integers are little-endian; a payload declared as a layout (STATUS, ERROR) is the
+layout's bit image as little-endian bytes, and ``i_load``/``i_query``/``o_result`` payloads are
+the stream payload integers of :mod:`khop.hw.layout` as ``ceil(bits / 8)`` little-endian bytes.
+STATUS ``idle``: the accelerator is idle; ``loaded``: at least one LOAD was executed since reset.
 The counters are modulo 2^16: frames executed without error, ERROR replies, received bytes
 dropped because the bridge was busy, LOAD and QUERY commands executed.
 
@@ -53,18 +55,23 @@ and a STATUS with a fresh nonce, and discards replies until the one carrying tha
 
 import enum
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from khop.hw.layout import load_layout, result_layout
+from amaranth.lib import data
+
+from khop.hw.layout import load_layout, pack_load, result_layout, unpack_result
 from khop.hw.params import AccelParams
 
-__all__ = ["END", "ESC", "ESC_END", "ESC_ESC", "PROTOCOL_VERSION", "Command", "ErrorCode",
-           "REPLY", "ERROR", "PARAMS_FORMAT", "STATUS_FORMAT", "crc16", "slip_escape",
-           "encode_frame", "Frame", "FrameError", "FrameDecoder", "LinkFormat", "Status",
-           "check_request", "ProtocolError"]
+__all__ = ["END", "ESC", "ESC_END", "ESC_ESC", "PROTOCOL_VERSION", "DEFAULT_BAUDRATE",
+           "Command", "ErrorCode", "REPLY", "ERROR", "PARAMS_FIELDS", "PARAMS_FORMAT",
+           "STATUS_LAYOUT", "ERROR_LAYOUT", "crc16", "slip_escape", "encode_frame", "Frame",
+           "FrameError", "FrameDecoder", "LinkFormat", "Status", "check_request",
+           "ProtocolError", "payload_bytes"]
 
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
 PROTOCOL_VERSION = 1
+#: UART rate of the boards (8N1) unless told otherwise.
+DEFAULT_BAUDRATE = 115200
 
 
 class Command(enum.IntEnum):
@@ -93,11 +100,32 @@ class ProtocolError(Exception):
     """A reply that does not follow the protocol, or an ERROR reply where a result was due."""
 
 
-#: PARAMS reply: version, weight_bits, n, p, lanes, popcount_width, kernel_bits,
-#: threshold_frac_bits, max_steps, load_addr_bits, load_data_bits, clock_hz.
-PARAMS_FORMAT = struct.Struct("<BBHHHHBBBBHI")
-#: STATUS reply: nonce, flags, frames, errors, overruns, loads, queries.
-STATUS_FORMAT = struct.Struct("<BBHHHHH")
+#: PARAMS reply, in order: ``(field, struct code)``; ``version`` is :data:`PROTOCOL_VERSION`,
+#: ``clock_hz`` the board's clock, ``load_addr_bits``/``load_data_bits`` the load port's widths
+#: (a check), the others the :meth:`~khop.hw.params.AccelParams.as_dict` entries of that name.
+PARAMS_FIELDS = (("version", "B"), ("weight_bits", "B"), ("n", "H"), ("p", "H"),
+                 ("lanes", "H"), ("popcount_width", "H"), ("kernel_bits", "B"),
+                 ("threshold_frac_bits", "B"), ("max_steps", "B"), ("load_addr_bits", "B"),
+                 ("load_data_bits", "H"), ("clock_hz", "I"))
+PARAMS_FORMAT = struct.Struct("<" + "".join(code for _, code in PARAMS_FIELDS))
+#: The PARAMS entries that are :class:`~khop.hw.params.AccelParams` parameters.
+_PARAMS_CONFIG = ("weight_bits", "n", "p", "lanes", "popcount_width", "kernel_bits",
+                  "threshold_frac_bits", "max_steps")
+
+#: STATUS reply (its bit image, little-endian): the request's nonce, two flags, and counters
+#: modulo 2^16 (frames executed without error, ERROR replies, bytes dropped because the bridge
+#: was busy, LOAD and QUERY commands executed).
+STATUS_LAYOUT = data.StructLayout({
+    "nonce": 8, "idle": 1, "loaded": 1, "reserved": 6,
+    "frames": 16, "errors": 16, "overruns": 16, "loads": 16, "queries": 16})
+
+#: ERROR reply: the :class:`ErrorCode` and the rejected frame's first body byte.
+ERROR_LAYOUT = data.StructLayout({"code": 8, "first": 8})
+
+
+def payload_bytes(layout):
+    """Bytes of a payload declared as ``layout``."""
+    return (data.Layout.cast(layout).size + 7) // 8
 
 
 def _crc_table():
@@ -233,6 +261,8 @@ def _nbytes(bits):
 
 @dataclass(frozen=True)
 class Status:
+    """A STATUS reply (:data:`STATUS_LAYOUT`)."""
+
     nonce: int
     idle: bool
     loaded: bool
@@ -244,16 +274,17 @@ class Status:
 
     @classmethod
     def from_payload(cls, payload):
-        if len(payload) != STATUS_FORMAT.size:
-            raise ProtocolError(f"STATUS reply of {len(payload)} bytes, expected "
-                                f"{STATUS_FORMAT.size}")
-        nonce, flags, *counters = STATUS_FORMAT.unpack(payload)
-        return cls(nonce, bool(flags & 1), bool(flags & 2), *counters)
+        size = payload_bytes(STATUS_LAYOUT)
+        if len(payload) != size:
+            raise ProtocolError(f"STATUS reply of {len(payload)} bytes, expected {size}")
+        view = STATUS_LAYOUT.from_bits(int.from_bytes(payload, "little"))
+        return cls(**{f.name: (bool if f.type is bool else int)(getattr(view, f.name))
+                      for f in fields(cls)})
 
     def to_payload(self):
-        flags = int(self.idle) | int(self.loaded) << 1
-        return STATUS_FORMAT.pack(self.nonce, flags, *(v & 0xFFFF for v in (
-            self.frames, self.errors, self.overruns, self.loads, self.queries)))
+        value = STATUS_LAYOUT.const({f.name: int(getattr(self, f.name)) & 0xFFFF
+                                     for f in fields(self)})
+        return value.as_bits().to_bytes(payload_bytes(STATUS_LAYOUT), "little")
 
 
 class LinkFormat:
@@ -291,7 +322,6 @@ class LinkFormat:
     # Requests ---------------------------------------------------------------------------------
 
     def load_request(self, target, addr, data):
-        from khop.hw.layout import pack_load
         value = pack_load(self.params, target, addr, data)
         return encode_frame(Command.LOAD, value.to_bytes(self.load_bytes, "little"))
 
@@ -302,10 +332,9 @@ class LinkFormat:
 
     def params_payload(self):
         p = self.params
-        return PARAMS_FORMAT.pack(PROTOCOL_VERSION, p.weight_bits, p.n, p.p, p.lanes,
-                                  p.popcount_width, p.kernel_bits, p.threshold_frac_bits,
-                                  p.max_steps, p.load_addr_bits, p.load_data_bits,
-                                  self.clock_hz)
+        values = {**p.as_dict(), "version": PROTOCOL_VERSION, "clock_hz": self.clock_hz,
+                  "load_addr_bits": p.load_addr_bits, "load_data_bits": p.load_data_bits}
+        return PARAMS_FORMAT.pack(*(values[name] for name, _ in PARAMS_FIELDS))
 
     @staticmethod
     def from_params_payload(payload):
@@ -313,25 +342,24 @@ class LinkFormat:
         if len(payload) != PARAMS_FORMAT.size:
             raise ProtocolError(f"PARAMS reply of {len(payload)} bytes, expected "
                                 f"{PARAMS_FORMAT.size}")
-        (version, k, n, p, lanes, w, kb, rb, steps, addr_bits, data_bits,
-         clock_hz) = PARAMS_FORMAT.unpack(payload)
-        if version != PROTOCOL_VERSION:
-            raise ProtocolError(f"the device speaks protocol version {version}, this host "
-                                f"{PROTOCOL_VERSION}")
+        values = dict(zip((name for name, _ in PARAMS_FIELDS), PARAMS_FORMAT.unpack(payload),
+                          strict=True))
+        if values["version"] != PROTOCOL_VERSION:
+            raise ProtocolError(f"the device speaks protocol version {values['version']}, "
+                                f"this host {PROTOCOL_VERSION}")
         try:
-            params = AccelParams(n=n, p=p, weight_bits=k, lanes=lanes, popcount_width=w,
-                                 kernel_bits=kb, threshold_frac_bits=rb, max_steps=steps)
+            params = AccelParams.from_dict({k: values[k] for k in _PARAMS_CONFIG})
         except (TypeError, ValueError) as e:
             raise ProtocolError(f"the device reports invalid parameters: {e}") from None
+        addr_bits, data_bits = values["load_addr_bits"], values["load_data_bits"]
         if (params.load_addr_bits, params.load_data_bits) != (addr_bits, data_bits):
             raise ProtocolError(f"the device's load port is {addr_bits} address and "
                                 f"{data_bits} data bits, expected {params.load_addr_bits} and "
                                 f"{params.load_data_bits}")
-        return LinkFormat(params, clock_hz)
+        return LinkFormat(params, values["clock_hz"])
 
     def result_from_payload(self, payload):
         """``(state, steps, converged)`` of a QUERY reply."""
-        from khop.hw.layout import unpack_result
         if len(payload) != self.result_bytes:
             raise ProtocolError(f"QUERY reply of {len(payload)} bytes, expected "
                                 f"{self.result_bytes}")

@@ -14,13 +14,13 @@ from amaranth.lib.wiring import In
 
 from khop.hw.params import AccelParams, ceil_div
 from khop.hw.ports import ReadPortSignature, WritePortSignature
-from khop.hw.resources import DEVICES, SPRAM_DEPTH, SPRAM_WIDTH
 
-__all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_COUNT", "spram_blocks", "check_spram_fit",
+__all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "spram_blocks", "check_spram_fit",
            "SPRAMWeightMemory"]
 
-#: SPRAM blocks of the iCE40 UP5K.
-SPRAM_COUNT = DEVICES["up5k"].spram
+#: Geometry of an iCE40 UltraPlus SPRAM block (SB_SPRAM256KA).
+SPRAM_DEPTH = 16384
+SPRAM_WIDTH = 16
 
 
 def spram_blocks(depth, width):
@@ -29,12 +29,16 @@ def spram_blocks(depth, width):
 
 
 def check_spram_fit(params: AccelParams):
-    """SPRAM blocks of ``params``' weight memory; ``ValueError`` when more than the UP5K's."""
+    """SPRAM blocks of ``params``' weight memory; ``ValueError`` when more than the UP5K's
+    (:data:`boards.targets.DEVICES`)."""
+    from .targets import DEVICES  # the target table imports the tops, which import this
+
+    available = DEVICES["up5k"].spram
     cols, banks = spram_blocks(params.weight_depth, params.weight_width)
-    if cols * banks > SPRAM_COUNT:
+    if cols * banks > available:
         raise ValueError(f"the weight memory ({params.weight_depth} x {params.weight_width} "
-                         f"bits) needs {cols * banks} SPRAM blocks, the UP5K has {SPRAM_COUNT} "
-                         f"({cols * banks - SPRAM_COUNT} short)")
+                         f"bits) needs {cols * banks} SPRAM blocks, the UP5K has {available} "
+                         f"({cols * banks - available} short)")
     return cols * banks
 
 

@@ -19,25 +19,27 @@ PNG plots (:mod:`boards.sweep_report`).
 import hashlib
 import itertools
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from khop.hw.resources import device_params, get_device, memory_maps
-from khop.model.errors import KhopError
+from khop.model.errors import KhopError, ParameterError
+from khop.outputs import atomic_write
 
 from .core import BoardCore
+from .estimate import memory_maps
+from .protocol import DEFAULT_BAUDRATE
 from .spram import SPRAMWeightMemory
+from .targets import device_target, get_device
 from .uart import divisor_for
 
 __all__ = ["SweepError", "SweepConfig", "config_grid", "tool_versions", "design_hash",
-           "cache_key", "run_config", "run_sweep", "EXECUTORS", "atomic_write"]
+           "cache_key", "run_config", "run_sweep", "EXECUTORS"]
 
 EXECUTORS = ("process", "dask")
 TOP = "khop_core"
@@ -51,17 +53,23 @@ _DESIGN_SOURCES = ("hw/*.py", "boards/core.py", "boards/bridge.py", "boards/uart
 #: that changes, to rebuild every configuration.
 FLOW = 2
 #: Models, not design: changing them must not rebuild anything.
-_NOT_DESIGN = ("hw/resources.py", "hw/export.py")
+_NOT_DESIGN = ("hw/export.py",)
 
 
 class SweepError(KhopError):
     """A sweep that cannot start (bad options, unwritable output, no executor)."""
 
 
+#: Hardware options a sweep configuration may set besides ``bits`` and ``lanes`` (unset: the
+#: device target's default, :mod:`boards.targets`).
+EXTRA_OPTIONS = ("popcount_width", "kernel_bits", "threshold_frac_bits", "max_steps")
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """One point of the design space: device, N, load (patterns per neuron: P = load x N),
-    weight bits, lanes, and whether to place and route."""
+    weight bits, lanes, whether to place and route, and the other hardware options
+    (:data:`EXTRA_OPTIONS`, ``None``: the device target's default)."""
 
     device: str
     n: int
@@ -69,34 +77,63 @@ class SweepConfig:
     bits: int
     lanes: int
     pnr: bool = False
+    popcount_width: int | None = None
+    kernel_bits: int | None = None
+    threshold_frac_bits: int | None = None
+    max_steps: int | None = None
 
     @property
     def p(self):
         return self.load * self.n
 
     def params(self):
-        return device_params(self.device, self.n, self.p, bits=self.bits, lanes=self.lanes)
+        """The :class:`~khop.hw.params.AccelParams`, unset options from the device's target."""
+        extra = {k: getattr(self, k) for k in EXTRA_OPTIONS}
+        return device_target(self.device).params(self.n, self.p, bits=self.bits,
+                                                 lanes=self.lanes, **extra)
 
     def as_dict(self):
-        return asdict(self)
+        """The configuration (options left unset are omitted, so the cache keys of the
+        configurations without them do not change)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in EXTRA_OPTIONS or getattr(self, f.name) is not None}
 
     def label(self):
         return (f"{self.device} N={self.n} P={self.p} {self.bits}-bit {self.lanes} lanes"
                 + (" +pnr" if self.pnr else ""))
 
 
-def config_grid(devices, neurons, loads, bits, lanes, *, pnr=False):
+def config_grid(devices, neurons, loads, bits=None, lanes=None, *, pnr=False, **options):
     """``(configs, skipped)``: the cartesian product of the options, in that order, and a row
-    for each combination that cannot be built (more lanes than neurons)."""
+    for each combination that cannot be built (more lanes than neurons, another option out of
+    its range).
+
+    Every hardware option (``bits``, ``lanes``, ``options``: :data:`EXTRA_OPTIONS`) is a list
+    of values or ``None`` (unset: the device target's default, :mod:`boards.targets`).
+    """
+    lists = [bits, lanes] + [options.get(k) for k in EXTRA_OPTIONS]
+    unknown = set(options) - set(EXTRA_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown hardware options {sorted(unknown)}")
     configs, skipped = [], []
-    for dev, n, load, k, lane in itertools.product(devices, neurons, loads, bits, lanes):
-        get_device(dev)
-        cfg = SweepConfig(dev, n, load, k, lane, pnr)
-        if lane > n:
+    for dev, n, load, *values in itertools.product(
+            devices, neurons, loads, *[[None] if v is None else v for v in lists]):
+        target = device_target(dev)
+        k, lane, *extra = values
+        extra = dict(zip(EXTRA_OPTIONS, extra, strict=True))
+        if lane is not None and lane > n:
+            cfg = SweepConfig(dev, n, load, k, lane, pnr, **extra)
             skipped.append({"config": cfg.as_dict(), "status": "skipped",
                             "reason": f"{lane} lanes > N={n}"})
-        else:
-            configs.append(cfg)
+            continue
+        try:
+            params = target.params(n, load * n, bits=k, lanes=lane, **extra)
+        except ParameterError as e:
+            cfg = SweepConfig(dev, n, load, k, lane, pnr, **extra)
+            skipped.append({"config": cfg.as_dict(), "status": "skipped", "reason": str(e)})
+            continue
+        configs.append(SweepConfig(dev, n, load, params.weight_bits, params.lanes, pnr,
+                                   **extra))
     return configs, skipped
 
 
@@ -140,20 +177,6 @@ def cache_key(config: SweepConfig, versions):
     return hashlib.sha256(doc.encode()).hexdigest()
 
 
-def atomic_write(path, text):
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # One job ------------------------------------------------------------------------------------
 
 def _design(config: SweepConfig):
@@ -163,8 +186,8 @@ def _design(config: SweepConfig):
     dev = get_device(config.device)
     params = config.params()
     options = {"weight_memory": SPRAMWeightMemory} if dev.weights_in_spram else {}
-    clock_hz = dev.clock_mhz * 1e6
-    core = BoardCore(params, divisor_for(clock_hz, 115200), int(clock_hz), **options)
+    clock_hz = device_target(dev).clock_hz
+    core = BoardCore(params, divisor_for(clock_hz, DEFAULT_BAUDRATE), int(clock_hz), **options)
     return rtlil.convert(core, name=TOP)
 
 
@@ -263,8 +286,9 @@ def _place_and_route(dev, env, work, timeout):
     tool = env["NEXTPNR_ICE40" if dev.family == "ice40" else "NEXTPNR_ECP5"]
     unconstrained = ("--pcf-allow-unconstrained" if dev.family == "ice40"
                      else "--lpf-allow-unconstrained")
+    clock_mhz = device_target(dev).clock_mhz
     argv = [tool, "--quiet", "--log", "nextpnr.log", *dev.nextpnr, "--json", f"{TOP}.json",
-            unconstrained, "--freq", f"{dev.clock_mhz:g}", "--timing-allow-fail",
+            unconstrained, "--freq", f"{clock_mhz:g}", "--timing-allow-fail",
             "--report", "report.json"]
     ok, output, log = _run_tool(argv, work, timeout, "nextpnr.log")
     try:
@@ -276,7 +300,7 @@ def _place_and_route(dev, env, work, timeout):
     if not util:   # no report (the placer gave up): the utilisation nextpnr logged after packing
         util = {k: {"used": u, "available": a}
                 for k, (u, a) in parse_nextpnr_utilisation(log).items()}
-    pnr = {"utilisation": util, "clock_mhz": dev.clock_mhz, "report": report, "log": log}
+    pnr = {"utilisation": util, "clock_mhz": clock_mhz, "report": report, "log": log}
     short = [f"{k}: {v['used']} used, {v['available']} available "
              f"({v['used'] - v['available']} short)"
              for k, v in util.items() if v["used"] > v["available"]]

@@ -1,11 +1,11 @@
 """PNG plots of a sweep (matplotlib, Agg): resources against N and lanes, Fmax against lanes,
 and the estimate against synthesis with the tolerance band."""
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
+
+from khop.outputs import atomic_path
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the Agg backend)
@@ -16,19 +16,15 @@ __all__ = ["write_plots", "TOLERANCE_BAND"]
 #: Relative band drawn around the diagonal of the estimate-against-synthesis plot.
 TOLERANCE_BAND = 0.15
 
-# LUTs are LUT4 sites: LUT4 cells, plus two per ECP5 CCU2C carry cell (hw.resources.synth_luts).
+# LUTs are LUT4 sites: LUT4 cells, plus two per ECP5 CCU2C carry cell (boards.estimate.synth_luts).
 _FIGURES = (("luts", "LUTs"), ("ffs", "flip-flops"))
 
 
 def _save(fig, path):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
     finally:
-        Path(tmp).unlink(missing_ok=True)
         plt.close(fig)
 
 

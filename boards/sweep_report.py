@@ -1,34 +1,100 @@
 """Tables and plots of a synthesis sweep: each result next to the analytic estimate.
 
 :func:`make_rows` joins every result of :func:`boards.sweep.run_sweep` with
-:func:`hw.resources.estimate` (relative errors of LUTs, carries and flip-flops; whether the
-memory blocks are exact); :func:`write_outputs` writes ``results.json``, ``results.csv``,
-``results.md`` and the PNG plots, each atomically.
+:func:`boards.estimate.estimate` into a :class:`SweepRow` (relative errors of LUTs, carries and
+flip-flops; whether the memory blocks are exact); :func:`write_outputs` writes
+``results.json``, ``results.csv``, ``results.md`` and the PNG plots, each atomically.
 """
 
 import csv
 import io
 import json
+from dataclasses import dataclass, fields
 from pathlib import Path
 
-from khop.hw.resources import estimate, get_device, load_calibration, memory_maps, synth_luts
+from khop.outputs import atomic_write
 
-from .sweep import SweepConfig, atomic_write
+from .estimate import estimate, load_calibration, memory_counts, memory_maps, synth_luts
+from .sweep import SweepConfig
+from .targets import get_device
 
-__all__ = ["make_rows", "summarize", "summary_lines", "write_outputs", "markdown_table",
-           "COLUMNS", "PLOTS"]
-
-#: Columns of results.csv, in order.
-COLUMNS = ("device", "family", "n", "p", "load", "bits", "lanes", "popcount_width",
-           "kernel_bits", "pnr", "status", "reason", "cached", "seconds",
-           "luts", "est_luts", "err_luts_pct", "lut4_cells", "ffs", "est_ffs", "err_ffs_pct",
-           "carries", "est_carries", "err_carries_pct",
-           "bram", "est_bram", "spram", "est_spram", "lutram", "est_lutram", "blocks_exact",
-           "logic_pnr", "logic_available", "fmax_mhz", "clock_mhz", "cycles_per_step",
-           "est_retrievals_per_s")
+__all__ = ["SweepRow", "make_rows", "summarize", "summary_lines", "write_outputs",
+           "markdown_table", "COLUMNS", "PLOTS"]
 
 PLOTS = ("resources_vs_n.png", "resources_vs_lanes.png", "estimate_vs_synth.png",
          "fmax_vs_lanes.png")
+
+
+@dataclass
+class SweepRow:
+    """One row of a sweep: the configuration, the synthesis (and place-and-route) figures and
+    the estimate beside them. The fields are :data:`COLUMNS`, in order: :meth:`as_dict` is a
+    row of results.csv and of results.json's ``rows``, :meth:`markdown` a line of results.md.
+    """
+
+    device: str
+    family: str
+    n: int
+    p: int
+    load: int
+    bits: int
+    lanes: int
+    popcount_width: int | None = None
+    kernel_bits: int | None = None
+    pnr: bool = False
+    status: str = "ok"
+    reason: str | None = None
+    cached: bool | None = None
+    seconds: float | None = None
+    luts: int | None = None
+    est_luts: int | None = None
+    err_luts_pct: float | None = None
+    lut4_cells: int | None = None
+    ffs: int | None = None
+    est_ffs: int | None = None
+    err_ffs_pct: float | None = None
+    carries: int | None = None
+    est_carries: int | None = None
+    err_carries_pct: float | None = None
+    bram: int | None = None
+    est_bram: int | None = None
+    spram: int | None = None
+    est_spram: int | None = None
+    lutram: int | None = None
+    est_lutram: int | None = None
+    blocks_exact: bool | None = None
+    logic_pnr: int | None = None
+    logic_available: int | None = None
+    fmax_mhz: float | None = None
+    clock_mhz: float | None = None
+    cycles_per_step: int | None = None
+    est_retrievals_per_s: int | None = None
+
+    def as_dict(self):
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def markdown(self):
+        """This row of :func:`markdown_table`."""
+        blocks = (f"{_fmt(self.bram)}/{_fmt(self.est_bram)}" if self.bram is not None
+                  else f"--/{_fmt(self.est_bram)}")
+        if self.spram or self.est_spram:
+            blocks += f" +{_fmt(self.spram)}/{_fmt(self.est_spram)} SPRAM"
+        if self.lutram or self.est_lutram:
+            blocks += f" +{_fmt(self.lutram)}/{_fmt(self.est_lutram)} DPR16X4"
+        status = self.status + (f": {self.reason}" if self.reason else "")
+        return (f"| {self.device} | {self.n} | {self.p} | {self.bits} | {self.lanes} "
+                f"| {_fmt(self.luts)} | {_fmt(self.est_luts)} | {_pct(self.err_luts_pct)} "
+                f"| {_fmt(self.ffs)} | {_fmt(self.est_ffs)} | {_pct(self.err_ffs_pct)} "
+                f"| {blocks} | {_fmt(self.blocks_exact)} | {_fmt(self.fmax_mhz, '.1f')} "
+                f"| {status.replace('|', '/')} |")
+
+
+#: Columns of results.csv, in order (the fields of :class:`SweepRow`).
+COLUMNS = tuple(f.name for f in fields(SweepRow))
+
+
+def _as_dicts(rows):
+    return [r.as_dict() if isinstance(r, SweepRow) else r for r in rows]
 
 
 def _err(est, got):
@@ -38,7 +104,7 @@ def _err(est, got):
 
 
 def make_rows(results, calibration=None):
-    """One flat dict per result (keys :data:`COLUMNS`), with the estimate beside synthesis."""
+    """One :class:`SweepRow` per result, with the estimate beside synthesis."""
     try:
         cal = load_calibration() if calibration is None else calibration
     except ValueError:
@@ -53,17 +119,15 @@ def make_rows(results, calibration=None):
                    reason=res.get("reason"), cached=res.get("cached"),
                    seconds=res.get("seconds"))
         if res["status"] == "skipped":
-            rows.append(row)
+            rows.append(SweepRow(**row))
             continue
         params = cfg.params()
         row.update(popcount_width=params.popcount_width, kernel_bits=params.kernel_bits,
                    cycles_per_step=params.cycles_per_step)
         try:
-            est = estimate(params, dev, calibration=cal)
+            est = estimate(params, dev, calibration=cal).as_dict()
         except ValueError:    # no model of this family yet: the memory blocks only
-            maps = memory_maps(params, dev)
-            est = {k: sum(m.cells for m in maps.values() if m.kind == k)
-                   for k in ("bram", "spram", "lutram")}
+            est = memory_counts(memory_maps(params, dev))
         for key in ("luts", "ffs", "carries", "bram", "spram", "lutram"):
             row[f"est_{key}"] = est.get(key)
         row["est_retrievals_per_s"] = (round(est["retrievals_per_s"])
@@ -87,12 +151,13 @@ def make_rows(results, calibration=None):
                 row["logic_available"] = util[cell]["available"]
             row["fmax_mhz"] = pnr.get("fmax_mhz")
             row["clock_mhz"] = pnr.get("clock_mhz")
-        rows.append(row)
+        rows.append(SweepRow(**row))
     return rows
 
 
 def summarize(rows):
     """Largest relative errors per figure and family, and the exact memory-block count."""
+    rows = _as_dicts(rows)
     synth = [r for r in rows if r["luts"] is not None and r["est_luts"] is not None]
     out = {"rows": len(rows), "synthesized": len([r for r in rows if r["luts"] is not None]),
            "blocks_exact": sum(1 for r in rows if r["blocks_exact"]),
@@ -123,21 +188,7 @@ def markdown_table(rows):
     head = ("| device | N | P | bits | lanes | LUT synth | LUT est | err | FF synth | FF est "
             "| err | BRAM synth/est | exact | Fmax MHz | status |")
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
-    for r in rows:
-        blocks = (f"{_fmt(r['bram'])}/{_fmt(r['est_bram'])}" if r["bram"] is not None
-                  else f"--/{_fmt(r['est_bram'])}")
-        if r["spram"] or r["est_spram"]:
-            blocks += f" +{_fmt(r['spram'])}/{_fmt(r['est_spram'])} SPRAM"
-        if r["lutram"] or r["est_lutram"]:
-            blocks += f" +{_fmt(r['lutram'])}/{_fmt(r['est_lutram'])} DPR16X4"
-        status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
-        lines.append(
-            f"| {r['device']} | {r['n']} | {r['p']} | {r['bits']} | {r['lanes']} "
-            f"| {_fmt(r['luts'])} | {_fmt(r['est_luts'])} | {_pct(r['err_luts_pct'])} "
-            f"| {_fmt(r['ffs'])} | {_fmt(r['est_ffs'])} | {_pct(r['err_ffs_pct'])} "
-            f"| {blocks} | {_fmt(r['blocks_exact'])} | {_fmt(r['fmax_mhz'], '.1f')} "
-            f"| {status.replace('|', '/')} |")
-    return "\n".join(lines)
+    return "\n".join(lines + [r.markdown() for r in rows])
 
 
 def _pct(v):
@@ -166,13 +217,14 @@ def write_outputs(results, out, *, calibration=None, meta=None, plots=True):
     out = Path(out)
     rows = make_rows(results, calibration)
     summary = summarize(rows)
-    doc = {"meta": meta or {}, "summary": summary, "rows": rows,
+    dicts = _as_dicts(rows)
+    doc = {"meta": meta or {}, "summary": summary, "rows": dicts,
            "results": [{k: v for k, v in r.items() if k != "cached"} for r in results]}
     atomic_write(out / "results.json", json.dumps(doc, indent=1) + "\n")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows(dicts)
     atomic_write(out / "results.csv", buf.getvalue())
     md = ["# khop sweep", ""]
     if meta and meta.get("command"):
@@ -181,6 +233,6 @@ def write_outputs(results, out, *, calibration=None, meta=None, plots=True):
     atomic_write(out / "results.md", "\n".join(md))
     if plots:
         from .sweep_plots import write_plots
-        write_plots(rows, out)
+        write_plots(dicts, out)
     return rows, summary
 

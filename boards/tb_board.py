@@ -1,11 +1,11 @@
-"""cocotb testbench of :class:`boards.core.BoardCore` (UART + bridge + accelerator, no PLL or
+"""cocotb testbench of :class:`khop.boards.core.BoardCore` (UART + bridge + accelerator, no PLL or
 I/O buffers) driven through its ``rx``/``tx`` pins by the host driver itself.
 
 A UART model (:class:`UartModel`) shifts bytes in and out at the core's divisor; it is the
-transport of :class:`boards.host.Device`, which runs in a thread bridged into the simulation
+transport of :class:`khop.boards.host.Device`, which runs in a thread bridged into the simulation
 (``cocotb.task.bridge``/``resume``), so the very protocol code that talks to a board over
-pyserial is what the hardware answers here. Configuration from :mod:`boards.cosim` through
-``KHOP_BOARD_*`` environment variables.
+pyserial is what the hardware answers here. Configuration from :func:`khop.boards.cosim.run_core`
+through ``KHOP_BOARD_*`` environment variables.
 """
 
 import json
@@ -22,6 +22,7 @@ from cocotb.triggers import ClockCycles, FallingEdge
 from khop.boards.host import Device, check_against_model
 from khop.boards.protocol import END, Command, encode_frame
 from khop.model.fixed import unpack_bits
+from khop.outputs import atomic_write
 from khop.sim.config import load_integer_network
 
 PERIOD_NS = 10
@@ -166,8 +167,7 @@ async def load_recall_reload_and_recover(dut):
     summary["bytes_to_board"] = uart.bytes_out
     summary["bytes_from_board"] = uart.bytes_in
     if cfg["summary"]:
-        with open(cfg["summary"], "w") as f:
-            json.dump(summary, f, indent=1)
+        atomic_write(cfg["summary"], json.dumps(summary, indent=1))
 
 
 @cocotb.test()

@@ -30,7 +30,26 @@ def divisor_for(clock_hz, baudrate):
     return d
 
 
-class UARTRx(wiring.Component):
+class _UARTComponent(wiring.Component):
+    """A UART half: its ports are the subclass's annotations, its one parameter the divisor.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit, >= 4.
+    """
+
+    def __init__(self, divisor):
+        self._divisor = check_divisor(divisor)
+        super().__init__()
+
+    @property
+    def divisor(self):
+        """Clock cycles per bit."""
+        return self._divisor
+
+
+class UARTRx(_UARTComponent):
     """8N1 receiver.
 
     The line goes through a two-flip-flop synchronizer; a falling edge starts a byte, the start
@@ -39,10 +58,7 @@ class UARTRx(wiring.Component):
     until it is taken; a byte arriving while the previous one is still held replaces it and
     ``o_overrun`` pulses.
 
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit, >= 4.
+    Parameters: ``divisor`` (:class:`_UARTComponent`).
 
     Members
     -------
@@ -57,14 +73,6 @@ class UARTRx(wiring.Component):
     o_data: Out(stream.Signature(8))
     o_overrun: Out(1)
     o_frame_error: Out(1)
-
-    def __init__(self, divisor):
-        self._divisor = check_divisor(divisor)
-        super().__init__()
-
-    @property
-    def divisor(self):
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
@@ -111,16 +119,13 @@ class UARTRx(wiring.Component):
         return m
 
 
-class UARTTx(wiring.Component):
+class UARTTx(_UARTComponent):
     """8N1 transmitter: takes a byte from ``i_data`` whenever it is idle.
 
     A byte takes ``10 * divisor`` cycles; the next one is taken in the cycle after its stop bit
     ends, so back-to-back bytes leave no idle time on the line.
 
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit, >= 4.
+    Parameters: ``divisor`` (:class:`_UARTComponent`).
 
     Members
     -------
@@ -131,14 +136,6 @@ class UARTTx(wiring.Component):
 
     i_data: In(stream.Signature(8))
     o_tx: Out(1, init=1)
-
-    def __init__(self, divisor):
-        self._divisor = check_divisor(divisor)
-        super().__init__()
-
-    @property
-    def divisor(self):
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()

@@ -1,6 +1,5 @@
 """The top of the retrieval accelerator: memories, kernel distance, MAC array, sign-update FSM."""
 
-import numpy as np
 from amaranth import Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -21,34 +20,39 @@ class RetrievalAccelerator(wiring.Component):
 
     Every query accepted on ``i_query`` (bit i = neuron i, 1 means +1) yields exactly one result
     on ``o_result``, in order, whatever the backpressure. ``i_load`` writes pattern words, weight
-    words, lookup-table entries and the threshold constant (layout in :mod:`hw.layout`); it is
-    accepted only while no query runs (``ready`` is low otherwise), and a load waiting in IDLE
-    takes precedence over a waiting query, so a load never corrupts a query.
+    words, lookup-table entries and the threshold constant (layout in :mod:`khop.hw.layout`).
 
-    Cycle model: one step costs :attr:`AccelParams.cycles_per_step` cycles, a query
-    ``steps * cycles_per_step`` (:meth:`AccelParams.cycles_per_query`): the clock edges after
-    the one that transfers the query until its result's ``valid`` is seen.
+    Priority: a load is accepted only while no query runs (``i_load.ready`` is low from a
+    query's transfer until its result's), and a load offered in IDLE holds ``i_query.ready``
+    low, so on the same edge the load wins and a load never corrupts a query.
+
+    Reset (synchronous): a running query and a result waiting for ``ready`` are dropped; the
+    memories and the threshold keep their contents.
+
+    Cycle model: one step costs :attr:`AccelParams.cycles_per_step` cycles; ``o_result.valid``
+    rises just after the edge ``steps * cycles_per_step`` (:meth:`AccelParams.cycles_per_query`)
+    edges after the one that transferred the query.
 
     Parameters
     ----------
     params : AccelParams
-    network : model.fixed.IntegerNetwork or None
+    network : khop.model.fixed.IntegerNetwork or None
         Initial memory contents; ``None`` leaves them zero until loaded through ``i_load``.
         Memories and the threshold keep their contents through a reset.
     fault : str or None
-        Test only: inject a known bug (see :data:`hw.sign_update.FAULTS`) so a testbench can
+        Test only: inject a known bug (see :data:`khop.hw.sign_update.FAULTS`) so a testbench can
         show that its checks fail. Never set it for real hardware.
     weight_memory : callable or None
         ``weight_memory(params, codes)`` builds the weight memory: a component with the
-        ``read``/``write`` members of :class:`hw.weight_memory.WeightMemory` and its timing
+        ``read``/``write`` members of :class:`khop.hw.weight_memory.WeightMemory` and its timing
         (``codes`` is ``None`` when ``network`` is). ``None`` means :class:`WeightMemory`. Board
         tops use it to put the weights into a device's own RAM (e.g. iCE40 SPRAM).
 
     Members
     -------
     i_query : In(stream.Signature(n))
-    o_result : Out(stream.Signature(StructLayout({"state": n, "steps": 8, "converged": 1})))
-    i_load : In(stream.Signature(StructLayout({"target": 2, "addr": ..., "data": ...})))
+    o_result : Out(stream.Signature(result_layout(params)))
+    i_load : In(stream.Signature(load_layout(params)))
     """
 
     def __init__(self, params: AccelParams, network=None, *, fault=None, weight_memory=None):
@@ -59,34 +63,17 @@ class RetrievalAccelerator(wiring.Component):
         self._fault = fault
         self._weight_memory = WeightMemory if weight_memory is None else weight_memory
         if network is not None:
-            self._check_network(network)
+            params.check_network(network)
         super().__init__({
             "i_query": In(stream.Signature(params.n)),
             "o_result": Out(stream.Signature(result_layout(params))),
             "i_load": In(stream.Signature(load_layout(params))),
         })
 
-    def _check_network(self, net):
-        prm = self._params
-        if (net.p, net.n) != (prm.p, prm.n):
-            raise ValueError(f"the network is p={net.p}, n={net.n} but the accelerator is built "
-                             f"for p={prm.p}, n={prm.n}")
-        for name in ("weight_bits", "kernel_bits", "threshold_frac_bits"):
-            if getattr(net.config, name) != getattr(prm, name):
-                raise ValueError(f"the network has {name}={getattr(net.config, name)} but the "
-                                 f"accelerator is built for {name}={getattr(prm, name)}")
-
     @property
     def params(self):
+        """The :class:`AccelParams` it was built for (every figure of the design is there)."""
         return self._params
-
-    @property
-    def cycles_per_step(self):
-        return self._params.cycles_per_step
-
-    @property
-    def memory_bits(self):
-        return self._params.memory_bits
 
     def elaborate(self, platform):
         m = Module()
@@ -100,7 +87,7 @@ class RetrievalAccelerator(wiring.Component):
         m.submodules.mac = mac = MacArray(prm)
         m.submodules.fsm = fsm = SignUpdate(prm, fault=self._fault)
 
-        r_init = 0 if net is None else int(np.int64(net.r_fx))
+        r_init = 0 if net is None else int(net.r_fx)
         # Like the memories, the threshold keeps its contents through a reset.
         threshold = Signal(signed(prm.threshold_bits), init=r_init, reset_less=True)
 

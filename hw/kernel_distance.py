@@ -73,10 +73,6 @@ class KernelDistance(wiring.Component):
         })
 
     @property
-    def params(self):
-        return self._params
-
-    @property
     def latency(self):
         """Cycles from ``i_start`` to the first valid kernel."""
         return self._params.chunks + 4
@@ -84,10 +80,6 @@ class KernelDistance(wiring.Component):
     @property
     def cycles_per_kernel(self):
         return self._params.chunks
-
-    @property
-    def memory_bits(self):
-        return self._params.lut_depth * self._params.kernel_bits
 
     def elaborate(self, platform):
         m = Module()

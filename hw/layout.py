@@ -1,7 +1,8 @@
 """Stream payload layouts, load targets, and packing of a network into memory words.
 
-The layouts are the single definition used by the hardware, the testbenches and the host-side
-packers; no bit offsets are re-declared elsewhere.
+The layouts are the single definition used by the hardware, the testbenches, the host-side
+packers and the Verilog export's description: every packer and unpacker here reads the field
+offsets and widths from the :class:`~amaranth.lib.data.StructLayout`, none is re-declared.
 
 Memory words (bit 0 is the LSB):
 
@@ -10,28 +11,39 @@ Memory words (bit 0 is the LSB):
 - weight memory: word ``mu * blocks + b`` holds the codes of neurons ``b*L .. b*L + L - 1`` of
   pattern mu, lane l in bits ``l*k .. l*k + k - 1``; lanes past n are 0.
 - lookup table: word d (0..n) holds ``LUT[d]``.
-- threshold: the signed constant ``r_fx`` (two's complement in ``threshold_bits``).
+- threshold: the signed constant ``r_fx`` (two's complement in ``threshold_bits``), address 0.
 
-``i_load`` payload, from the LSB: ``target`` (2 bits, :class:`LoadTarget`), ``addr``
-(``load_addr_bits``), ``data`` (``load_data_bits``).
+``i_load`` payload (:func:`load_layout`), from the LSB: ``target`` (:class:`LoadTarget`),
+``addr`` (``load_addr_bits``), ``data`` (``load_data_bits``).
 
-``o_result`` payload, from the LSB: ``state`` (n bits), ``steps`` (8 bits), ``converged`` (1 bit).
+``o_result`` payload (:func:`result_layout`), from the LSB: ``state`` (n bits), ``steps``
+(:data:`STEPS_BITS`), ``converged`` (1 bit).
 """
 
 import numpy as np
+from amaranth.hdl import Shape
 from amaranth.lib import data, enum
+
+from khop.model.fixed import FixedConfig
 
 from .params import AccelParams
 
-__all__ = ["LoadTarget", "load_layout", "result_layout", "pattern_words", "weight_words",
-           "load_words", "pack_load", "pack_result_fields", "unpack_result"]
+__all__ = ["LoadTarget", "STEPS_BITS", "load_layout", "result_layout", "field_slices",
+           "pattern_words", "weight_words", "load_words", "pack_load", "unpack_load",
+           "pack_result_fields", "unpack_result", "unpack_pattern_words", "unpack_weight_words"]
 
 
 class LoadTarget(enum.Enum, shape=2):
+    """What an ``i_load`` write addresses."""
+
     PATTERN = 0
     WEIGHT = 1
     LUT = 2
     THRESHOLD = 3
+
+
+#: Width of the result's ``steps`` field: holds the largest allowed ``max_steps``.
+STEPS_BITS = FixedConfig.RANGES["max_steps"][1].bit_length()
 
 
 def load_layout(params: AccelParams):
@@ -40,32 +52,72 @@ def load_layout(params: AccelParams):
 
 
 def result_layout(params: AccelParams):
-    return data.StructLayout({"state": params.n, "steps": 8, "converged": 1})
+    return data.StructLayout({"state": params.n, "steps": STEPS_BITS, "converged": 1})
 
 
-def _pack_rows(values, width, per_word, field_bits):
+def field_slices(layout):
+    """``{name: (offset, width)}`` of every field of a ``StructLayout``, from the LSB."""
+    return {name: (field.offset, Shape.cast(field.shape).width) for name, field in layout}
+
+
+def _pack(layout, **values):
+    """The integer of ``layout`` with each field set to an unsigned ``values[name]``."""
+    word = 0
+    for name, (offset, width) in field_slices(layout).items():
+        value = int(values[name])
+        if not 0 <= value < 1 << width:
+            raise ValueError(f"{name}={value} does not fit the field's {width} bits")
+        word |= value << offset
+    return word
+
+
+def _unpack(layout, value):
+    """``{name: unsigned field value}`` of an integer of ``layout``."""
+    return {name: (value >> offset) & ((1 << width) - 1)
+            for name, (offset, width) in field_slices(layout).items()}
+
+
+# Memory words -------------------------------------------------------------------------------
+
+def _pack_rows(values, per_word, field_bits):
     """Pack (rows, cols) small unsigned ints into words of ``per_word`` fields each."""
     rows, cols = values.shape
     words_per_row = -(-cols // per_word)
     padded = np.zeros((rows, words_per_row * per_word), dtype=np.uint64)
     padded[:, :cols] = values
-    fields = padded.reshape(rows, words_per_row, per_word)
-    out = []
-    for row in fields:
-        for word in row:
-            v = 0
-            for i, f in enumerate(word.tolist()):
-                v |= int(f) << (i * field_bits)
-            out.append(v)
-    assert all(v < (1 << width) for v in out)
-    return out
+    shifts = [i * field_bits for i in range(per_word)]
+    return [sum(int(f) << s for f, s in zip(word.tolist(), shifts, strict=True))
+            for row in padded.reshape(rows, words_per_row, per_word) for word in row]
+
+
+def _unpack_rows(params, words, per_word, field_bits, depth, what):
+    """Inverse of :func:`_pack_rows`: (p, n) ``uint8`` from ``depth`` memory words."""
+    words = [int(w) for w in words]
+    if len(words) != depth:
+        raise ValueError(f"{what} needs {depth} words, not {len(words)}")
+    mask = (1 << field_bits) - 1
+    flat = [(w >> (i * field_bits)) & mask for w in words for i in range(per_word)]
+    rows = np.array(flat, dtype=np.uint8).reshape(params.p, -1)
+    return np.ascontiguousarray(rows[:, :params.n])
+
+
+def _check_shape(params, array, what):
+    if array.shape != (params.p, params.n):
+        raise ValueError(f"{what} have shape {array.shape}, but the accelerator is built for "
+                         f"p={params.p}, n={params.n}")
 
 
 def pattern_words(params: AccelParams, patterns):
     """Pattern memory contents from (p, n) 0/1 bits."""
     patterns = np.asarray(patterns)
     _check_shape(params, patterns, "patterns")
-    return _pack_rows(patterns.astype(np.uint64), params.pattern_width, params.popcount_width, 1)
+    return _pack_rows(patterns.astype(np.uint64), params.popcount_width, 1)
+
+
+def unpack_pattern_words(params: AccelParams, words):
+    """Inverse of :func:`pattern_words`: the (p, n) ``uint8`` 0/1 patterns."""
+    return _unpack_rows(params, words, params.popcount_width, 1, params.pattern_depth,
+                        "the pattern memory")
 
 
 def weight_words(params: AccelParams, codes):
@@ -75,46 +127,46 @@ def weight_words(params: AccelParams, codes):
     if codes.size and int(codes.max()) >= 2 ** params.weight_bits:
         raise ValueError(f"weight codes must be below 2^{params.weight_bits}, "
                          f"found {int(codes.max())}")
-    return _pack_rows(codes.astype(np.uint64), params.weight_width, params.lanes,
-                      params.weight_bits)
+    return _pack_rows(codes.astype(np.uint64), params.lanes, params.weight_bits)
 
 
-def _check_shape(params, array, what):
-    if array.shape != (params.p, params.n):
-        raise ValueError(f"{what} have shape {array.shape}, but the accelerator is built for "
-                         f"p={params.p}, n={params.n}")
+def unpack_weight_words(params: AccelParams, words):
+    """Inverse of :func:`weight_words`: the (p, n) ``uint8`` weight codes."""
+    return _unpack_rows(params, words, params.lanes, params.weight_bits, params.weight_depth,
+                        "the weight memory")
 
 
 def load_words(params: AccelParams, inet):
     """Every ``(target, addr, data)`` write that loads integer network ``inet``."""
-    if (inet.p, inet.n) != (params.p, params.n):
-        raise ValueError(f"network is p={inet.p}, n={inet.n} but the accelerator is built for "
-                         f"p={params.p}, n={params.n}")
-    if inet.config.weight_bits != params.weight_bits:
-        raise ValueError(f"network has {inet.config.weight_bits}-bit weights but the "
-                         f"accelerator is built for weight_bits={params.weight_bits}")
-    if inet.config.kernel_bits != params.kernel_bits:
-        raise ValueError(f"network has kernel_bits={inet.config.kernel_bits} but the "
-                         f"accelerator is built for kernel_bits={params.kernel_bits}")
-    writes = [(LoadTarget.PATTERN, a, w) for a, w in enumerate(pattern_words(params,
-                                                                              inet.patterns))]
+    params.check_network(inet)
+    writes = [(LoadTarget.PATTERN, a, w)
+              for a, w in enumerate(pattern_words(params, inet.patterns))]
     writes += [(LoadTarget.WEIGHT, a, w) for a, w in enumerate(weight_words(params, inet.codes))]
     writes += [(LoadTarget.LUT, a, int(v)) for a, v in enumerate(inet.lut)]
     writes.append((LoadTarget.THRESHOLD, 0, inet.r_fx & ((1 << params.threshold_bits) - 1)))
     return writes
 
 
+# Stream payloads ----------------------------------------------------------------------------
+
 def pack_load(params: AccelParams, target, addr, value):
-    """The ``i_load`` payload integer for one write."""
-    return (LoadTarget(target).value | (addr << 2)
-            | (value << (2 + params.load_addr_bits)))
+    """The ``i_load`` payload integer for one write (``target`` a :class:`LoadTarget` or its
+    number)."""
+    return _pack(load_layout(params), target=LoadTarget(target).value, addr=addr, data=value)
+
+
+def unpack_load(params: AccelParams, value):
+    """Inverse of :func:`pack_load`: ``(LoadTarget, addr, data)`` of an ``i_load`` payload."""
+    f = _unpack(load_layout(params), value)
+    return LoadTarget(f["target"]), f["addr"], f["data"]
 
 
 def pack_result_fields(params: AccelParams, state, steps, converged):
-    return state | (steps << params.n) | (int(converged) << (params.n + 8))
+    """The ``o_result`` payload integer of a result."""
+    return _pack(result_layout(params), state=state, steps=steps, converged=int(converged))
 
 
 def unpack_result(params: AccelParams, value):
     """``(state, steps, converged)`` from an ``o_result`` payload integer."""
-    n = params.n
-    return value & ((1 << n) - 1), (value >> n) & 0xFF, bool((value >> (n + 8)) & 1)
+    f = _unpack(result_layout(params), value)
+    return f["state"], f["steps"], bool(f["converged"])

@@ -66,18 +66,6 @@ class MacArray(wiring.Component):
             "o_sum_k": Out(params.sum_bits),
         })
 
-    @property
-    def params(self):
-        return self._params
-
-    @property
-    def cycles_per_kernel(self):
-        return self._params.blocks
-
-    @property
-    def accumulator_bits(self):
-        return self._params.accumulator_bits
-
     def elaborate(self, platform):
         m = Module()
         prm = self._params

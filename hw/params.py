@@ -1,14 +1,26 @@
-"""Parameters of the retrieval accelerator, their validation, and the derived figures.
+"""The accelerator's configuration, its validation, the derived figures and the cycle model.
 
-Every figure the hardware and its users need (memory shapes and bits, register widths, the cycle
-model) is computed here once, so the components, the Verilog export, the testbenches and the
-resource estimator agree by construction.
+:class:`AccelParams` is the one configuration object of the hardware: the integer model's
+arithmetic (:class:`khop.model.fixed.FixedConfig`, held as ``params.fixed``) plus the network's
+shape and the datapath geometry. Every figure the hardware and its users need (memory shapes and
+bits, register widths, the cycle model) is computed here once, so the components, the Verilog
+export, the testbenches and the resource estimator agree by construction.
+
+:func:`hardware_params` resolves a user's hardware options (``None`` = the default, a target's
+preference first) into an :class:`AccelParams` for a shape; :func:`configure` is the one function
+that derives the configuration and the integer network from a trained network.
 """
 
+import ast
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["AccelParams", "ceil_div"]
+from khop.model.errors import ParameterError
+from khop.model.fixed import FixedConfig, integer_network
+
+__all__ = ["AccelParams", "HardwareDefaults", "GENERIC_DEFAULTS", "HARDWARE_OPTIONS",
+           "STEP_CYCLE_TERMS", "step_cycle_formula", "ceil_div", "narrow_popcount_width",
+           "hardware_params", "configure"]
 
 
 def ceil_div(a, b):
@@ -28,9 +40,15 @@ def _int_param(name, value, lo, hi=None):
     return v
 
 
+def _view_of_fixed(name):
+    """A read-only property of :class:`AccelParams` that reads ``params.fixed.<name>``."""
+    return property(lambda self: getattr(self.fixed, name),
+                    doc=f"``fixed.{name}`` (:class:`FixedConfig`), read-only.")
+
+
 @dataclass(frozen=True)
 class AccelParams:
-    """Parameters of :class:`hw.accelerator.RetrievalAccelerator`.
+    """Configuration of :class:`khop.hw.accelerator.RetrievalAccelerator`.
 
     Parameters
     ----------
@@ -38,43 +56,56 @@ class AccelParams:
         Neurons (pattern width), >= 2.
     p : int
         Stored patterns, >= 1.
-    weight_bits : int
-        Bits per dual weight code, 1..4.
+    fixed : FixedConfig
+        The arithmetic (weight bits, kernel bits, threshold fraction bits, step limit, 1-bit
+        center), shared with the integer model.
     lanes : int
         Neurons accumulated in parallel by the MAC array, 1..n.
     popcount_width : int or None
         Bits of the XNOR/popcount per cycle, 1..n; ``None`` means n (one cycle per pattern).
-    kernel_bits : int
-        Width of the kernel lookup-table entries (``kernel_bits - 1`` fractional bits), 2..24.
-    threshold_frac_bits : int
-        Fractional bits of the threshold constant ``r``, 1..24.
-    max_steps : int
-        Retrieval step limit, 1..255 (the result's ``steps`` field is 8 bits wide).
+
+    Members
+    -------
+    weight_bits, kernel_bits, threshold_frac_bits, max_steps : int
+        Read-only views of ``fixed``.
     """
 
     n: int
     p: int
-    weight_bits: int = 2
+    fixed: FixedConfig = field(default_factory=FixedConfig)
     lanes: int = 16
     popcount_width: int | None = None
-    kernel_bits: int = 16
-    threshold_frac_bits: int = 16
-    max_steps: int = 30
 
     def __post_init__(self):
         set_ = object.__setattr__
         set_(self, "n", _int_param("n", self.n, 2))
         set_(self, "p", _int_param("p", self.p, 1))
-        set_(self, "weight_bits", _int_param("weight_bits", self.weight_bits, 1, 4))
+        if not isinstance(self.fixed, FixedConfig):
+            raise TypeError(f"fixed must be a FixedConfig, not {self.fixed!r}")
         set_(self, "lanes", _int_param("lanes", self.lanes, 1, self.n))
         if self.popcount_width is None:
             set_(self, "popcount_width", self.n)
         set_(self, "popcount_width",
              _int_param("popcount_width", self.popcount_width, 1, self.n))
-        set_(self, "kernel_bits", _int_param("kernel_bits", self.kernel_bits, 2, 24))
-        set_(self, "threshold_frac_bits",
-             _int_param("threshold_frac_bits", self.threshold_frac_bits, 1, 24))
-        set_(self, "max_steps", _int_param("max_steps", self.max_steps, 1, 255))
+
+    # The arithmetic -------------------------------------------------------------------------
+
+    weight_bits = _view_of_fixed("weight_bits")
+    kernel_bits = _view_of_fixed("kernel_bits")
+    threshold_frac_bits = _view_of_fixed("threshold_frac_bits")
+    max_steps = _view_of_fixed("max_steps")
+
+    def check_network(self, inet):
+        """Raise ``ValueError`` naming the first difference if integer network ``inet`` was not
+        built for this configuration (shape and arithmetic)."""
+        if (inet.p, inet.n) != (self.p, self.n):
+            raise ValueError(f"network is p={inet.p}, n={inet.n} but the accelerator is built "
+                             f"for p={self.p}, n={self.n}")
+        for name in ("weight_bits", "kernel_bits", "threshold_frac_bits"):
+            have, want = getattr(inet.config, name), getattr(self.fixed, name)
+            if have != want:
+                raise ValueError(f"network has {name}={have} but the accelerator is built for "
+                                 f"{name}={want}")
 
     # Shapes ---------------------------------------------------------------------------------
 
@@ -90,7 +121,7 @@ class AccelParams:
 
     @property
     def kernel_frac_bits(self):
-        return self.kernel_bits - 1
+        return self.fixed.kernel_frac_bits
 
     @property
     def distance_bits(self):
@@ -99,23 +130,30 @@ class AccelParams:
 
     @property
     def acc_bits(self):
-        """Unsigned width of an accumulator ``T_i``: holds ``p (2^k - 1) 2^F``."""
-        return (self.p * (2 ** self.weight_bits - 1) * 2 ** self.kernel_frac_bits).bit_length()
+        """Unsigned width of an accumulator ``T_i`` (:meth:`FixedConfig.acc_bits`)."""
+        return self.fixed.acc_bits(self.p)
 
     @property
     def sum_bits(self):
-        """Unsigned width of ``S_K = sum_mu K_mu``: holds ``p 2^F``."""
-        return (self.p * 2 ** self.kernel_frac_bits).bit_length()
+        """Unsigned width of ``S_K`` (:meth:`FixedConfig.sum_bits`)."""
+        return self.fixed.sum_bits(self.p)
 
     @property
     def threshold_bits(self):
-        """Signed width of the threshold constant ``r_fx`` in ``[-2^R, 2^(k+R)]``."""
-        return self.weight_bits + self.threshold_frac_bits + 2
+        """Signed width of the threshold constant ``r_fx`` (:attr:`FixedConfig.threshold_bits`)."""
+        return self.fixed.threshold_bits
+
+    @property
+    def quotient_bits(self):
+        """Signed width of ``floor/ceil(theta / 2^R)``, the sign update's compare operands:
+        ``product_bits - R + 1`` (the + 1 for the ceiling), i.e. ``k + sum_bits + 3``, wider
+        than ``T_i`` as the compares need."""
+        return self.product_bits - self.threshold_frac_bits + 1
 
     @property
     def product_bits(self):
         """Signed width of ``theta = r_fx * S_K``."""
-        return self.threshold_bits + self.sum_bits
+        return self.fixed.product_bits(self.p)
 
     # Memories -------------------------------------------------------------------------------
 
@@ -165,7 +203,7 @@ class AccelParams:
 
     @property
     def bound_cycles_per_step(self):
-        """The memory-bandwidth bound ``p * ceil(n / lanes)`` (ARCHITECTURE.md)."""
+        """The memory-bandwidth bound ``p * ceil(n / lanes)`` (docs/architecture.md)."""
         return self.p * self.blocks
 
     @property
@@ -175,20 +213,150 @@ class AccelParams:
 
     @property
     def cycles_per_step(self):
-        """Exact cycles of one retrieval step without backpressure (see :mod:`hw.sign_update`).
+        """Exact cycles of one retrieval step without backpressure: the sum of
+        :data:`STEP_CYCLE_TERMS` (see :mod:`khop.hw.sign_update`)."""
+        names = self.cycle_names()
+        return sum(eval(code, {"__builtins__": {}}, names) for code in _STEP_CYCLE_CODE)
 
-        ``START`` (1) + distance pipeline fill (``chunks + 4``) + ``p`` patterns of
-        ``cycles_per_pattern`` + MAC tail (4) + threshold multiply (``threshold_bits``) +
-        ``PREPARE`` (1) + sign update (``blocks`` + 2).
-        """
-        return (1 + self.chunks + 4 + (self.p - 1) * self.cycles_per_pattern + self.blocks
-                + 4 + self.threshold_bits + 1 + self.blocks + 2)
+    def cycle_names(self):
+        """The values of the names :data:`STEP_CYCLE_TERMS` is written in."""
+        return {"chunks": self.chunks, "blocks": self.blocks, "p": self.p,
+                "threshold_bits": self.threshold_bits, "max": max}
 
     def cycles_per_query(self, steps):
-        """Clock edges from the one that transfers a query to the first with its result valid."""
+        """Latency of a query that takes ``steps`` steps: ``o_result`` becomes valid just after
+        the clock edge ``steps * cycles_per_step`` edges after the one that transferred the
+        query (so a result is transferred at the earliest one edge later)."""
         return steps * self.cycles_per_step
 
     def as_dict(self):
-        return {"n": self.n, "p": self.p, "weight_bits": self.weight_bits, "lanes": self.lanes,
+        """Flat ``{name: value}`` of every parameter (inverse: :meth:`from_dict`)."""
+        return {"n": self.n, "p": self.p, **self.fixed.as_dict(), "lanes": self.lanes,
+                "popcount_width": self.popcount_width}
+
+    def options(self):
+        """This configuration as the hardware options of :func:`hardware_params` /
+        :func:`configure` (every one set, the 1-bit ``center`` included): a network of the same
+        shape configured with them gets exactly this configuration."""
+        return {"bits": self.weight_bits, "lanes": self.lanes,
                 "popcount_width": self.popcount_width, "kernel_bits": self.kernel_bits,
-                "threshold_frac_bits": self.threshold_frac_bits, "max_steps": self.max_steps}
+                "threshold_frac_bits": self.threshold_frac_bits, "max_steps": self.max_steps,
+                "center": self.fixed.center}
+
+    @classmethod
+    def from_dict(cls, values):
+        """The configuration :meth:`as_dict` printed (unknown keys are an error)."""
+        values = dict(values)
+        fixed = {k: values.pop(k) for k in FixedConfig.__dataclass_fields__ if k in values}
+        return cls(fixed=FixedConfig(**fixed), **values)
+
+
+#: The cycle model of one retrieval step, term by term, each an expression in ``chunks``,
+#: ``blocks``, ``p`` and ``threshold_bits`` (:meth:`AccelParams.cycle_names`):
+#: :attr:`AccelParams.cycles_per_step` sums them and the Verilog export prints them, so the
+#: model and its description cannot drift (docs/architecture.md).
+STEP_CYCLE_TERMS = (
+    ("START", "1"),
+    ("distance pipeline fill", "chunks + 4"),
+    ("the other patterns, the slower of MAC and distance unit", "(p - 1) * max(blocks, chunks)"),
+    ("MAC of the last pattern", "blocks"),
+    ("MAC pipeline tail", "4"),
+    ("threshold multiply", "threshold_bits"),
+    ("PREPARE", "1"),
+    ("sign update", "blocks + 2"),
+)
+
+_STEP_CYCLE_CODE = tuple(compile(expr, f"<cycle term {what}>", "eval")
+                         for what, expr in STEP_CYCLE_TERMS)
+
+
+def step_cycle_formula():
+    """:data:`STEP_CYCLE_TERMS` as one formula, the constants summed at the end:
+    ``"cycles_per_step = chunks + (p - 1) * max(blocks, chunks) + ... + 12"``."""
+    parts, constant = [], 0
+
+    def flatten(node):
+        nonlocal constant
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            flatten(node.left)
+            flatten(node.right)
+        elif isinstance(node, ast.Constant):
+            constant += node.value
+        else:
+            parts.append(ast.unparse(node))
+
+    for _, expr in STEP_CYCLE_TERMS:
+        flatten(ast.parse(expr, mode="eval").body)
+    return "cycles_per_step = " + " + ".join([*parts, str(constant)])
+
+
+# From options to a configuration ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HardwareDefaults:
+    """A target's preferred geometry and arithmetic: what an unset hardware option becomes.
+
+    ``narrow_popcount`` chooses the narrowest popcount that costs no cycles
+    (:func:`narrow_popcount_width`) instead of one pattern per cycle.
+    """
+
+    lanes: int = 16
+    kernel_bits: int = FixedConfig.kernel_bits
+    narrow_popcount: bool = False
+
+
+#: The defaults when no target is named (``khop verilog``, ``khop cosim``).
+GENERIC_DEFAULTS = HardwareDefaults()
+
+#: The hardware options a user sets (``None`` = default), as keyword names of
+#: :func:`hardware_params`; the command line's option group is built from this list.
+HARDWARE_OPTIONS = ("bits", "lanes", "popcount_width", "kernel_bits", "threshold_frac_bits",
+                    "max_steps")
+
+
+def narrow_popcount_width(n, lanes):
+    """The narrowest popcount that costs no cycles: ``ceil(n / ceil(n / lanes))`` bits (the
+    distance unit then takes as many cycles per pattern as the MAC array)."""
+    return ceil_div(n, ceil_div(n, lanes))
+
+
+def hardware_params(n, p, *, bits=None, lanes=None, popcount_width=None, kernel_bits=None,
+                    threshold_frac_bits=None, max_steps=None, center=None,
+                    defaults=GENERIC_DEFAULTS):
+    """The :class:`AccelParams` for an n x p network and the user's hardware options.
+
+    Unset options (``None``) take ``defaults`` (a target's :class:`HardwareDefaults`), then the
+    defaults of :class:`FixedConfig`; ``lanes`` is capped at ``n``. A bad value raises one
+    :class:`~khop.model.errors.ParameterError` naming it, its allowed range and the shape.
+    """
+    fixed_defaults = FixedConfig()
+    try:
+        if lanes is None:
+            lanes = min(int(n), defaults.lanes)
+        if popcount_width is None and defaults.narrow_popcount:
+            popcount_width = narrow_popcount_width(n, lanes)
+        fixed = FixedConfig(
+            weight_bits=fixed_defaults.weight_bits if bits is None else bits,
+            kernel_bits=defaults.kernel_bits if kernel_bits is None else kernel_bits,
+            threshold_frac_bits=(fixed_defaults.threshold_frac_bits if threshold_frac_bits is None
+                                 else threshold_frac_bits),
+            max_steps=fixed_defaults.max_steps if max_steps is None else max_steps,
+            center=fixed_defaults.center if center is None else center)
+        return AccelParams(n=n, p=p, fixed=fixed, lanes=lanes, popcount_width=popcount_width)
+    except (ValueError, TypeError) as e:
+        raise ParameterError(f"{e} (network N={n}, P={p})") from None
+
+
+def configure(net, *, defaults=GENERIC_DEFAULTS, **options):
+    """``(AccelParams, IntegerNetwork)`` for trained network ``net`` (a
+    :class:`khop.model.netfile.Network`) and hardware ``options`` (:data:`HARDWARE_OPTIONS`).
+
+    The one place a configuration is derived from a network: the integer network is built with
+    the configuration's own :class:`FixedConfig`, so the two agree by construction.
+    """
+    params = hardware_params(net.n, net.p, defaults=defaults, **options)
+    try:
+        inet = integer_network(net.patterns, net.alpha, net.gamma, params.fixed)
+    except ValueError as e:
+        raise ParameterError(f"{e} (network N={net.n}, P={net.p})") from None
+    return params, inet

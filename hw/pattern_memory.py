@@ -13,7 +13,7 @@ class PatternMemory(WordMemory):
     """P x N pattern bits as ``p * chunks`` words of ``popcount_width`` bits (block RAM).
 
     Word ``mu * chunks + c`` holds bits ``c*W .. c*W+W-1`` of pattern mu, bit value 1 meaning +1,
-    zero past n (see :mod:`hw.layout`). Read latency: 1 cycle.
+    zero past n (see :mod:`khop.hw.layout`). Read latency: 1 cycle.
 
     Parameters
     ----------
@@ -23,6 +23,5 @@ class PatternMemory(WordMemory):
     """
 
     def __init__(self, params: AccelParams, patterns=None):
-        self._params = params
         init = [] if patterns is None else pattern_words(params, np.asarray(patterns))
         super().__init__(params.pattern_depth, params.pattern_width, init)

@@ -4,7 +4,7 @@ from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layout import result_layout
+from .layout import STEPS_BITS, result_layout
 from .params import AccelParams
 
 __all__ = ["SignUpdate", "FAULTS"]
@@ -35,7 +35,7 @@ class SignUpdate(wiring.Component):
     After a step: unchanged state -> converged; else after ``max_steps`` steps -> not converged;
     else the next step. ``o_result`` then presents ``{state, steps, converged}`` until accepted.
 
-    Cycles per step without backpressure (with the unit latencies of :mod:`hw.params`):
+    Cycles per step without backpressure (:data:`khop.hw.params.STEP_CYCLE_TERMS`):
     ``1 (START) + wait for the first sum beat + threshold_bits + 1 (PREPARE) + blocks + 2``.
 
     Members
@@ -69,14 +69,6 @@ class SignUpdate(wiring.Component):
             "i_threshold": In(signed(params.threshold_bits)),
         })
 
-    @property
-    def params(self):
-        return self._params
-
-    @property
-    def multiply_cycles(self):
-        return self._params.threshold_bits
-
     def elaborate(self, platform):
         m = Module()
         prm = self._params
@@ -84,7 +76,7 @@ class SignUpdate(wiring.Component):
         frac = prm.threshold_frac_bits
 
         state = Signal(blocks * lanes)     # rotates by `lanes` bits per update beat
-        steps = Signal(8)
+        steps = Signal(STEPS_BITS)
         last_step = Signal()               # this step is the max_steps-th
         converged = Signal()
         changed = Signal()
@@ -95,8 +87,8 @@ class SignUpdate(wiring.Component):
         r_shift = Signal(prm.threshold_bits)
         mul_count = Signal(range(prm.threshold_bits + 1))
 
-        # T_i * 2^R vs theta as T_i vs floor/ceil(theta / 2^R): signed, one bit wider than T.
-        quot_bits = max(prm.product_bits - frac + 1, prm.acc_bits + 1)
+        # T_i * 2^R vs theta as T_i vs floor/ceil(theta / 2^R), signed.
+        quot_bits = prm.quotient_bits
         q_floor = Signal(signed(quot_bits))
         q_ceil = Signal(signed(quot_bits))
 

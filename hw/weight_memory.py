@@ -13,7 +13,7 @@ class WeightMemory(WordMemory):
     """P x N codes of k bits as ``p * blocks`` words of ``lanes * k`` bits (block RAM).
 
     Word ``mu * blocks + b`` holds the codes of neurons ``b*L .. b*L+L-1`` for pattern mu,
-    lane l in bits ``l*k .. l*k+k-1``, zero past n (see :mod:`hw.layout`). Streamed once per
+    lane l in bits ``l*k .. l*k+k-1``, zero past n (see :mod:`khop.hw.layout`). Streamed once per
     retrieval step in address order. Read latency: 1 cycle.
 
     Parameters
@@ -23,6 +23,5 @@ class WeightMemory(WordMemory):
     """
 
     def __init__(self, params: AccelParams, codes=None):
-        self._params = params
         init = [] if codes is None else weight_words(params, np.asarray(codes))
         super().__init__(params.weight_depth, params.weight_width, init)

@@ -23,12 +23,16 @@ def int_in(lo, hi=None):
     return parse
 
 
-def fraction(text):
-    """A number in [0, 1]."""
+def _number(text):
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+
+
+def fraction(text):
+    """A number in [0, 1]."""
+    value = _number(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1], not {value}")
     return value
@@ -36,24 +40,35 @@ def fraction(text):
 
 def positive(text):
     """A number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
     return value
 
 
 def int_list(lo, hi=None):
-    """A comma list of integers in ``lo..hi`` (``hi=None``: no upper limit), e.g. ``8,16,32``."""
+    """A comma list of integers in ``lo..hi`` (``hi=None``: no upper limit), e.g. ``8,16,32``;
+    an item ``A:B`` stands for ``A..B`` inclusive (``8:20``, ``1,4:6``). Duplicates are dropped,
+    the order kept."""
     one = int_in(lo, hi)
 
     def parse(text):
         items = [t.strip() for t in text.split(",")]
         if not all(items):
-            raise argparse.ArgumentTypeError(f"expected a comma list of integers, not {text!r}")
-        values = [one(t) for t in items]
+            raise argparse.ArgumentTypeError(f"expected a comma list of integers or ranges "
+                                             f"LO:HI, not {text!r}")
+        values = []
+        for item in items:
+            if ":" not in item:
+                values.append(one(item))
+                continue
+            ends = [t.strip() for t in item.split(":")]
+            if len(ends) != 2 or not all(ends):
+                raise argparse.ArgumentTypeError(f"expected a range LO:HI, not {item!r}")
+            a, b = (one(t) for t in ends)
+            if a > b:
+                raise argparse.ArgumentTypeError(f"empty range {item!r}: {a} > {b}")
+            values.extend(range(a, b + 1))
         return list(dict.fromkeys(values))
     parse.__name__ = "integer list"
     return parse

@@ -15,11 +15,18 @@ from typing import TextIO
 import numpy as np
 
 from khop.model.errors import NetworkFileError
-from khop.model.evaluate import METRICS, compare, format_table, small_weight_fraction, weight_variants
+from khop.model.evaluate import (
+    METRICS,
+    compare,
+    format_table,
+    small_weight_fraction,
+    weight_variants,
+)
 from khop.model.klr import TrainConfig
 from khop.model.netfile import load_network, save_network
 from khop.model.train import same_recipe, train_network
 
+from .outputs import atomic_write
 from .progress import training_progress
 
 __all__ = ["DemoContext", "Stage", "STAGES", "RIDGE", "run_demo"]
@@ -27,7 +34,7 @@ __all__ = ["DemoContext", "Stage", "STAGES", "RIDGE", "run_demo"]
 
 @dataclass(frozen=True)
 class Ridge:
-    """The operating point of the demo: PAPER.md section 2, the author's recipe."""
+    """The operating point of the demo: docs/model.md section 2, the author's recipe."""
 
     n: int = 100
     p: int = 300
@@ -52,9 +59,9 @@ class DemoContext:
     quick: bool = False
     ridge: Ridge = RIDGE
     stream: TextIO = field(default_factory=lambda: sys.stdout)
-    net: object = None          # model.netfile.Network, from the train stage
+    net: object = None          # khop.model.netfile.Network, from the train stage
     rows: dict = None           # {label: {metric: value}}, from the evaluate stage
-    hw: tuple = None            # (AccelParams, IntegerNetwork), from the verilog stage
+    hw: tuple = None            # (AccelParams, IntegerNetwork), from _hardware
     failed: bool = False        # a stage found the hardware wrong
 
     def say(self, *args):
@@ -118,12 +125,12 @@ def stage_evaluate(ctx):
            "gamma": ctx.net.gamma, "noise": r.noise, "queries": r.queries,
            "seed": r.query_seed, "max_steps": r.max_steps,
            "metrics": [*METRICS, "small_weight_fraction"], "rows": ctx.rows}
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    atomic_write(path, json.dumps(doc, indent=2) + "\n")
     ctx.say(f"wrote {path}")
 
 
 def stage_paper(ctx):
-    """Our figures next to the paper's claims (PAPER.md section 5), whichever way they fall."""
+    """Our figures next to the paper's claims (docs/model.md section 5), either way."""
     rows = ctx.rows
     a = ctx.net.alpha
     low = min(rows[k]["bit_accuracy"] for k in ("2-bit", "3-bit", "4-bit"))
@@ -151,14 +158,22 @@ def stage_paper(ctx):
         ctx.say(f"{tag}  {claim.ljust(width)}  ours: {ours}  [{'holds' if holds else 'differs'}]")
 
 
+def _hardware(ctx):
+    """The demo's accelerator for the ridge network (2-bit weights, 16 lanes, the rest default),
+    configured once for the verilog and cosim stages."""
+    from khop.hw.params import configure
+
+    if ctx.hw is None:
+        ctx.hw = configure(ctx.net, bits=2, lanes=16)
+    return ctx.hw
+
+
 def stage_verilog(ctx):
     """The 2-bit, 16-lane accelerator for the ridge network: Verilog, JSON, Verilator lint."""
     from khop.hw.export import export
-    from khop.model.hardware import hardware_for
     from khop.sim.tools import verilator_lint
 
-    params, inet = hardware_for(ctx.net, bits=2, lanes=16)
-    ctx.hw = (params, inet)
+    params, inet = _hardware(ctx)
     v_path, j_path = export(params, inet, ctx.out / "rtl",
                             network_info={"file": str(ctx.out / "net.npz"),
                                           "gamma": ctx.net.gamma, "r_fx": inet.r_fx})
@@ -182,13 +197,13 @@ def stage_verilog(ctx):
 
 def stage_cosim(ctx):
     """A short cocotb + Verilator cosimulation of the generated Verilog against the model."""
-    from khop.sim.cli import format_summary
-    from khop.sim.runner import run_cosim
+    from khop.sim.runner import cosimulate
 
-    res = run_cosim(ctx.net, bits=2, lanes=16, queries=50, noise=ctx.ridge.noise, seed=0,
-                    build_dir=ctx.out / "cosim", progress=True)
-    ctx.say(format_summary(res, str(ctx.out / "net.npz")))
-    if res["mismatches"]:
+    params, inet = _hardware(ctx)
+    res = cosimulate(params, inet, queries=50, noise=ctx.ridge.noise, seed=0,
+                     build_dir=ctx.out / "cosim", progress=True)
+    ctx.say(res.format(str(ctx.out / "net.npz")))
+    if res.mismatches:
         ctx.failed = True
 
 

@@ -10,7 +10,7 @@ __all__ = ["training_progress"]
 
 @contextmanager
 def training_progress(epochs, desc="train"):
-    """Yield a ``progress(epoch, loss)`` callback for :func:`model.klr.train_klr`."""
+    """Yield a ``progress(epoch, loss)`` callback for :func:`khop.model.klr.train_klr`."""
     with tqdm(total=epochs, desc=desc, unit="epoch", file=sys.stderr, disable=None,
               leave=False, dynamic_ncols=True) as bar:
         def progress(epoch, loss):

@@ -1,4 +1,4 @@
-"""Post-training compression of the dual weights (PAPER.md section 3).
+"""Post-training compression of the dual weights (docs/model.md section 3).
 
 - Uniform k-bit quantization over the whole matrix:
   ``Delta = (x_max - x_min) / (2^k - 1)``, ``code = round((x - x_min) / Delta)`` in 0..2^k-1,
@@ -43,7 +43,7 @@ class Quantized:
 
     @property
     def threshold(self):
-        """``r = -offset / scale``: ``sign(h_i) = sign(T_i - r S_K)`` (PAPER.md section 3)."""
+        """``r = -offset / scale``: ``sign(h_i) = sign(T_i - r S_K)`` (docs/model.md section 3)."""
         return -self.offset / self.scale
 
 

@@ -1,4 +1,4 @@
-"""Float versus quantized networks: the four metrics of PAPER.md section 4 side by side.
+"""Float versus quantized networks: the four metrics of docs/model.md section 4 side by side.
 
 Every variant of a network (the float weights, their k-bit quantizations) is scored on the same
 noisy queries, so differences in recall come from the weights alone.
@@ -63,7 +63,7 @@ def compare(net, bits_list, noise, count, seed, max_steps=DEFAULT_MAX_STEPS):
 
 
 def small_weight_fraction(weights, bound=1.0):
-    """Fraction of weights with ``|w| < bound`` (PAPER.md R7: the valley at 0 is empty)."""
+    """Fraction of weights with ``|w| < bound`` (docs/model.md R7: the valley at 0 is empty)."""
     return float(np.mean(np.abs(np.asarray(weights)) < bound))
 
 

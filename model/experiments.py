@@ -1,4 +1,4 @@
-"""The paper's experiments (PAPER.md section 5, R1..R10), one function each.
+"""The paper's experiments (docs/model.md section 5, R1..R10), one function each.
 
 Every experiment is ``f(trials, seed, quick, progress, *, n=100)`` and returns a JSON-ready dict of
 plain numbers: the parameters it ran with, per-trial values, and their mean and sample standard
@@ -24,6 +24,7 @@ from .kernel import gram_matrix
 from .klr import TrainConfig
 from .lasso import LassoConfig, train_lasso
 from .metrics import bit_accuracy, noisy_queries, recall_stats, stability_margin
+from .retrieval import DEFAULT_MAX_STEPS
 from .stats import gini, loglog_fit, mean_std
 from .train import train_network
 
@@ -36,7 +37,7 @@ RIDGE_GAMMA = 0.02
 OFF_RIDGE_GAMMA = 0.1
 LOAD = 3.0
 BITS = (32, 16, 8, 6, 4, 3, 2, 1)   # 32: the float weights stored as float32
-MAX_STEPS = 30
+MAX_STEPS = DEFAULT_MAX_STEPS
 
 
 def scaled_gamma(gamma, n):

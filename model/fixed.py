@@ -1,6 +1,6 @@
 """The bit-exact integer model of the retrieval accelerator: the oracle of every hardware test.
 
-Arithmetic (ARCHITECTURE.md, PAPER.md section 3), all in unsigned/signed integers:
+Arithmetic (docs/architecture.md, docs/model.md section 3), all in unsigned/signed integers:
 
 - Kernel lookup table, ``F = kernel_bits - 1`` fractional bits, one entry per distance 0..N:
   ``LUT[d] = round(2^F * exp(-4 gamma d))`` (round half to even, as NumPy's ``rint``), so
@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .compress import quantize
-from .retrieval import DEFAULT_MAX_STEPS, RecallResult, run_dynamics
+from .compress import CENTERS, quantize
+from .netfile import StoredPatterns
+from .retrieval import DEFAULT_MAX_STEPS, MAX_STEPS_RANGE, RecallResult, run_dynamics
 
 __all__ = ["FixedConfig", "IntegerNetwork", "kernel_lut", "threshold_fixed", "integer_network",
            "to_bits", "to_bipolar", "pack_bits", "unpack_bits"]
@@ -33,27 +34,74 @@ def _check_int(name, value, lo, hi):
     if not (isinstance(value, int | np.integer) and not isinstance(value, bool)
             and lo <= value <= hi):
         raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
 class FixedConfig:
-    """The arithmetic parameters shared by the integer model and the hardware."""
+    """The arithmetic of the integer model and the hardware: the one home of these parameters,
+    their ranges, defaults and the register widths they imply.
+
+    The hardware's :class:`khop.hw.params.AccelParams` contains one (``params.fixed``) and adds
+    the shape and the datapath geometry; :func:`integer_network` builds the model from the same
+    object.
+
+    Parameters
+    ----------
+    weight_bits : int
+        Bits per dual weight code ``k``, 1..4.
+    kernel_bits : int
+        Width of the kernel lookup-table entries, 2..24 (``F = kernel_bits - 1`` fractional bits).
+    threshold_frac_bits : int
+        Fractional bits ``R`` of the threshold constant ``r_fx``, 1..24.
+    max_steps : int
+        Retrieval step limit, 1..255 (the result's ``steps`` field is 8 bits wide).
+    center : str
+        Binarization center of 1-bit weights, ``"median"`` or ``"mean"``.
+    """
 
     weight_bits: int = 2
     kernel_bits: int = 16
     threshold_frac_bits: int = 16
     max_steps: int = DEFAULT_MAX_STEPS
-    center: str = "median"  # binarization center for 1-bit weights
+    center: str = "median"
+
+    #: Allowed range of each integer field, ``(lo, hi)`` inclusive.
+    RANGES = {"weight_bits": (1, 4), "kernel_bits": (2, 24), "threshold_frac_bits": (1, 24),
+              "max_steps": MAX_STEPS_RANGE}
 
     def __post_init__(self):
-        _check_int("weight_bits", self.weight_bits, 1, 4)
-        _check_int("kernel_bits", self.kernel_bits, 2, 24)
-        _check_int("threshold_frac_bits", self.threshold_frac_bits, 1, 24)
-        _check_int("max_steps", self.max_steps, 1, 255)
+        for name, (lo, hi) in self.RANGES.items():
+            object.__setattr__(self, name, _check_int(name, getattr(self, name), lo, hi))
+        if self.center not in CENTERS:
+            raise ValueError(f"center must be one of {', '.join(CENTERS)}, not {self.center!r}")
 
     @property
     def kernel_frac_bits(self):
+        """``F = kernel_bits - 1``: ``LUT[0] = 2^F`` is the kernel value 1."""
         return self.kernel_bits - 1
+
+    @property
+    def threshold_bits(self):
+        """Signed width of ``r_fx`` in ``[-2^R, 2^(k+R)]``: ``k + R + 2``."""
+        return self.weight_bits + self.threshold_frac_bits + 2
+
+    def acc_bits(self, p):
+        """Unsigned width of an accumulator ``T_i``: holds ``p (2^k - 1) 2^F``."""
+        return (p * (2 ** self.weight_bits - 1) * 2 ** self.kernel_frac_bits).bit_length()
+
+    def sum_bits(self, p):
+        """Unsigned width of ``S_K = sum_mu K_mu``: holds ``p 2^F``."""
+        return (p * 2 ** self.kernel_frac_bits).bit_length()
+
+    def product_bits(self, p):
+        """Signed width of ``theta = r_fx * S_K``."""
+        return self.threshold_bits + self.sum_bits(p)
+
+    def as_dict(self):
+        return {"weight_bits": self.weight_bits, "kernel_bits": self.kernel_bits,
+                "threshold_frac_bits": self.threshold_frac_bits, "max_steps": self.max_steps,
+                "center": self.center}
 
 
 def kernel_lut(gamma, n, kernel_bits):
@@ -95,7 +143,7 @@ def unpack_bits(values, n):
 
 
 @dataclass(frozen=True)
-class IntegerNetwork:
+class IntegerNetwork(StoredPatterns):
     """A network in the hardware's integer form, with its retrieval."""
 
     patterns: np.ndarray    # (P, N) uint8 bits, 1 means +1
@@ -103,31 +151,6 @@ class IntegerNetwork:
     lut: np.ndarray         # (N+1,) int64 kernel table
     r_fx: int               # signed fixed-point threshold, R fractional bits
     config: FixedConfig
-
-    @property
-    def n(self):
-        return int(self.patterns.shape[1])
-
-    @property
-    def p(self):
-        return int(self.patterns.shape[0])
-
-    # Widths of the hardware registers, derived from the worst case.
-    @property
-    def acc_bits(self):
-        """Unsigned width of ``T_i``: holds ``P (2^k - 1) 2^F``."""
-        return (self.p * (2 ** self.config.weight_bits - 1) * 2 ** self.config.kernel_frac_bits
-                ).bit_length()
-
-    @property
-    def sum_bits(self):
-        """Unsigned width of ``S_K``: holds ``P 2^F``."""
-        return (self.p * 2 ** self.config.kernel_frac_bits).bit_length()
-
-    @property
-    def threshold_bits(self):
-        """Signed width of ``r_fx``: holds ``[-2^R, 2^(k+R)]``."""
-        return self.config.weight_bits + self.config.threshold_frac_bits + 2
 
     def sums(self, bits):
         """``(T, S_K)`` for 0/1 states ``bits`` (Q, N): int64 (Q, N) and (Q,)."""
@@ -174,8 +197,9 @@ def integer_network(patterns, alpha, gamma, config=FixedConfig()):
                           r_fx=threshold_fixed(q.threshold, config.weight_bits,
                                                config.threshold_frac_bits),
                           config=config)
-    if inet.acc_bits > 52 or inet.acc_bits + config.threshold_frac_bits > 62 \
-            or inet.threshold_bits + inet.sum_bits > 62:
+    acc_bits = config.acc_bits(inet.p)
+    if acc_bits > 52 or acc_bits + config.threshold_frac_bits > 62 \
+            or config.product_bits(inet.p) > 62:
         raise ValueError(f"P={inet.p} with weight_bits={config.weight_bits}, "
                          f"kernel_bits={config.kernel_bits}: accumulators too wide for the model")
     return inet

@@ -1,4 +1,5 @@
-"""Walsh influence of one neuron's input on another's output, estimated by sampling (PAPER.md R4).
+"""Walsh influence of one neuron's input on another's output, estimated by sampling
+(docs/model.md R4).
 
 The influence of input j on output i is ``Inf[i, j] = P_s[ sign(h_i(s)) != sign(h_i(s^(j))) ]``
 over uniformly random states ``s`` in {-1,+1}^N, with ``s^(j)`` the state ``s`` with bit j

@@ -2,7 +2,7 @@
 
 For bipolar vectors ``x, y`` in {-1,+1}^N, ``||x - y||^2 = 4 * hamming(x, y)``, so the RBF kernel
 ``exp(-gamma * ||x - y||^2)`` equals ``exp(-4 * gamma * d)`` with ``d`` the Hamming distance
-(PAPER.md section 1). Everything here is vectorized over patterns and queries.
+(docs/model.md section 1). Everything here is vectorized over patterns and queries.
 """
 
 import numpy as np
@@ -14,7 +14,8 @@ def random_patterns(rng, n, p):
     """Return ``p`` uniform random bipolar patterns of ``n`` neurons as an ``int8`` (p, n) array."""
     if n < 1 or p < 1:
         raise ValueError(f"need n >= 1 and p >= 1, not n={n!r}, p={p!r}")
-    # rng.integers(0, 2) is the draw of rng.choice([-1, 1]): seed 42 reproduces PAPER.md's figures.
+    # rng.integers(0, 2) is the draw of rng.choice([-1, 1]): seed 42 reproduces the figures of
+    # docs/model.md.
     return (2 * rng.integers(0, 2, size=(p, n)) - 1).astype(np.int8)
 
 

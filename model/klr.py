@@ -1,4 +1,4 @@
-"""Kernel logistic regression (KLR) training of all N neurons at once (PAPER.md section 2).
+"""Kernel logistic regression (KLR) training of all N neurons at once (docs/model.md section 2).
 
 Neuron i is a KLR classifier over the P stored patterns with targets ``y[mu, i] = (xi[mu, i]+1)/2``:
 

@@ -1,4 +1,4 @@
-"""L1-regularized (lasso) kernel logistic regression of all N neurons at once (PAPER.md R4).
+"""L1-regularized (lasso) kernel logistic regression of all N neurons at once (docs/model.md R4).
 
 The comparison model of the Walsh-influence experiment. Neuron i minimizes
 

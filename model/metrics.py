@@ -1,4 +1,4 @@
-"""Metrics of PAPER.md section 4, vectorized over patterns and neurons."""
+"""Metrics of docs/model.md section 4, vectorized over patterns and neurons."""
 
 from dataclasses import dataclass
 

@@ -8,38 +8,33 @@ Arrays:
 - ``meta``: 0-d unicode string holding a JSON object with at least ``format`` ("khop-network"),
   ``version`` (1), ``gamma``, ``n``, ``p`` and a ``training`` object of hyper-parameters.
 
-Writing is atomic: a temporary file in the target directory is renamed over the target, so a
-crash never leaves a half-written network. Loading validates everything and raises one
-:class:`NetworkFileError` naming the problem.
+Writing is atomic (:func:`khop.outputs.atomic_path`): a temporary file in the target directory
+is renamed over the target, so a crash never leaves a half-written network. Loading validates
+everything and raises one :class:`NetworkFileError` naming the problem.
 """
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from khop.outputs import atomic_path
+
 from .errors import NetworkFileError
 
-__all__ = ["Network", "save_network", "load_network", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["StoredPatterns", "Network", "save_network", "load_network", "FORMAT_NAME",
+           "FORMAT_VERSION"]
 
 FORMAT_NAME = "khop-network"
 FORMAT_VERSION = 1
 _ARRAYS = ("patterns", "alpha", "loss_history", "meta")
 
 
-@dataclass
-class Network:
-    """A trained network: stored patterns, dual weights and the kernel parameter."""
-
-    patterns: np.ndarray            # (P, N) int8 +-1
-    alpha: np.ndarray               # (P, N) float
-    gamma: float
-    training: dict = field(default_factory=dict)
-    loss_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
+class StoredPatterns:
+    """Mixin of the network classes: ``n`` (neurons) and ``p`` (patterns) of the (P, N)
+    ``patterns`` array."""
 
     @property
     def n(self):
@@ -48,6 +43,17 @@ class Network:
     @property
     def p(self):
         return int(self.patterns.shape[0])
+
+
+@dataclass
+class Network(StoredPatterns):
+    """A trained network: stored patterns, dual weights and the kernel parameter."""
+
+    patterns: np.ndarray            # (P, N) int8 +-1
+    alpha: np.ndarray               # (P, N) float
+    gamma: float
+    training: dict = field(default_factory=dict)
+    loss_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self):
         _validate(self.patterns, self.alpha, self.gamma, ValueError)
@@ -71,22 +77,14 @@ def _validate(patterns, alpha, gamma, error):
 
 
 def save_network(path, net):
-    """Write ``net`` to ``path`` atomically (temporary file in the same directory, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``net`` to ``path`` atomically (:func:`khop.outputs.atomic_path`)."""
     meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "gamma": float(net.gamma),
             "n": net.n, "p": net.p, "training": net.training}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, patterns=net.patterns.astype(np.int8), alpha=net.alpha,
-                     loss_history=np.asarray(net.loss_history, dtype=np.float64),
-                     meta=np.array(json.dumps(meta)))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Through a file object: np.savez given a name would append ".npz" to it.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, patterns=net.patterns.astype(np.int8), alpha=net.alpha,
+                 loss_history=np.asarray(net.loss_history, dtype=np.float64),
+                 meta=np.array(json.dumps(meta)))
 
 
 def load_network(path):

@@ -33,9 +33,17 @@ class PrecisionRow:
         return asdict(self)
 
 
-def precision_sweep(patterns, alpha, gamma, weight_bits=2, kernel_bits=range(8, 21), noise=0.2,
-                    queries=300, seed=0, threshold_frac_bits=16, max_steps=30):
-    """Compare the integer model with the float ``weight_bits`` model for each ``kernel_bits``."""
+_DEFAULT = FixedConfig()
+
+
+def precision_sweep(patterns, alpha, gamma, weight_bits=_DEFAULT.weight_bits,
+                    kernel_bits=range(8, 21), noise=0.2, queries=300, seed=0,
+                    threshold_frac_bits=_DEFAULT.threshold_frac_bits,
+                    max_steps=_DEFAULT.max_steps):
+    """Compare the integer model with the float ``weight_bits`` model for each ``kernel_bits``.
+
+    The arithmetic not swept defaults to :class:`FixedConfig`'s.
+    """
     X = np.asarray(patterns)
     wq = quantize(alpha, weight_bits).values
     qs, targets = noisy_queries(X, noise, queries, np.random.default_rng(seed))

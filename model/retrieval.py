@@ -1,4 +1,4 @@
-"""Float retrieval dynamics, batched over many queries at once (PAPER.md section 1).
+"""Float retrieval dynamics, batched over many queries at once (docs/model.md section 1).
 
 Synchronous update of all neurons, ``s_i <- sign(h_i(s))``, with ``h = K(s, X) @ A``.
 
@@ -17,9 +17,12 @@ import numpy as np
 
 from .kernel import kernel_matrix
 
-__all__ = ["RecallResult", "sign_update", "potentials", "retrieve", "DEFAULT_MAX_STEPS"]
+__all__ = ["RecallResult", "sign_update", "potentials", "retrieve", "DEFAULT_MAX_STEPS",
+           "MAX_STEPS_RANGE"]
 
 DEFAULT_MAX_STEPS = 30
+#: Allowed step limits, inclusive (also :attr:`khop.model.fixed.FixedConfig.RANGES`).
+MAX_STEPS_RANGE = (1, 255)
 
 
 @dataclass
@@ -46,8 +49,9 @@ def run_dynamics(states, update, max_steps=DEFAULT_MAX_STEPS):
     ``update`` maps a (q, N) array of +-1 states to the next states; it is only applied to the
     queries still running. Shared by the float and the integer model.
     """
-    if not (isinstance(max_steps, int | np.integer) and 1 <= max_steps <= 255):
-        raise ValueError(f"max_steps must be an integer in 1..255, not {max_steps!r}")
+    lo, hi = MAX_STEPS_RANGE
+    if not (isinstance(max_steps, int | np.integer) and lo <= max_steps <= hi):
+        raise ValueError(f"max_steps must be an integer in {lo}..{hi}, not {max_steps!r}")
     s = np.array(states, dtype=np.int8, copy=True)
     if s.ndim == 1:
         s = s[None, :]

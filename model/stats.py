@@ -2,8 +2,8 @@
 
 - Gini coefficient of non-negative values ``x_1 <= ... <= x_n`` (sorted ascending):
   ``G = 2 sum_k k x_k / (n sum_k x_k) - (n + 1) / n``; 0 when all values are equal, ``(n-1)/n``
-  when one value holds everything, 1/3 for a large uniform(0, 1) sample (PAPER.md R4).
-- Power law ``y = c x^beta``: ordinary least squares of ``log y`` on ``log x`` (PAPER.md R5),
+  when one value holds everything, 1/3 for a large uniform(0, 1) sample (docs/model.md R4).
+- Power law ``y = c x^beta``: ordinary least squares of ``log y`` on ``log x`` (docs/model.md R5),
   with the standard error of the slope and r^2.
 """
 

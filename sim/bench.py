@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from khop.hw.params import configure
 from khop.model.kernel import random_patterns
 from khop.model.klr import TrainConfig, train_klr
-from khop.model.netfile import Network
+from khop.model.netfile import Network, load_network
 
 from . import runner
 
@@ -48,6 +49,8 @@ def bench_cosim(network=None, *, bits=2, lanes=16, queries=100, icarus_queries=1
     ----------
     network : path, Network or None
         ``None`` trains the ridge network.
+    bits, lanes : int
+        Hardware options (:func:`khop.hw.params.configure`).
     queries, icarus_queries : int
         Noisy queries per run with Verilator and with Icarus (about 30 times slower).
     rebuild : bool
@@ -68,8 +71,9 @@ def bench_cosim(network=None, *, bits=2, lanes=16, queries=100, icarus_queries=1
         t0 = time.perf_counter()
         network = ridge_network()
         report(f"trained the ridge network in {time.perf_counter() - t0:.1f} s")
-    inet = runner.integer_network_for(network, bits)
-    params = runner.params_for(inet, lanes)
+    if not isinstance(network, Network):
+        network = load_network(network)
+    params, inet = configure(network, bits=bits, lanes=lanes)
     report(f"ridge cosimulation: N={params.n} P={params.p} {params.weight_bits}-bit, "
            f"{params.lanes} lanes, noisy queries ({noise:.0%}), "
            f"{platform.machine()} {platform.python_version()}")
@@ -85,17 +89,17 @@ def bench_cosim(network=None, *, bits=2, lanes=16, queries=100, icarus_queries=1
         count = icarus_queries if sim == "icarus" else queries
         res = runner.run(bld, seed=seed, queries=count, noise=noise, scenarios=("noisy",),
                          flows=("none",), name="bench")
-        cps = res["cycles_per_second"]
-        fig = {"sim": sim, "available": True, "compile_seconds": bld.compile_seconds,
-               "compile_cached": bld.cached, "run_seconds": res["wall_seconds"],
-               "test_seconds": res["test_wall_seconds"], "cycles": res["simulated_cycles"],
+        cps = res.cycles_per_second
+        fig = {"sim": sim, "available": True, "compile_seconds": bld.compiled.compile_seconds,
+               "compile_cached": bld.compiled.cached, "run_seconds": res.wall_seconds,
+               "test_seconds": res.test_wall_seconds, "cycles": res.simulated_cycles,
                "cycles_per_second": cps,
-               "process_cycles_per_second": res["run_cycles_per_second"],
-               "cpu_cycles_per_second": (res["simulated_cycles"] / res["test_cpu_seconds"]
-                                         if res["test_cpu_seconds"] else None),
+               "process_cycles_per_second": res.run_cycles_per_second,
+               "cpu_cycles_per_second": (res.simulated_cycles / res.test_cpu_seconds
+                                         if res.test_cpu_seconds else None),
                "goal": GOAL_CYCLES_PER_SECOND,
                "passed": bool(cps and cps >= GOAL_CYCLES_PER_SECOND),
-               "mismatches": res["mismatches"], "queries": res["queries"]}
+               "mismatches": res.mismatches, "queries": res.queries}
         figures.append(fig)
         report(format_bench(fig))
     return figures
@@ -117,7 +121,8 @@ def format_bench(fig):
 
 
 def main():
-    """``python -m sim.bench`` (``make bench-cosim``): print the figures of :func:`bench_cosim`."""
+    """``python -m khop.sim.bench`` (``make bench-cosim``): print the figures of
+    :func:`bench_cosim`."""
     print("ridge cosimulation (N=100, P=300, 2-bit, 16 lanes): simulated cycles per second")
     bench_cosim()
 

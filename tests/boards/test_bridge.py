@@ -10,12 +10,26 @@ from amaranth.sim import Simulator
 from khop.boards.bridge import crc16_update
 from khop.boards.core import AcceleratorLink
 from khop.boards.emulator import EmulatedDevice
-from khop.boards.protocol import END, ESC, Command, FrameDecoder, LinkFormat, Status, crc16, encode_frame
+from khop.boards.protocol import (
+    END,
+    ESC,
+    Command,
+    FrameDecoder,
+    LinkFormat,
+    Status,
+    crc16,
+    encode_frame,
+)
 from khop.hw.layout import load_words
+from khop.hw.params import AccelParams
 from khop.model.fixed import FixedConfig, integer_network, pack_bits, to_bits
 from khop.model.kernel import random_patterns
 from khop.model.metrics import noisy_queries
-from khop.sim.runner import params_for
+
+
+def params_for(inet, lanes):
+    """The accelerator configuration of integer network ``inet`` (its own arithmetic)."""
+    return AccelParams(inet.n, inet.p, inet.config, lanes=lanes)
 
 #: Cycles between two bytes fed to the bridge: longer than any non-QUERY reply.
 GAP = 48

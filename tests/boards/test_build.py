@@ -2,6 +2,7 @@
 ``synth``) real Yosys/nextpnr runs through YoWASP."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -9,18 +10,23 @@ from khop.boards.build import (
     BuildError,
     build_board,
     estimate,
-    format_report,
+    failed_dir,
     parse_nextpnr_utilisation,
     parse_yosys_stats,
 )
 from khop.boards.pll import ecp5_pll, ice40_pll
 from khop.boards.spram import check_spram_fit
-from khop.boards.top import board_params, get_board
-from khop.hw.params import AccelParams
+from khop.boards.targets import get_board
 from khop.cli import main
+from khop.hw.params import hardware_params
 from khop.model.netfile import Network, save_network
 
-RIDGE = AccelParams(100, 300, 2, 16)
+
+def board_params(name, n, p, **options):
+    return get_board(name).params(n, p, **options)
+
+
+RIDGE = hardware_params(100, 300, bits=2, lanes=16)
 
 
 def test_unsupported_board_lists_the_allowed_ones():
@@ -37,7 +43,7 @@ def test_estimate_ridge_on_icebreaker_puts_weights_in_spram():
 
 
 def test_estimate_says_which_resource_is_short_and_by_how_much():
-    big = AccelParams(1000, 3000, 2, 16)
+    big = hardware_params(1000, 3000, bits=2, lanes=16)
     est = estimate("icebreaker", big)
     text = " ".join(est["short"])
     assert "block RAM" in text and "SPRAM" in text and "flip-flops" in text
@@ -48,7 +54,9 @@ def test_estimate_says_which_resource_is_short_and_by_how_much():
 
 def test_build_refuses_before_running_when_the_estimate_is_short(tmp_path):
     with pytest.raises(BuildError, match="does not fit the iCEBreaker.*block RAM"):
-        build_board("icebreaker", AccelParams(1000, 3000, 2, 16), tmp_path, run=False)
+        build_board("icebreaker", hardware_params(1000, 3000, bits=2, lanes=16), tmp_path / "b",
+                    run=False)
+    assert not (tmp_path / "b").exists()
 
 
 def test_plls_match_icepll_and_ecppll():
@@ -120,6 +128,16 @@ def test_cli_build_generate_only_writes_the_scripts(ridge_file, tmp_path, capsys
     report = json.loads((out / "report.json").read_text())
     assert report["params"]["lanes"] == 8 and report["estimate"]["short"] == []
     assert "icebreaker" in capsys.readouterr().out
+    assert not failed_dir(out).exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cli_build_takes_the_hardware_options(ridge_file, tmp_path):
+    out = tmp_path / "b"
+    assert main(["build", str(ridge_file), "--board", "ulx3s-85f", "-o", str(out),
+                 "--generate-only", "--lanes", "16", "--kernel-bits", "14", "--max-steps",
+                 "12"]) == 0
+    p = json.loads((out / "report.json").read_text())["params"]
+    assert (p["lanes"], p["kernel_bits"], p["max_steps"], p["popcount_width"]) == (16, 14, 12, 15)
 
 
 def test_cli_build_too_big_names_the_short_resource(tmp_path, capsys):
@@ -155,8 +173,26 @@ def test_cli_run_missing_port_is_one_line_error(ridge_file, capsys):
 ])
 def test_synthesis_places_routes_packs_and_meets_the_default_clock(board, params, tmp_path):
     r = build_board(board, params, tmp_path / board)
-    assert r["ok"] and r["bitstream"]
-    assert r["synthesis"]["spram"] == (1 if board == "icebreaker" else 0)
-    assert r["clock_mhz"] == get_board(board).default_clock_hz / 1e6
-    assert r["fmax_mhz"] >= r["clock_mhz"], format_report(r)
+    assert r.ok and r.bitstream
+    assert r.synthesis["spram"] == (1 if board == "icebreaker" else 0)
+    assert r.clock_mhz == get_board(board).clock_hz / 1e6
+    assert r.fmax_mhz >= r.clock_mhz, r.format()
     assert (tmp_path / board / "report.txt").read_text().startswith(board)
+
+
+def test_a_failed_build_leaves_no_output_directory_and_keeps_its_logs(tmp_path, monkeypatch):
+    from amaranth.build.run import BuildPlan
+
+    def failing(self, root="build", **kwargs):
+        (Path(root) / "khop_board.tim").write_text("ERROR: the router gave up\n")
+        raise RuntimeError("the build script failed")
+
+    monkeypatch.setattr(BuildPlan, "execute_local", failing)
+    out = tmp_path / "b"
+    with pytest.raises(BuildError, match=r"logs in .*b\.failed") as info:
+        build_board("icebreaker", board_params("icebreaker", 16, 32), out, report=lambda s: None)
+    assert "the router gave up" in str(info.value)
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+    kept = failed_dir(out)
+    assert (kept / "khop_board.tim").exists()
+    assert json.loads((kept / "report.json").read_text())["ok"] is False

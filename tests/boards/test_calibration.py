@@ -7,8 +7,9 @@ import pytest
 
 from khop.boards.calibrate import calibrate, fit_family
 from khop.boards.calibrate import main as calibrate_main
+from khop.boards.estimate import estimate, load_calibration, model_terms, synth_luts
 from khop.boards.sweep import SweepConfig, run_config
-from khop.hw.resources import estimate, get_device, load_calibration, model_terms, synth_luts
+from khop.boards.targets import get_device
 
 CONFIGS = [SweepConfig(dev, n, 2, k, lanes) for dev in ("hx8k", "ecp5-25f")
            for n in (32, 64, 100) for k in (1, 2, 3) for lanes in (8, 16)]
@@ -61,7 +62,7 @@ def test_calibrate_writes_both_families_with_tolerances(tmp_path, capsys):
 
 def _check(point, cal):
     cfg = SweepConfig(**point["config"])
-    est = estimate(cfg.params(), cfg.device, calibration=cal)
+    est = estimate(cfg.params(), cfg.device, calibration=cal).as_dict()
     tol = cal["families"][get_device(cfg.device).family]["tolerance"]
     synth = {**point["synth"], "luts": synth_luts(point["synth"], get_device(cfg.device).family)}
     errors = []
@@ -100,7 +101,7 @@ def _drift_points():
                          ids=lambda p: SweepConfig(**p["config"]).label().replace(" ", "-"))
 def test_estimate_has_not_drifted_from_synthesis(point, tmp_path):
     """Resynthesises a few baseline points: fails when the hardware or the tools moved the
-    figures outside the tolerances (then rerun the sweep and python -m boards.calibrate)."""
+    figures outside the tolerances (then rerun the sweep and python -m khop.boards.calibrate)."""
     res = run_config(point["config"], tmp_path / "w")
     assert res["synth"], res["reason"]
     assert not _check({"config": point["config"], "synth": res["synth"]}, load_calibration())

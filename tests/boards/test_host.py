@@ -6,10 +6,15 @@ import pytest
 from khop.boards.emulator import EmulatedDevice
 from khop.boards.host import Device, DeviceError, LinkError, check_against_model
 from khop.boards.protocol import END, Command, ErrorCode, encode_frame
+from khop.hw.params import AccelParams
 from khop.model.fixed import FixedConfig, integer_network, to_bits
 from khop.model.kernel import random_patterns
 from khop.model.metrics import noisy_queries
-from khop.sim.runner import params_for
+
+
+def params_for(inet, lanes):
+    """The accelerator configuration of integer network ``inet`` (its own arithmetic)."""
+    return AccelParams(inet.n, inet.p, inet.config, lanes=lanes)
 
 
 def _network(seed, n=24, p=30):

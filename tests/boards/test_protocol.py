@@ -1,6 +1,7 @@
 """The framed UART protocol: CRC, SLIP framing, the decoder's checks, payload packing."""
 
 import random
+import struct
 
 import pytest
 
@@ -23,9 +24,9 @@ from khop.boards.protocol import (
     encode_frame,
     slip_escape,
 )
-from khop.hw.params import AccelParams
+from khop.hw.params import hardware_params
 
-PARAMS = AccelParams(n=24, p=30, weight_bits=2, lanes=8)
+PARAMS = hardware_params(24, 30, bits=2, lanes=8)
 
 
 def test_crc16_is_ccitt_false_check_value():
@@ -140,7 +141,7 @@ def test_check_request_unknown_command_and_length():
 
 
 def test_link_format_sizes_follow_the_layouts():
-    fmt = LinkFormat(AccelParams(n=100, p=300, weight_bits=2, lanes=16))
+    fmt = LinkFormat(hardware_params(100, 300, bits=2, lanes=16))
     # i_load payload: 2 + 12 address (2100 weight words) + 100 data bits;
     # o_result: 100 + 8 + 1 bits.
     assert (fmt.load_bits, fmt.load_bytes) == (114, 15)
@@ -162,6 +163,8 @@ def test_params_round_trip_and_version_check():
 
 def test_status_round_trip_wraps_counters():
     st = Status(7, True, False, 1, 2, 3, 4, 70000)
+    # The wire format of STATUS_LAYOUT: nonce, flags (bit 0 idle, bit 1 loaded), 5 x u16 LE.
+    assert st.to_payload() == struct.pack("<BBHHHHH", 7, 1, 1, 2, 3, 4, 70000 & 0xFFFF)
     back = Status.from_payload(st.to_payload())
     assert back == Status(7, True, False, 1, 2, 3, 4, 70000 & 0xFFFF)
 

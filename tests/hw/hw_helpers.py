@@ -23,9 +23,9 @@ from khop.model.fixed import FixedConfig, integer_network, pack_bits, unpack_bit
 from khop.model.kernel import random_patterns
 from khop.model.klr import TrainConfig, train_klr
 
-__all__ = ["tiny_network", "params_for", "noisy_queries", "random_states", "ref_pattern_word",
-           "ref_weight_word", "Clock", "drive", "collect", "run_sim", "bits_of", "int_of",
-           "lanes_of", "rejected"]
+__all__ = ["tiny_network", "params_for", "accel_params", "noisy_queries", "random_states",
+           "ref_pattern_word", "ref_weight_word", "Clock", "drive", "collect", "run_sim",
+           "bits_of", "int_of", "lanes_of", "rejected"]
 
 
 # Networks -------------------------------------------------------------------------------------
@@ -47,13 +47,15 @@ def tiny_network(n, p, seed, *, weight_bits=2, kernel_bits=16, threshold_frac_bi
 
 
 def params_for(inet, **kw):
-    """:class:`AccelParams` matching integer network ``inet``; ``kw`` sets lanes, W, ..."""
-    cfg = inet.config
-    args = {"n": inet.n, "p": inet.p, "weight_bits": cfg.weight_bits,
-            "kernel_bits": cfg.kernel_bits, "threshold_frac_bits": cfg.threshold_frac_bits,
-            "max_steps": cfg.max_steps}
-    args.update(kw)
-    return AccelParams(**args)
+    """:class:`AccelParams` matching integer network ``inet`` (its own :class:`FixedConfig`);
+    ``kw`` sets lanes and popcount_width."""
+    return AccelParams(inet.n, inet.p, inet.config, **kw)
+
+
+def accel_params(**kw):
+    """:class:`AccelParams` from flat keywords, arithmetic ones included (``weight_bits=...``):
+    :meth:`AccelParams.from_dict`, so unknown names are an error."""
+    return AccelParams.from_dict(kw)
 
 
 def noisy_queries(rng, inet, count, flip=0.15):
@@ -83,7 +85,7 @@ def lanes_of(value, width, count):
     return [(value >> (i * width)) & mask for i in range(count)]
 
 
-# Reference memory words, written from the layout described in ARCHITECTURE.md / hw.layout -----
+# Reference memory words, written from the layout in docs/architecture.md / hw.layout -------
 
 def ref_pattern_word(bits, mu, c, width):
     """Pattern word ``mu * chunks + c``: bits ``c*W .. c*W+W-1`` of pattern mu, 0 past n."""

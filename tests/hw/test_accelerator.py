@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from amaranth import ClockDomain, Elaboratable, Module
 from hw_helpers import (
     Clock,
     bits_of,
@@ -22,7 +23,7 @@ from hw_helpers import (
 )
 
 from khop.hw.accelerator import RetrievalAccelerator
-from khop.hw.layout import load_words, pack_load, unpack_result
+from khop.hw.layout import LoadTarget, load_words, pack_load, unpack_result
 from khop.model.fixed import FixedConfig, integer_network
 from khop.model.kernel import random_patterns
 from khop.model.klr import TrainConfig, train_klr
@@ -336,3 +337,196 @@ def test_ridge_network():
         assert per_step[lanes] <= 1.10 * prm.p * prm.blocks + 32, what
         print(f"lanes={lanes}: {per_step[lanes]:.0f} cycles/step, bound "
               f"{prm.bound_cycles_per_step}, limit {1.10 * prm.bound_cycles_per_step + 32:.0f}")
+
+
+# Reset and load/query priority (the datasheet's "reset" and "priority", hw/export.py) -----------
+
+class ResetBench(Elaboratable):
+    """The accelerator in a ``sync`` domain whose reset a testbench drives (``bench.rst``)."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.domain = ClockDomain("sync")
+        self.rst = self.domain.rst
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = self.domain
+        m.submodules.dut = self.dut
+        return m
+
+
+async def edges_with_valid(ctx, dut, count):
+    """Tick ``count`` edges with ``o_result.ready`` low; the edges at which ``valid`` was 1."""
+    ctx.set(dut.o_result.ready, 0)
+    seen = []
+    for i in range(count):
+        _, _, valid = await ctx.tick().sample(dut.o_result.valid)
+        if valid:
+            seen.append(i)
+    return seen
+
+
+async def pulse_reset(ctx, bench, edges=2):
+    ctx.set(bench.rst, 1)
+    for _ in range(edges):
+        await ctx.tick()
+    ctx.set(bench.rst, 0)
+
+
+async def query_and_result(ctx, dut, query):
+    """Send one query and take its result at once; ``(raw result, latency in edges)``."""
+    ctx.set(dut.i_query.valid, 1)
+    ctx.set(dut.i_query.payload, int_of(query))
+    await ctx.tick().until(dut.i_query.ready)
+    ctx.set(dut.i_query.valid, 0)
+    edges = 0
+    while not ctx.get(dut.o_result.valid):
+        await ctx.tick()
+        edges += 1
+    raw = ctx.get(dut.o_result.payload.as_value())
+    ctx.set(dut.o_result.ready, 1)
+    await ctx.tick()
+    ctx.set(dut.o_result.ready, 0)
+    return raw, edges
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.5, 0.95])
+def test_reset_drops_a_running_query_and_keeps_the_memories(fraction):
+    rng = np.random.default_rng(20)
+    name = "n20-p12-k2-L4-W20"
+    net_a, prm = build(name, 20)
+    net_b = other_network(name, 20, net_a)
+    dut = RetrievalAccelerator(prm, net_a)
+    bench = ResetBench(dut)
+    q1, q2 = make_queries(rng, net_b, 2)
+    (_, s1, _), (e2_state, e2_steps, e2_conv) = expected_results(net_b, np.stack([q1, q2]))
+    out = {}
+
+    async def tb(ctx):
+        await drive(ctx, dut.i_load, load_payloads(prm, net_b))      # memories differ from init
+        ctx.set(dut.i_query.valid, 1)
+        ctx.set(dut.i_query.payload, int_of(q1))
+        await ctx.tick().until(dut.i_query.ready)
+        ctx.set(dut.i_query.valid, 0)
+        out["before"] = await edges_with_valid(ctx, dut, int(fraction * prm.cycles_per_query(s1)))
+        await pulse_reset(ctx, bench)
+        # The dropped query never yields a result.
+        out["after"] = await edges_with_valid(ctx, dut, prm.cycles_per_query(s1) + 20)
+        out["result"] = await query_and_result(ctx, dut, q2)
+
+    run_sim(bench, tb)
+    assert out["before"] == [] and out["after"] == [], "a result of the query cut by the reset"
+    raw, latency = out["result"]
+    # After the reset: net_b's result (memories and threshold kept), on the cycle model.
+    check_results(prm, [raw], [(e2_state, e2_steps, e2_conv)], f"fraction={fraction}")
+    assert latency == prm.cycles_per_query(e2_steps)
+
+
+def test_reset_drops_a_result_waiting_for_ready():
+    rng = np.random.default_rng(21)
+    inet, prm = build("n23-p9-k1-L5-W7", 21)
+    dut = RetrievalAccelerator(prm, inet)
+    bench = ResetBench(dut)
+    q1, q2 = make_queries(rng, inet, 2)
+    (_, s1, _), expected2 = expected_results(inet, np.stack([q1, q2]))
+    out = {}
+
+    async def tb(ctx):
+        ctx.set(dut.i_query.valid, 1)
+        ctx.set(dut.i_query.payload, int_of(q1))
+        await ctx.tick().until(dut.i_query.ready)
+        ctx.set(dut.i_query.valid, 0)
+        # The result waits (ready low) from the edge after cycles_per_query on.
+        out["waiting"] = await edges_with_valid(ctx, dut, prm.cycles_per_query(s1) + 10)
+        await pulse_reset(ctx, bench)
+        out["valid_after_reset"] = ctx.get(dut.o_result.valid)
+        out["after"] = await edges_with_valid(ctx, dut, 50)
+        out["result"] = await query_and_result(ctx, dut, q2)
+
+    run_sim(bench, tb)
+    wait = prm.cycles_per_query(s1)
+    assert out["waiting"] == list(range(wait, wait + 10)), "the result waits for ready"
+    assert not out["valid_after_reset"] and out["after"] == [], "the reset drops the result"
+    raw, latency = out["result"]
+    check_results(prm, [raw], [expected2], "after the reset")
+    assert latency == prm.cycles_per_query(expected2[1])
+
+
+def test_load_wins_over_a_query_offered_on_the_same_edge():
+    """Both offered in IDLE on the same edge: the load transfers, the query waits (ready low)
+    until ``i_load.valid`` drops, and then runs with what was loaded."""
+    rng = np.random.default_rng(22)
+    inet, prm = build("n20-p12-k2-L4-W20", 22)
+    dut = RetrievalAccelerator(prm, inet)
+    (query,) = make_queries(rng, inet, 1)
+    r_fx = -5000                        # every neuron fires: a result only the load explains
+    threshold = pack_load(prm, LoadTarget.THRESHOLD, 0, r_fx & ((1 << prm.threshold_bits) - 1))
+    out = {}
+
+    async def tb(ctx):
+        await ctx.tick()
+        ctx.set(dut.i_query.valid, 1)
+        ctx.set(dut.i_query.payload, int_of(query))
+        ctx.set(dut.i_load.valid, 1)
+        ctx.set(dut.i_load.payload.as_value(), threshold)
+        handshakes = []
+        for _ in range(3):              # the load held valid for three edges
+            _, _, *ready = await ctx.tick().sample(dut.i_load.ready, dut.i_query.ready)
+            handshakes.append(tuple(ready))
+        ctx.set(dut.i_load.valid, 0)
+        _, _, q_ready = await ctx.tick().sample(dut.i_query.ready)
+        ctx.set(dut.i_query.valid, 0)
+        out["handshakes"], out["query_taken"] = handshakes, q_ready
+        out["busy_load_ready"] = ctx.get(dut.i_load.ready)
+        edges = 0
+        while not ctx.get(dut.o_result.valid):
+            await ctx.tick()
+            edges += 1
+        out["raw"] = ctx.get(dut.o_result.payload.as_value())
+        out["edges"] = edges
+
+    run_sim(dut, tb)
+    assert out["handshakes"] == [(1, 0)] * 3, "the load transfers, the query is held off"
+    assert out["query_taken"] == 1, "the query transfers once the load is gone"
+    assert out["busy_load_ready"] == 0, "no load is accepted while a query runs"
+    expected = expected_results(dataclasses.replace(inet, r_fx=r_fx), query[None])
+    check_results(prm, [out["raw"]], expected, "load then query")
+    assert (expected[0][0] == 1).all()
+    assert out["edges"] == prm.cycles_per_query(expected[0][1])
+
+
+def test_during_reset_a_query_is_lost_and_a_load_is_written():
+    """With ``rst`` high the core is idle: both ``ready`` read 1, a query transferred then never
+    gives a result, a load word transferred then is written."""
+    rng = np.random.default_rng(23)
+    inet, prm = build("n20-p12-k2-L4-W20", 23)
+    dut = RetrievalAccelerator(prm, inet)
+    bench = ResetBench(dut)
+    q1, q2 = make_queries(rng, inet, 2)
+    r_fx = -5000                        # every neuron fires
+    threshold = pack_load(prm, LoadTarget.THRESHOLD, 0, r_fx & ((1 << prm.threshold_bits) - 1))
+    out = {}
+
+    async def tb(ctx):
+        ctx.set(bench.rst, 1)
+        await ctx.tick()
+        ctx.set(dut.i_query.valid, 1)
+        ctx.set(dut.i_query.payload, int_of(q1))
+        _, _, q_ready = await ctx.tick().sample(dut.i_query.ready)
+        ctx.set(dut.i_query.valid, 0)
+        ctx.set(dut.i_load.valid, 1)
+        ctx.set(dut.i_load.payload.as_value(), threshold)
+        _, _, l_ready = await ctx.tick().sample(dut.i_load.ready)
+        ctx.set(dut.i_load.valid, 0)
+        ctx.set(bench.rst, 0)
+        out["ready"] = (q_ready, l_ready)
+        out["after"] = await edges_with_valid(ctx, dut, prm.cycles_per_query(prm.max_steps) + 5)
+        out["result"] = await query_and_result(ctx, dut, q2)
+
+    run_sim(bench, tb)
+    assert out["ready"] == (1, 1), "both streams transfer during a reset"
+    assert out["after"] == [], "the query transferred during the reset gives no result"
+    expected = expected_results(dataclasses.replace(inet, r_fx=r_fx), q2[None])
+    check_results(prm, [out["result"][0]], expected, "the load during the reset was written")
+    assert (expected[0][0] == 1).all()

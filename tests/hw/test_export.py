@@ -4,11 +4,11 @@ import json
 import re
 
 import pytest
-from hw_helpers import params_for, tiny_network
+from hw_helpers import accel_params, params_for, tiny_network
 
-from khop.hw.export import TOP_NAME, describe, export, generate_verilog
-from khop.hw.layout import load_layout, result_layout
-from khop.hw.params import AccelParams
+from khop.hw.export import SIMULATOR_FLAGS, TOP_NAME, describe, export, generate_verilog
+from khop.hw.layout import LoadTarget, field_slices, load_layout, result_layout
+from khop.hw.params import STEP_CYCLE_TERMS, AccelParams
 from khop.sim.tools import verilator_lint
 
 
@@ -75,7 +75,8 @@ def test_export_writes_verilog_and_json(small, tmp_path):
     assert info["top"] == TOP_NAME
     assert info["parameters"] == {"n": 23, "p": 9, "weight_bits": 2, "lanes": 5,
                                   "popcount_width": 7, "kernel_bits": 16,
-                                  "threshold_frac_bits": 16, "max_steps": 5}
+                                  "threshold_frac_bits": 16, "max_steps": 5, "center": "median"}
+    assert AccelParams.from_dict(info["parameters"]) == prm
     assert info["network"] == {"seed": 1}
     # Ports: the same names, directions and widths as the Verilog and the layouts.
     ports = {p["name"]: ("input" if p["direction"] == "in" else "output", p["width"])
@@ -109,7 +110,7 @@ def test_export_writes_verilog_and_json(small, tmp_path):
     (23, 9, 5, 7), (100, 300, 16, None), (30, 10, 7, 4), (17, 1, 17, 1)])
 def test_exported_formula_is_the_cycle_model(n, p, lanes, width):
     """The formula written into khop_top.json (and the README) evaluates to the cycle model."""
-    prm = AccelParams(n=n, p=p, lanes=lanes, popcount_width=width)
+    prm = accel_params(n=n, p=p, lanes=lanes, popcount_width=width)
     formula = describe(prm)["cycle_model"]["formula"].split("=", 1)[1]
     names = {"chunks": prm.chunks, "blocks": prm.blocks, "p": prm.p, "max": max,
              "threshold_bits": prm.threshold_bits}
@@ -131,3 +132,95 @@ def test_export_without_network(small, tmp_path):
     assert port_widths(v_path.read_text()) == expected_ports(prm)
     # No temporary files are left behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{TOP_NAME}.json", f"{TOP_NAME}.v"]
+
+
+def test_load_targets_are_the_enum(small):
+    _, prm = small
+    info = describe(prm)
+    assert info["layouts"]["load_targets"] == {t.name: t.value for t in LoadTarget}
+    words = info["payloads"]["load_words"]
+    assert list(words) == [t.name for t in LoadTarget]
+    assert [w["target"] for w in words.values()] == [t.value for t in LoadTarget]
+
+
+def test_cycle_terms_are_the_cycle_model(small):
+    _, prm = small
+    cyc = describe(prm)["cycle_model"]
+    assert cyc["terms"] == [{"what": w, "cycles": e} for w, e in STEP_CYCLE_TERMS]
+    names = {**prm.cycle_names(), "__builtins__": {}}
+    assert sum(eval(t["cycles"], names) for t in cyc["terms"]) == prm.cycles_per_step
+
+
+@pytest.mark.parametrize(("n", "p", "lanes", "width", "bits"), [
+    (23, 9, 5, 7, 2), (30, 10, 7, 4, 4), (17, 1, 17, 1, 1)])
+def test_datasheet_ports_and_payloads(n, p, lanes, width, bits):
+    prm = accel_params(n=n, p=p, lanes=lanes, popcount_width=width, weight_bits=bits,
+                       kernel_bits=12, threshold_frac_bits=9, max_steps=11)
+    info = describe(prm)
+    assert all(set(port) == {"name", "direction", "width", "meaning"} and port["meaning"]
+               for port in info["ports"])
+    pay = info["payloads"]
+    assert pay["i_query"] == [{"name": "state", "lsb": 0, "width": n, "range": [0, 2 ** n - 1],
+                               "meaning": pay["i_query"][0]["meaning"]}]
+    for key, layout in (("o_result", result_layout(prm)), ("i_load", load_layout(prm))):
+        fields = pay[key]
+        assert [(f["name"], f["lsb"], f["width"]) for f in fields] == [
+            (name, lsb, width) for name, (lsb, width) in field_slices(layout).items()]
+        assert all(f["meaning"] and f["range"] for f in fields)
+    result = {f["name"]: f for f in pay["o_result"]}
+    assert result["steps"]["range"] == [1, prm.max_steps]
+    assert result["converged"]["range"] == [0, 1]
+    assert {f["name"]: f for f in pay["i_load"]}["target"]["range"] == [0, len(LoadTarget) - 1]
+    words = pay["load_words"]
+    depth = {"PATTERN": prm.pattern_depth, "WEIGHT": prm.weight_depth, "LUT": prm.lut_depth,
+             "THRESHOLD": 1}
+    data_bits = {"PATTERN": prm.pattern_width, "WEIGHT": prm.weight_width,
+                 "LUT": prm.kernel_bits, "THRESHOLD": prm.threshold_bits}
+    for name, word in words.items():
+        assert word["addr"] == [0, depth[name] - 1], name
+        assert word["data_bits"] == data_bits[name], name
+        assert word["data_bits"] <= prm.load_data_bits
+        assert word["meaning"], name
+    # LUT entries up to the kernel value 1 = 2^(kernel_bits - 1); r_fx within its clamp.
+    assert words["LUT"]["data"] == [0, 2 ** (prm.kernel_bits - 1)]
+    frac = prm.threshold_frac_bits
+    assert words["THRESHOLD"]["data"] == [-(2 ** frac), 2 ** (prm.weight_bits + frac)]
+    lo, hi = words["THRESHOLD"]["data"]
+    assert -(2 ** (prm.threshold_bits - 1)) <= lo and hi < 2 ** (prm.threshold_bits - 1)
+    assert "two's complement" in words["THRESHOLD"]["meaning"]
+    assert "past n must be 0" in words["PATTERN"]["meaning"]
+
+
+def test_datasheet_facts(small):
+    _, prm = small
+    info = describe(prm)
+    arith = info["arithmetic"]
+    for key in ("weights_k_ge_2", "weights_k_1", "kernel_lut", "threshold", "sign_rule",
+                "dynamics"):
+        assert arith[key], key
+    assert "median" in arith["weights_k_1"] and "r = 1/2" in arith["weights_k_1"]
+    assert "half to even" in arith["notation"]
+    assert "[-2^R, 2^(k+R)]" in arith["threshold"]
+    assert "unchanged on a tie" in arith["sign_rule"]
+    lat = info["latency"]
+    assert lat["cycles_per_step"] == prm.cycles_per_step
+    assert lat["max_cycles_per_query"] == prm.cycles_per_query(prm.max_steps)
+    assert "steps * cycles_per_step + 2" in lat["back_to_back"]
+    assert set(info["reset"]) >= {"running_query", "waiting_result", "memories"}
+    assert "dropped" in info["reset"]["running_query"]
+    assert "dropped" in info["reset"]["waiting_result"]
+    assert "kept" in info["reset"]["memories"]
+    assert "lost" in info["reset"]["during_reset"] and "written" in info["reset"]["during_reset"]
+    assert "load wins" in info["priority"]["load_vs_query"]
+    assert "not accepted" in info["priority"]["loads_during_query"]
+
+
+def test_simulator_flags_are_what_the_cosimulation_uses():
+    info = describe(accel_params(n=20, p=3, lanes=4))
+    assert info["simulators"]["verilator"]["flags"] == list(SIMULATOR_FLAGS["verilator"])
+    assert info["simulators"]["icarus"]["flags"] == list(SIMULATOR_FLAGS["icarus"]) == ["-g2005"]
+    # Until sim/ reads them from here, the two homes must agree.
+    from khop.sim.runner import ICARUS_ARGS
+    from khop.sim.tools import VERILATOR_STYLE_WAIVERS
+    assert tuple(SIMULATOR_FLAGS["verilator"]) == tuple(VERILATOR_STYLE_WAIVERS)
+    assert tuple(SIMULATOR_FLAGS["icarus"]) == tuple(ICARUS_ARGS)

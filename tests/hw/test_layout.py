@@ -4,25 +4,30 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hw_helpers import params_for, ref_pattern_word, ref_weight_word, tiny_network
+from hw_helpers import accel_params, params_for, ref_pattern_word, ref_weight_word, tiny_network
 
 from khop.hw.layout import (
+    STEPS_BITS,
     LoadTarget,
+    field_slices,
     load_layout,
     load_words,
     pack_load,
     pack_result_fields,
     pattern_words,
     result_layout,
+    unpack_load,
+    unpack_pattern_words,
     unpack_result,
+    unpack_weight_words,
     weight_words,
 )
-from khop.hw.params import AccelParams
+from khop.model.fixed import FixedConfig
 
 
 def test_pattern_words_hand_example():
     # n=5, W=2: three chunks per pattern, the last one holds only bit 4.
-    prm = AccelParams(n=5, p=2, lanes=2, popcount_width=2)
+    prm = accel_params(n=5, p=2, lanes=2, popcount_width=2)
     bits = np.array([[1, 0, 1, 1, 0],
                      [0, 1, 1, 0, 1]], dtype=np.uint8)
     #            mu0: b1b0=01, b3b2=11, b4=0   mu1: 10, 01, 1
@@ -31,7 +36,7 @@ def test_pattern_words_hand_example():
 
 def test_weight_words_hand_example():
     # n=5, k=2, L=2: three blocks per pattern, lane l at bits 2l..2l+1.
-    prm = AccelParams(n=5, p=2, weight_bits=2, lanes=2)
+    prm = accel_params(n=5, p=2, weight_bits=2, lanes=2)
     codes = np.array([[3, 0, 1, 2, 1],
                       [0, 1, 2, 3, 2]], dtype=np.uint8)
     #   mu0: (3,0) -> 0b0011, (1,2) -> 0b1001, (1) -> 0b01
@@ -45,7 +50,7 @@ def test_weight_words_hand_example():
 ])
 def test_words_match_the_documented_bit_positions(seed, n, p, k, lanes, width):
     rng = np.random.default_rng(seed)
-    prm = AccelParams(n=n, p=p, weight_bits=k, lanes=lanes, popcount_width=width)
+    prm = accel_params(n=n, p=p, weight_bits=k, lanes=lanes, popcount_width=width)
     bits = rng.integers(0, 2, size=(p, n), dtype=np.uint8)
     codes = rng.integers(0, 2 ** k, size=(p, n), dtype=np.uint8)
     pw, ww = pattern_words(prm, bits), weight_words(prm, codes)
@@ -59,7 +64,7 @@ def test_words_match_the_documented_bit_positions(seed, n, p, k, lanes, width):
 
 
 def test_word_packers_reject_bad_input():
-    prm = AccelParams(n=5, p=2, weight_bits=2, lanes=2)
+    prm = accel_params(n=5, p=2, weight_bits=2, lanes=2)
     with pytest.raises(ValueError, match=r"shape \(2, 4\).*p=2, n=5"):
         pattern_words(prm, np.zeros((2, 4), dtype=np.uint8))
     with pytest.raises(ValueError, match="below 2\\^2, found 4"):
@@ -67,7 +72,7 @@ def test_word_packers_reject_bad_input():
 
 
 def test_layout_field_order_from_the_lsb():
-    prm = AccelParams(n=23, p=9, weight_bits=1, lanes=5, popcount_width=5)
+    prm = accel_params(n=23, p=9, weight_bits=1, lanes=5, popcount_width=5)
     load = load_layout(prm)
     assert [(name, f.offset, f.width) for name, f in load] == [
         ("target", 0, 2), ("addr", 2, prm.load_addr_bits),
@@ -81,7 +86,7 @@ def test_layout_field_order_from_the_lsb():
 @pytest.mark.parametrize("seed", [5, 6])
 def test_pack_load_agrees_with_the_struct_layout(seed):
     rng = np.random.default_rng(seed)
-    prm = AccelParams(n=30, p=10, weight_bits=4, lanes=7, popcount_width=4)
+    prm = accel_params(n=30, p=10, weight_bits=4, lanes=7, popcount_width=4)
     layout = load_layout(prm)
     for target in LoadTarget:
         for _ in range(20):
@@ -97,7 +102,7 @@ def test_pack_load_agrees_with_the_struct_layout(seed):
 @pytest.mark.parametrize("seed", [7, 8])
 def test_result_packing_agrees_with_the_struct_layout(seed):
     rng = np.random.default_rng(seed)
-    prm = AccelParams(n=23, p=3)
+    prm = accel_params(n=23, p=3)
     layout = result_layout(prm)
     for _ in range(50):
         state = int(rng.integers(0, 2 ** 23))
@@ -139,8 +144,78 @@ def test_load_words_cover_every_memory_word_once(lanes, width, r_fx):
 def test_load_words_rejects_a_mismatched_network():
     inet = tiny_network(20, 6, seed=1, epochs=1)
     with pytest.raises(ValueError, match="p=6, n=20.*p=6, n=21"):
-        load_words(AccelParams(n=21, p=6), inet)
+        load_words(accel_params(n=21, p=6), inet)
     with pytest.raises(ValueError, match="weight_bits=3"):
-        load_words(AccelParams(n=20, p=6, weight_bits=3), inet)
+        load_words(accel_params(n=20, p=6, weight_bits=3), inet)
     with pytest.raises(ValueError, match="kernel_bits=12"):
-        load_words(AccelParams(n=20, p=6, kernel_bits=12), inet)
+        load_words(accel_params(n=20, p=6, kernel_bits=12), inet)
+
+
+def test_steps_field_holds_the_largest_step_limit():
+    assert STEPS_BITS == 8
+    assert 2 ** STEPS_BITS > FixedConfig.RANGES["max_steps"][1]
+    prm = accel_params(n=10, p=2, lanes=4, max_steps=FixedConfig.RANGES["max_steps"][1])
+    assert field_slices(result_layout(prm))["steps"] == (10, STEPS_BITS)
+    raw = pack_result_fields(prm, 5, prm.max_steps, False)
+    assert unpack_result(prm, raw) == (5, prm.max_steps, False)
+
+
+def test_packers_reject_a_field_too_wide():
+    prm = accel_params(n=10, p=2, lanes=4)
+    with pytest.raises(ValueError, match="steps=256 does not fit"):
+        pack_result_fields(prm, 0, 256, True)
+    with pytest.raises(ValueError, match="addr="):
+        pack_load(prm, LoadTarget.LUT, 2 ** prm.load_addr_bits, 0)
+    with pytest.raises(ValueError, match="data=-1"):
+        pack_load(prm, LoadTarget.THRESHOLD, 0, -1)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_unpack_load_inverts_pack_load(seed):
+    rng = np.random.default_rng(seed)
+    prm = accel_params(n=30, p=10, weight_bits=4, lanes=7, popcount_width=4)
+    for target in LoadTarget:
+        for _ in range(20):
+            addr = int(rng.integers(0, 2 ** prm.load_addr_bits))
+            value = int(rng.integers(0, 2 ** prm.load_data_bits))
+            back = unpack_load(prm, pack_load(prm, target, addr, value))
+            assert back == (target, addr, value), f"seed={seed}"
+            assert isinstance(back[0], LoadTarget)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(("n", "p", "k", "lanes", "width"), [
+    (23, 4, 3, 5, 7), (16, 3, 4, 4, 16), (9, 2, 1, 9, 1), (31, 5, 2, 1, 30),
+])
+def test_unpack_memory_words_invert_the_packers(seed, n, p, k, lanes, width):
+    rng = np.random.default_rng(seed)
+    prm = accel_params(n=n, p=p, weight_bits=k, lanes=lanes, popcount_width=width)
+    bits = rng.integers(0, 2, size=(p, n), dtype=np.uint8)
+    codes = rng.integers(0, 2 ** k, size=(p, n), dtype=np.uint8)
+    back_bits = unpack_pattern_words(prm, pattern_words(prm, bits))
+    back_codes = unpack_weight_words(prm, weight_words(prm, codes))
+    assert back_bits.dtype == back_codes.dtype == np.uint8
+    np.testing.assert_array_equal(back_bits, bits)
+    np.testing.assert_array_equal(back_codes, codes)
+
+
+def test_unpack_of_a_whole_load_gives_the_network_back():
+    inet = tiny_network(20, 6, seed=3, weight_bits=3, epochs=2)
+    prm = params_for(inet, lanes=7, popcount_width=3)
+    mem = {t: {} for t in LoadTarget}
+    for t, a, d in load_words(prm, inet):
+        target, addr, data = unpack_load(prm, pack_load(prm, t, a, d))
+        mem[target][addr] = data
+    words = {t: [mem[t][a] for a in sorted(mem[t])] for t in LoadTarget}
+    np.testing.assert_array_equal(unpack_pattern_words(prm, words[LoadTarget.PATTERN]),
+                                  inet.patterns)
+    np.testing.assert_array_equal(unpack_weight_words(prm, words[LoadTarget.WEIGHT]), inet.codes)
+    assert words[LoadTarget.LUT] == inet.lut.tolist()
+
+
+def test_unpack_memory_words_rejects_a_wrong_count():
+    prm = accel_params(n=5, p=2, lanes=2, popcount_width=2)
+    with pytest.raises(ValueError, match="pattern memory needs 6 words, not 5"):
+        unpack_pattern_words(prm, [0] * 5)
+    with pytest.raises(ValueError, match="weight memory needs 6 words, not 7"):
+        unpack_weight_words(prm, [0] * 7)

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 from amaranth import Module
 from amaranth.lib import wiring
-from hw_helpers import Clock, collect, drive, lanes_of, run_sim
+from hw_helpers import Clock, accel_params, collect, drive, lanes_of, run_sim
 
 from khop.hw.mac_array import MacArray
-from khop.hw.params import AccelParams
 from khop.hw.weight_memory import WeightMemory
 
 
@@ -65,7 +64,7 @@ CONFIGS = [
 @pytest.mark.parametrize(("n", "p", "k", "lanes"), CONFIGS)
 def test_sums_equal_kernels_times_codes(seed, n, p, k, lanes):
     rng = np.random.default_rng(seed)
-    prm = AccelParams(n=n, p=p, weight_bits=k, lanes=lanes, kernel_bits=12)
+    prm = accel_params(n=n, p=p, weight_bits=k, lanes=lanes, kernel_bits=12)
     codes = rng.integers(0, 2 ** k, size=(p, n), dtype=np.uint8)
     dut = MacBench(prm, codes)
     kmax = 2 ** prm.kernel_frac_bits           # LUT[0], the largest kernel
@@ -89,7 +88,7 @@ def test_sums_equal_kernels_times_codes(seed, n, p, k, lanes):
 @pytest.mark.parametrize(("n", "p", "k", "lanes"), CONFIGS)
 def test_worst_case_fits_the_accumulators(n, p, k, lanes):
     # Every code 2^k - 1 and every kernel 2^F: T = p (2^k - 1) 2^F, the widest value.
-    prm = AccelParams(n=n, p=p, weight_bits=k, lanes=lanes, kernel_bits=12)
+    prm = accel_params(n=n, p=p, weight_bits=k, lanes=lanes, kernel_bits=12)
     codes = np.full((p, n), 2 ** k - 1, dtype=np.uint8)
     dut = MacBench(prm, codes)
     kernels = [2 ** prm.kernel_frac_bits] * p
@@ -110,7 +109,7 @@ def test_one_kernel_per_blocks_cycles(n, p, k, lanes):
     """With kernels always offered and no stalls, a kernel is accepted every ``blocks`` cycles
     and the drain starts 2 cycles after the issue of the last weight word."""
     rng = np.random.default_rng(7)
-    prm = AccelParams(n=n, p=p, weight_bits=k, lanes=lanes, kernel_bits=12)
+    prm = accel_params(n=n, p=p, weight_bits=k, lanes=lanes, kernel_bits=12)
     dut = MacBench(prm, rng.integers(0, 2 ** k, size=(p, n), dtype=np.uint8))
     accepted, first_beat = [], []
 

@@ -1,14 +1,28 @@
 """Parameter validation and derived figures of the accelerator (hw/params.py)."""
 
 import dataclasses
+import json
 import re
 
 import numpy as np
 import pytest
-from hw_helpers import params_for, rejected, tiny_network
+from hw_helpers import accel_params, params_for, rejected, tiny_network
 
 from khop.hw.accelerator import RetrievalAccelerator
-from khop.hw.params import AccelParams
+from khop.hw.params import (
+    GENERIC_DEFAULTS,
+    HARDWARE_OPTIONS,
+    STEP_CYCLE_TERMS,
+    AccelParams,
+    HardwareDefaults,
+    configure,
+    hardware_params,
+    narrow_popcount_width,
+    step_cycle_formula,
+)
+from khop.model.errors import ParameterError
+from khop.model.fixed import FixedConfig
+from khop.model.netfile import Network
 
 GOOD = {"n": 20, "p": 12, "weight_bits": 2, "lanes": 4, "popcount_width": 5}
 
@@ -31,7 +45,7 @@ GOOD = {"n": 20, "p": 12, "weight_bits": 2, "lanes": 4, "popcount_width": 5}
 ])
 def test_bad_value_raises_naming_parameter_and_value(name, value, allowed):
     with pytest.raises(ValueError, match=re.escape(name)) as info:
-        AccelParams(**{**GOOD, name: value})
+        accel_params(**{**GOOD, name: value})
     msg = str(info.value)
     assert msg.startswith(name), msg
     assert repr(value) in msg, msg
@@ -39,12 +53,23 @@ def test_bad_value_raises_naming_parameter_and_value(name, value, allowed):
 
 
 @pytest.mark.parametrize(("name", "value"), [
-    ("n", 20.0), ("p", "12"), ("weight_bits", 2.5), ("lanes", None), ("popcount_width", 4.0),
-    ("max_steps", True), ("kernel_bits", 16.0), ("n", np.float64(20)),
+    ("n", 20.0), ("p", "12"), ("lanes", None), ("popcount_width", 4.0), ("n", np.float64(20)),
 ])
 def test_non_integer_raises_type_error(name, value):
     with pytest.raises(TypeError) as info:
-        AccelParams(**{**GOOD, name: value})
+        accel_params(**{**GOOD, name: value})
+    msg = str(info.value)
+    assert msg.startswith(name) and repr(value) in msg, msg
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("weight_bits", 2.5), ("max_steps", True), ("kernel_bits", 16.0), ("threshold_frac_bits", "8"),
+])
+def test_non_integer_arithmetic_raises_naming_it(name, value):
+    """The arithmetic fields belong to :class:`FixedConfig`, which rejects a non-integer as a
+    value outside its range (``ValueError``), naming the field and the value."""
+    with pytest.raises(ValueError) as info:
+        accel_params(**{**GOOD, name: value})
     msg = str(info.value)
     assert msg.startswith(name) and repr(value) in msg, msg
 
@@ -60,14 +85,18 @@ def test_popcount_width_defaults_to_n():
 
 
 def test_params_are_frozen():
-    prm = AccelParams(**GOOD)
+    prm = accel_params(**GOOD)
     with pytest.raises(dataclasses.FrozenInstanceError):
         prm.lanes = 8
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        prm.fixed.weight_bits = 3
+    with pytest.raises(AttributeError):
+        prm.weight_bits = 3                 # a read-only view of prm.fixed
 
 
 def test_ridge_figures_by_hand():
     # n=100, p=300, k=2, L=16, W=n, kernel_bits=16 (F=15), R=16.
-    prm = AccelParams(n=100, p=300, weight_bits=2, lanes=16)
+    prm = accel_params(n=100, p=300, weight_bits=2, lanes=16)
     assert prm.blocks == 7                      # ceil(100 / 16)
     assert prm.chunks == 1
     assert prm.distance_bits == 7               # 100 < 128
@@ -86,8 +115,8 @@ def test_ridge_figures_by_hand():
 
 def test_chunked_figures_by_hand():
     # n=23, W=5: chunks 5 (the last one 3 bits); L=5: blocks 5 (the last one 3 neurons).
-    prm = AccelParams(n=23, p=9, weight_bits=1, lanes=5, popcount_width=5, kernel_bits=10,
-                      threshold_frac_bits=8)
+    prm = accel_params(n=23, p=9, weight_bits=1, lanes=5, popcount_width=5, kernel_bits=10,
+                       threshold_frac_bits=8)
     assert (prm.blocks, prm.chunks) == (5, 5)
     assert (prm.pattern_depth, prm.pattern_width) == (45, 5)
     assert (prm.weight_depth, prm.weight_width) == (45, 5)
@@ -104,7 +133,7 @@ def test_chunked_figures_by_hand():
 
 def test_distance_bound_figures():
     # W=4 with L=7 on n=30: the distance unit (8 cycles) is slower than the MAC (5 cycles).
-    prm = AccelParams(n=30, p=10, weight_bits=4, lanes=7, popcount_width=4)
+    prm = accel_params(n=30, p=10, weight_bits=4, lanes=7, popcount_width=4)
     assert (prm.blocks, prm.chunks, prm.cycles_per_pattern) == (5, 8, 8)
     assert prm.bound_cycles_per_step == 50
     # 1 + (8 + 4) + 9 * 8 + 5 + 4 + 22 + 1 + 5 + 2
@@ -117,9 +146,9 @@ def test_distance_bound_figures():
 def test_widths_agree_with_the_integer_model(n, p, k, kernel_bits):
     inet = tiny_network(n, p, seed=n + p, weight_bits=k, kernel_bits=kernel_bits, epochs=1)
     prm = params_for(inet, lanes=3)
-    assert prm.acc_bits == inet.acc_bits
-    assert prm.sum_bits == inet.sum_bits
-    assert prm.threshold_bits == inet.threshold_bits
+    assert prm.acc_bits == inet.config.acc_bits(inet.p)
+    assert prm.sum_bits == inet.config.sum_bits(inet.p)
+    assert prm.threshold_bits == inet.config.threshold_bits
     # The worst case of the accumulator and of S_K fits, one more does not.
     worst_t = p * (2 ** k - 1) * 2 ** (kernel_bits - 1)
     assert worst_t < 2 ** prm.acc_bits <= 2 * worst_t
@@ -133,7 +162,7 @@ def _bad_network(inet, **changes):
 
 def test_accelerator_rejects_a_network_of_another_shape():
     inet = tiny_network(20, 12, seed=3, epochs=1)
-    for prm in (AccelParams(n=21, p=12), AccelParams(n=20, p=11)):
+    for prm in (accel_params(n=21, p=12), accel_params(n=20, p=11)):
         msg = rejected(ValueError, r"p=12, n=20.*p=\d+, n=\d+",
                        lambda prm=prm: RetrievalAccelerator(prm, inet))
         assert f"p={prm.p}, n={prm.n}" in msg
@@ -152,3 +181,191 @@ def test_accelerator_rejects_a_network_of_other_arithmetic(name, value):
 
 def test_accelerator_rejects_params_of_another_type():
     rejected(TypeError, "params must be an AccelParams", lambda: RetrievalAccelerator(GOOD))
+
+
+def test_cycles_per_step_is_the_sum_of_its_named_terms():
+    prm = accel_params(n=23, p=9, weight_bits=1, lanes=5, popcount_width=5, kernel_bits=10,
+                       threshold_frac_bits=8)
+    names = {**prm.cycle_names(), "__builtins__": {}}
+    terms = [eval(expr, names) for _, expr in STEP_CYCLE_TERMS]
+    assert terms == [1, 5 + 4, 8 * 5, 5, 4, 11, 1, 5 + 2]
+    assert sum(terms) == prm.cycles_per_step == 78
+    assert step_cycle_formula() == ("cycles_per_step = chunks + (p - 1) * max(blocks, chunks) "
+                                    "+ blocks + threshold_bits + blocks + 12")
+    formula = step_cycle_formula().split("=", 1)[1]
+    assert eval(formula, names) == prm.cycles_per_step
+
+
+# The configuration object: FixedConfig inside AccelParams -------------------------------------
+
+def test_accel_params_contains_its_fixed_config():
+    fixed = FixedConfig(weight_bits=3, kernel_bits=12, threshold_frac_bits=10, max_steps=7,
+                        center="mean")
+    prm = AccelParams(40, 20, fixed, lanes=8)
+    assert prm.fixed is fixed
+    assert (prm.weight_bits, prm.kernel_bits, prm.threshold_frac_bits, prm.max_steps) == \
+        (3, 12, 10, 7)
+    assert prm.kernel_frac_bits == fixed.kernel_frac_bits == 11
+    assert prm.acc_bits == fixed.acc_bits(20)
+    assert prm.sum_bits == fixed.sum_bits(20)
+    assert prm.threshold_bits == fixed.threshold_bits == 3 + 10 + 2
+    assert prm.product_bits == fixed.product_bits(20)
+    assert AccelParams(40, 20).fixed == FixedConfig()
+
+
+def test_accel_params_rejects_a_fixed_of_another_type():
+    with pytest.raises(TypeError, match="fixed must be a FixedConfig"):
+        AccelParams(20, 12, {"weight_bits": 2})
+    with pytest.raises(TypeError, match="fixed must be a FixedConfig"):
+        AccelParams(20, 12, 2)          # the old positional weight_bits
+
+
+@pytest.mark.parametrize(("name", "value", "allowed"), [
+    ("weight_bits", 0, "1..4"), ("kernel_bits", 25, "2..24"), ("threshold_frac_bits", 25, "1..24"),
+    ("max_steps", 256, "1..255"),
+])
+def test_fixed_config_message_names_field_range_and_value(name, value, allowed):
+    with pytest.raises(ValueError) as info:
+        FixedConfig(**{name: value})
+    assert str(info.value) == f"{name} must be an integer in {allowed}, not {value!r}"
+    assert allowed == "{}..{}".format(*FixedConfig.RANGES[name])
+
+
+def test_fixed_config_rejects_an_unknown_center():
+    with pytest.raises(ValueError, match="center must be one of median, mean, not 'mode'"):
+        FixedConfig(center="mode")
+
+
+@pytest.mark.parametrize("prm", [
+    AccelParams(20, 12),
+    AccelParams(23, 9, FixedConfig(weight_bits=1, kernel_bits=10, threshold_frac_bits=8,
+                                   max_steps=5, center="mean"), lanes=5, popcount_width=7),
+])
+def test_as_dict_round_trip(prm):
+    d = prm.as_dict()
+    assert d == {"n": prm.n, "p": prm.p, "weight_bits": prm.weight_bits,
+                 "kernel_bits": prm.kernel_bits, "threshold_frac_bits": prm.threshold_frac_bits,
+                 "max_steps": prm.max_steps, "center": prm.fixed.center, "lanes": prm.lanes,
+                 "popcount_width": prm.popcount_width}
+    assert AccelParams.from_dict(d) == prm
+    assert AccelParams.from_dict(json.loads(json.dumps(d))) == prm
+
+
+def test_from_dict_rejects_unknown_keys_and_bad_values():
+    with pytest.raises(TypeError, match="colour"):
+        AccelParams.from_dict({"n": 20, "p": 12, "colour": 1})
+    with pytest.raises(ValueError, match="weight_bits must be an integer in 1..4"):
+        AccelParams.from_dict({"n": 20, "p": 12, "weight_bits": 7})
+
+
+# hardware_params and configure ------------------------------------------------------------------
+
+def test_hardware_params_defaults():
+    assert HARDWARE_OPTIONS == ("bits", "lanes", "popcount_width", "kernel_bits",
+                                "threshold_frac_bits", "max_steps")
+    prm = hardware_params(100, 300)
+    assert prm == AccelParams(100, 300, FixedConfig(), lanes=GENERIC_DEFAULTS.lanes)
+    assert (prm.lanes, prm.popcount_width) == (16, 100)
+    # lanes is capped at n.
+    assert hardware_params(10, 3).lanes == 10
+    # Every option given is taken as it is.
+    prm = hardware_params(40, 20, bits=3, lanes=8, popcount_width=5, kernel_bits=12,
+                          threshold_frac_bits=10, max_steps=9, center="mean")
+    assert prm == AccelParams(40, 20, FixedConfig(3, 12, 10, 9, "mean"), lanes=8,
+                              popcount_width=5)
+
+
+def test_hardware_params_target_defaults():
+    target = HardwareDefaults(lanes=8, kernel_bits=12, narrow_popcount=True)
+    prm = hardware_params(100, 300, defaults=target)
+    assert (prm.lanes, prm.kernel_bits) == (8, 12)
+    # Narrow popcount: ceil(100 / ceil(100 / 8)) = ceil(100 / 13) = 8 bits, 13 chunks = blocks.
+    assert prm.popcount_width == narrow_popcount_width(100, 8) == 8
+    assert prm.chunks == prm.blocks == 13
+    assert prm.cycles_per_pattern == prm.blocks
+    # A user's option beats the target's.
+    prm = hardware_params(100, 300, lanes=32, kernel_bits=16, popcount_width=100,
+                          defaults=target)
+    assert (prm.lanes, prm.kernel_bits, prm.popcount_width) == (32, 16, 100)
+    # The narrow width follows the lanes the user chose.
+    assert hardware_params(100, 300, lanes=32, defaults=target).popcount_width == \
+        narrow_popcount_width(100, 32) == 25
+
+
+@pytest.mark.parametrize(("options", "name", "allowed"), [
+    ({"bits": 5}, "weight_bits", "1..4"),
+    ({"lanes": 0}, "lanes", "1..20"),
+    ({"lanes": 21}, "lanes", "1..20"),
+    ({"popcount_width": 30}, "popcount_width", "1..20"),
+    ({"kernel_bits": 1}, "kernel_bits", "2..24"),
+    ({"threshold_frac_bits": 30}, "threshold_frac_bits", "1..24"),
+    ({"max_steps": 0}, "max_steps", "1..255"),
+])
+def test_hardware_params_error_names_the_option_and_the_shape(options, name, allowed):
+    with pytest.raises(ParameterError) as info:
+        hardware_params(20, 12, **options)
+    msg = str(info.value)
+    value = next(iter(options.values()))
+    assert msg.startswith(name), msg
+    assert allowed in msg and repr(value) in msg, msg
+    assert msg.endswith("(network N=20, P=12)"), msg
+    assert isinstance(info.value, ValueError)
+
+
+def _trained(n=20, p=12, seed=3):
+    inet = tiny_network(n, p, seed=seed, epochs=1)
+    rng = np.random.default_rng(seed)
+    patterns = np.where(inet.patterns == 1, 1, -1).astype(np.int8)
+    alpha = rng.normal(size=(p, n)) + 2 * patterns
+    return Network(patterns=patterns, alpha=alpha, gamma=1.0 / n)
+
+
+def test_configure_builds_the_network_with_the_params_own_arithmetic():
+    net = _trained()
+    prm, inet = configure(net, bits=3, lanes=4, kernel_bits=12, threshold_frac_bits=10,
+                          max_steps=7)
+    assert inet.config is prm.fixed
+    assert prm == hardware_params(20, 12, bits=3, lanes=4, kernel_bits=12,
+                                  threshold_frac_bits=10, max_steps=7)
+    prm.check_network(inet)
+    assert int(inet.codes.max()) < 2 ** 3
+    assert int(inet.lut[0]) == 2 ** 11
+    # The same arithmetic as integer_network with that FixedConfig.
+    from khop.model.fixed import integer_network
+    ref = integer_network(net.patterns, net.alpha, net.gamma, prm.fixed)
+    np.testing.assert_array_equal(inet.codes, ref.codes)
+    np.testing.assert_array_equal(inet.lut, ref.lut)
+    assert inet.r_fx == ref.r_fx
+    # Target defaults apply to the network too.
+    prm, inet = configure(net, defaults=HardwareDefaults(lanes=8, kernel_bits=10))
+    assert (prm.lanes, prm.kernel_bits, inet.config.kernel_bits) == (8, 10, 10)
+
+
+@pytest.mark.parametrize("options", [
+    {"bits": 1, "lanes": 5, "popcount_width": 3, "kernel_bits": 9, "threshold_frac_bits": 4,
+     "max_steps": 3, "center": "mean"},
+    {"bits": 4, "lanes": 20, "kernel_bits": 24},
+])
+def test_options_reproduce_the_configuration(options):
+    """A board reports its AccelParams; the host configures the network with params.options()
+    and must get the same configuration, whatever the defaults would have been."""
+    net = _trained()
+    prm, _ = configure(net, **options)
+    again, inet = configure(net, **prm.options())
+    assert again == prm
+    prm.check_network(inet)
+    assert set(prm.options()) >= set(HARDWARE_OPTIONS)
+
+
+def test_configure_reports_a_bad_option_naming_the_network():
+    with pytest.raises(ParameterError, match=r"^weight_bits .*\(network N=20, P=12\)$"):
+        configure(_trained(), bits=9)
+
+
+def test_check_network_names_the_first_mismatch():
+    inet = tiny_network(20, 12, seed=4, epochs=1)
+    params_for(inet).check_network(inet)
+    with pytest.raises(ValueError, match=r"network is p=12, n=20 but .* p=12, n=21"):
+        accel_params(n=21, p=12).check_network(inet)
+    with pytest.raises(ValueError, match=r"network has kernel_bits=16 .* kernel_bits=12"):
+        accel_params(n=20, p=12, kernel_bits=12).check_network(inet)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from hw_helpers import (
+    accel_params,
     check_read_during_write,
     check_reads,
     random_writes,
@@ -11,7 +12,6 @@ from hw_helpers import (
     run_sim,
 )
 
-from khop.hw.params import AccelParams
 from khop.hw.pattern_memory import PatternMemory
 
 CONFIGS = [(20, 6, 20), (23, 5, 5), (17, 4, 1), (12, 3, 7)]
@@ -26,7 +26,7 @@ def _expected(prm, bits):
 @pytest.mark.parametrize(("n", "p", "width"), CONFIGS)
 def test_initial_words_readable_at_every_address(seed, n, p, width):
     rng = np.random.default_rng(seed)
-    prm = AccelParams(n=n, p=p, lanes=1, popcount_width=width)
+    prm = accel_params(n=n, p=p, lanes=1, popcount_width=width)
     bits = rng.integers(0, 2, size=(p, n), dtype=np.uint8)
     dut = PatternMemory(prm, bits)
     assert (dut.depth, dut.width) == (p * prm.chunks, width)
@@ -43,7 +43,7 @@ def test_initial_words_readable_at_every_address(seed, n, p, width):
 @pytest.mark.parametrize(("n", "p", "width"), CONFIGS[:2])
 def test_run_time_writes_then_reads(seed, n, p, width):
     rng = np.random.default_rng(seed)
-    prm = AccelParams(n=n, p=p, lanes=1, popcount_width=width)
+    prm = accel_params(n=n, p=p, lanes=1, popcount_width=width)
     bits = rng.integers(0, 2, size=(p, n), dtype=np.uint8)
     dut = PatternMemory(prm, bits)
     expected = _expected(prm, bits)
@@ -59,7 +59,7 @@ def test_run_time_writes_then_reads(seed, n, p, width):
 
 def test_without_patterns_the_memory_is_zero_until_written():
     rng = np.random.default_rng(9)
-    prm = AccelParams(n=10, p=3, lanes=1, popcount_width=4)
+    prm = accel_params(n=10, p=3, lanes=1, popcount_width=4)
     dut = PatternMemory(prm)
     expected = [0] * prm.pattern_depth
 
@@ -72,6 +72,6 @@ def test_without_patterns_the_memory_is_zero_until_written():
 
 
 def test_patterns_of_the_wrong_shape_are_rejected():
-    prm = AccelParams(n=10, p=3, lanes=4)
+    prm = accel_params(n=10, p=3, lanes=4)
     bits = np.zeros((3, 11), dtype=np.uint8)
     rejected(ValueError, r"shape \(3, 11\).*p=3, n=10", lambda: PatternMemory(prm, bits))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hw_helpers import (
     Clock,
+    accel_params,
     bits_of,
     collect,
     drive,
@@ -24,7 +25,6 @@ from hw_helpers import (
 )
 
 from khop.hw.layout import unpack_result
-from khop.hw.params import AccelParams
 from khop.hw.sign_update import SignUpdate
 
 
@@ -151,7 +151,7 @@ TIE, GT, LT = range(0, 4), range(4, 7), range(7, 10)
 
 
 def small_params(max_steps=30):
-    return AccelParams(n=N, p=12, weight_bits=2, lanes=LANES, max_steps=max_steps)
+    return accel_params(n=N, p=12, weight_bits=2, lanes=LANES, max_steps=max_steps)
 
 
 def constant_sums(t_tie, s):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from hw_helpers import (
+    accel_params,
     check_read_during_write,
     check_reads,
     random_writes,
@@ -11,7 +12,6 @@ from hw_helpers import (
     run_sim,
 )
 
-from khop.hw.params import AccelParams
 from khop.hw.weight_memory import WeightMemory
 
 CONFIGS = [(20, 6, 2, 4), (23, 5, 3, 5), (17, 4, 4, 17), (12, 3, 1, 1)]
@@ -26,7 +26,7 @@ def _expected(prm, codes):
 @pytest.mark.parametrize(("n", "p", "k", "lanes"), CONFIGS)
 def test_initial_words_readable_at_every_address(seed, n, p, k, lanes):
     rng = np.random.default_rng(seed)
-    prm = AccelParams(n=n, p=p, weight_bits=k, lanes=lanes)
+    prm = accel_params(n=n, p=p, weight_bits=k, lanes=lanes)
     codes = rng.integers(0, 2 ** k, size=(p, n), dtype=np.uint8)
     dut = WeightMemory(prm, codes)
     assert (dut.depth, dut.width) == (p * prm.blocks, lanes * k)
@@ -43,7 +43,7 @@ def test_initial_words_readable_at_every_address(seed, n, p, k, lanes):
 @pytest.mark.parametrize(("n", "p", "k", "lanes"), CONFIGS[:2])
 def test_run_time_writes_then_reads(seed, n, p, k, lanes):
     rng = np.random.default_rng(seed)
-    prm = AccelParams(n=n, p=p, weight_bits=k, lanes=lanes)
+    prm = accel_params(n=n, p=p, weight_bits=k, lanes=lanes)
     codes = rng.integers(0, 2 ** k, size=(p, n), dtype=np.uint8)
     dut = WeightMemory(prm, codes)
     expected = _expected(prm, codes)
@@ -59,7 +59,7 @@ def test_run_time_writes_then_reads(seed, n, p, k, lanes):
 
 def test_without_codes_the_memory_is_zero():
     rng = np.random.default_rng(9)
-    prm = AccelParams(n=10, p=3, lanes=3)
+    prm = accel_params(n=10, p=3, lanes=3)
     dut = WeightMemory(prm)
 
     async def tb(ctx):
@@ -69,6 +69,6 @@ def test_without_codes_the_memory_is_zero():
 
 
 def test_codes_out_of_range_are_rejected():
-    prm = AccelParams(n=10, p=3, weight_bits=2, lanes=4)
+    prm = accel_params(n=10, p=3, weight_bits=2, lanes=4)
     codes = np.full((3, 10), 4, dtype=np.uint8)
     rejected(ValueError, r"below 2\^2, found 4", lambda: WeightMemory(prm, codes))

@@ -1,4 +1,4 @@
-"""Uniform quantization, binarization and magnitude pruning (PAPER.md section 3)."""
+"""Uniform quantization, binarization and magnitude pruning (docs/model.md section 3)."""
 
 import numpy as np
 import pytest
@@ -59,7 +59,7 @@ def test_uniform_rejects_bad_bit_counts(bits):
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4])
 def test_threshold_form_decides_like_the_quantized_weights(bits):
-    """PAPER.md section 3: sign(sum K q-values) == sign(T - r S_K) with r = -offset / scale."""
+    """docs/model.md section 3: sign(sum K q-values) == sign(T - r S_K) with r = -offset / scale."""
     rng = np.random.default_rng(bits)
     q = quantize(_weights(bits), bits)
     K = rng.random((50, q.codes.shape[0]))          # 50 positive kernel vectors

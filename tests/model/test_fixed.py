@@ -74,7 +74,8 @@ def test_pack_unpack_round_trip(n):
 
 
 def _reference_step(inet, bits):
-    """The arithmetic of ARCHITECTURE.md, one neuron and one pattern at a time in Python ints."""
+    """The arithmetic of docs/architecture.md, one neuron and one pattern at a time, in Python
+    ints."""
     R = inet.config.threshold_frac_bits
     out = []
     for s in bits.tolist():
@@ -198,8 +199,9 @@ def test_integer_model_tracks_the_quantized_float_model(k):
 def test_register_widths_hold_the_worst_case():
     x, alpha = _trained_like(0, 10, 300)
     inet = integer_network(x, alpha, 0.02, FixedConfig(weight_bits=2, kernel_bits=16))
-    assert 2 ** inet.acc_bits > 300 * 3 * 2 ** 15 >= 2 ** (inet.acc_bits - 1)
-    assert 2 ** inet.sum_bits > 300 * 2 ** 15 >= 2 ** (inet.sum_bits - 1)
+    acc_bits, sum_bits = inet.config.acc_bits(inet.p), inet.config.sum_bits(inet.p)
+    assert 2 ** acc_bits > 300 * 3 * 2 ** 15 >= 2 ** (acc_bits - 1)
+    assert 2 ** sum_bits > 300 * 2 ** 15 >= 2 ** (sum_bits - 1)
 
 
 @pytest.mark.parametrize(("field", "value"), [

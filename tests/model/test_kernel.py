@@ -1,4 +1,4 @@
-"""Patterns, Hamming distances and the RBF kernel (PAPER.md section 1)."""
+"""Patterns, Hamming distances and the RBF kernel (docs/model.md section 1)."""
 
 import itertools
 

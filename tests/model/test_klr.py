@@ -1,4 +1,4 @@
-"""KLR loss, gradients and training (PAPER.md section 2)."""
+"""KLR loss, gradients and training (docs/model.md section 2)."""
 
 import dataclasses
 
@@ -21,7 +21,7 @@ def _problem(seed=0, n=10, p=6, gamma=0.1):
 
 
 def _loss_by_formula(K, A, Y, lam):
-    """PAPER.md: sum over neurons of sum_mu [log(1 + e^H) - y H] + lam/2 a_i^T K a_i."""
+    """docs/model.md: sum over neurons of sum_mu [log(1 + e^H) - y H] + lam/2 a_i^T K a_i."""
     total = 0.0
     for i in range(A.shape[1]):
         a = A[:, i]

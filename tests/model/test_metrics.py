@@ -1,4 +1,4 @@
-"""Metrics of PAPER.md section 4 against brute-force loops."""
+"""Metrics of docs/model.md section 4 against brute-force loops."""
 
 import numpy as np
 import pytest

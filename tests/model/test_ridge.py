@@ -1,4 +1,4 @@
-"""Acceptance: the paper's ridge network (PAPER.md section 5, R1, R6, R7).
+"""Acceptance: the paper's ridge network (docs/model.md section 5, R1, R6, R7).
 
 N = 100, P = 300, gamma = 0.02, exact gradient, 300 epochs, seed 42.
 """

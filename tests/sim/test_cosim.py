@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from khop import cli_cosim
+from khop.cli_cosim import add_cosim
+from khop.hw.params import AccelParams, configure
 from khop.model.fixed import FixedConfig, IntegerNetwork, integer_network, kernel_lut
 from khop.model.kernel import random_patterns
 from khop.model.klr import TrainConfig, train_klr
 from khop.model.netfile import Network, save_network
-from khop.sim import cli as sim_cli
 from khop.sim import runner
 from khop.sim.bench import ridge_network
-from khop.sim.cli import add_cosim_command
 from khop.sim.config import (
     FLOWS,
     SCENARIOS,
@@ -32,6 +33,7 @@ from khop.sim.config import (
     load_integer_network,
     save_integer_network,
 )
+from khop.sim.results import CosimResult, parse_results
 
 SIM = runner.default_sim()
 SIM_OK, SIM_WHY = runner.sim_available(SIM)
@@ -78,21 +80,21 @@ def run_dir(request, cosim_root):
 
 
 def failure_report(res):
-    failed = [c for c in res["tests"]["cases"] if c["status"] == "failed"]
-    lines = [f"{c['name']}: {c['message'][:600]}" for c in failed] + res["messages"][:5]
-    return "\n".join(lines + [f"log: {res['log']}"])
+    failed = [c for c in res.tests.cases if c.status == "failed"]
+    lines = [f"{c.name}: {c.message[:600]}" for c in failed] + res.messages[:5]
+    return "\n".join(lines + [f"log: {res.log}"])
 
 
 def assert_clean(res, scenarios, flows):
     """Every scenario ran and passed, no result or latency differs, cycles match the model."""
     ran = sum(len(flows) if s != "back_to_back" else 1 for s in scenarios)
-    assert res["passed"], failure_report(res)
-    assert res["tests"]["passed"] == ran, failure_report(res)
-    assert res["mismatches"] == 0, failure_report(res)
-    assert res["cycle_mismatches"] == 0, failure_report(res)
-    assert res["queries"] > 0
-    cps = res["cycles_per_step"]
-    assert cps["measured"] == cps["model"], cps
+    assert res.passed, failure_report(res)
+    assert res.tests.passed == ran, failure_report(res)
+    assert res.mismatches == 0, failure_report(res)
+    assert res.cycle_mismatches == 0, failure_report(res)
+    assert res.queries > 0
+    cps = res.cycles_per_step
+    assert cps.measured == cps.model, cps
 
 
 # Configurations ----------------------------------------------------------------------------------
@@ -138,9 +140,8 @@ def case_network(case, ridge):
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_verilog_matches_integer_model(case, ridge, cosim_root, request):
     net = case_network(case, ridge)
-    inet = integer_network(net.patterns, net.alpha, net.gamma,
-                           FixedConfig(weight_bits=case.bits))
-    params = runner.params_for(inet, case.lanes, case.popcount_width)
+    params, inet = configure(net, bits=case.bits, lanes=case.lanes,
+                             popcount_width=case.popcount_width)
     bld = runner.build(params, inet, sim=SIM, build_root=cosim_root, name=case.name)
     res = runner.run(bld, test_dir=run_dir(request, cosim_root), seed=case.seed,
                      queries=case.queries, scenarios=case.scenarios, flows=case.flows)
@@ -170,17 +171,19 @@ def test_tie_network_keeps_every_query():
 @needs_sim
 @pytest.mark.parametrize("fault", [None, "tie_sets_one"])
 def test_scoreboard_catches_the_tie_fault(fault, cosim_root, request):
-    res = runner.run_cosim(tie_network(), bits=2, lanes=4, queries=12, noise=0.25, seed=5,
-                           sim=SIM, build_dir=cosim_root, progress=False, fault=fault,
-                           scenarios=("noisy", "stored"), flows=("none",),
-                           test_dir=run_dir(request, cosim_root))
+    inet = tie_network()
+    params = AccelParams(inet.n, inet.p, inet.config, lanes=4)
+    res = runner.cosimulate(params, inet, queries=12, noise=0.25, seed=5,
+                            sim=SIM, build_dir=cosim_root, progress=False, fault=fault,
+                            scenarios=("noisy", "stored"), flows=("none",),
+                            test_dir=run_dir(request, cosim_root))
     if fault is None:
         assert_clean(res, ("noisy", "stored"), ("none",))
         return
-    assert res["fault"] == "tie_sets_one"
-    assert res["mismatches"] > 0
-    assert not res["passed"]
-    first = res["messages"][0]
+    assert res.fault == "tie_sets_one"
+    assert res.mismatches > 0
+    assert not res.passed
+    first = res.messages[0]
     assert "neuron" in first and "seed 5" in first, first
 
 
@@ -191,10 +194,11 @@ def test_scoreboard_catches_the_tie_fault(fault, cosim_root, request):
 def test_waves_land_in_the_run_directory(cosim_root, request):
     inet = integer_network(*_tiny(), FixedConfig(weight_bits=2))
     test_dir = run_dir(request, cosim_root)
-    res = runner.run_cosim(inet, bits=2, lanes=8, queries=3, sim=SIM, build_dir=cosim_root,
-                           progress=False, waves=True, test_dir=test_dir)
-    assert res["mismatches"] == 0 and res["passed"], failure_report(res)
-    waves = Path(res["waves"])
+    params = AccelParams(inet.n, inet.p, inet.config, lanes=8)
+    res = runner.cosimulate(params, inet, queries=3, sim=SIM, build_dir=cosim_root,
+                            progress=False, waves=True, test_dir=test_dir)
+    assert res.mismatches == 0 and res.passed, failure_report(res)
+    waves = Path(res.waves)
     assert waves.parent == test_dir.resolve()
     assert waves.stat().st_size > 1000
     if SIM == "verilator":
@@ -212,12 +216,12 @@ def _tiny():
 def test_icarus_matches_integer_model(cosim_root, request):
     net = small_network(23, 17, seed=24)
     inet = integer_network(net.patterns, net.alpha, net.gamma, FixedConfig(weight_bits=2))
-    params = runner.params_for(inet, 5, 7)
+    params = AccelParams(inet.n, inet.p, inet.config, lanes=5, popcount_width=7)
     bld = runner.build(params, inet, sim="icarus", build_root=cosim_root, name="icarus")
     scenarios, flows = ("noisy", "back_to_back", "reset", "reload"), ("none", "random")
     res = runner.run(bld, test_dir=run_dir(request, cosim_root), seed=2, queries=8,
                      scenarios=scenarios, flows=flows)
-    assert res["sim"] == "icarus"
+    assert res.sim == "icarus"
     assert_clean(res, scenarios, flows)
 
 
@@ -234,7 +238,7 @@ def test_icarus_missing_is_reported_clearly(monkeypatch):
 
 def cosim_args(*argv):
     parser = argparse.ArgumentParser(prog="khop")
-    add_cosim_command(parser.add_subparsers())
+    add_cosim(parser.add_subparsers())
     return parser.parse_args(["cosim", *argv])
 
 
@@ -243,12 +247,14 @@ def test_cosim_command_prints_a_table_and_json(cosim_root, tmp_path, capsys):
     path = tmp_path / "net.npz"
     save_network(path, small_network(16, 6, seed=9))
     common = [str(path), "--lanes", "8", "--queries", "5", "--build-dir", str(cosim_root),
-              "--sim", SIM]
+              "--sim", SIM, "--kernel-bits", "12", "--max-steps", "10"]
     args = cosim_args(*common, "--json")
     args.func(args)   # returns: no mismatch, exit status 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["queries"] == 5 and doc["mismatches"] == 0 and doc["passed"]
     assert doc["cycles_per_step"]["measured"] == doc["cycles_per_step"]["model"]
+    assert doc["params"]["kernel_bits"] == 12 and doc["params"]["max_steps"] == 10
+    assert doc["network"] == str(path) and "per_test" not in doc
     args = cosim_args(*common)
     args.func(args)
     table = capsys.readouterr().out
@@ -258,9 +264,9 @@ def test_cosim_command_prints_a_table_and_json(cosim_root, tmp_path, capsys):
 
 def test_cosim_command_exits_1_on_a_mismatch(monkeypatch, capsys):
     def fake_run_cosim(*args, **kwargs):
-        return {"mismatches": 3, "cycle_mismatches": 0, "passed": False, "queries": 5,
-                "messages": ["query 2 (noisy, seed 0): state differs first at neuron 4"]}
-    monkeypatch.setattr(sim_cli, "run_cosim", fake_run_cosim)
+        return CosimResult(mismatches=3, cycle_mismatches=0, passed=False, queries=5,
+                           messages=["query 2 (noisy, seed 0): state differs first at neuron 4"])
+    monkeypatch.setattr(cli_cosim, "run_cosim", fake_run_cosim)
     args = cosim_args("net.npz", "--json")
     with pytest.raises(SystemExit) as exc:
         args.func(args)
@@ -277,15 +283,49 @@ def test_cosim_command_rejects_an_unknown_flow():
 
 
 def test_config_round_trips_through_the_environment(tmp_path):
-    cfg = CosimConfig(params={"n": 20, "p": 3}, network=str(tmp_path / "net.npz"), seed=7,
-                      queries=11, noise=0.15, scenarios=["reset", "noisy"], flows=["heavy"],
+    params = AccelParams(20, 3, FixedConfig(kernel_bits=12), lanes=4, popcount_width=7)
+    cfg = CosimConfig(params=params, network=str(tmp_path / "net.npz"), seed=7, queries=11,
+                      noise=0.15, scenarios=["reset", "noisy"], flows=["heavy"],
                       summary="s.json", progress="p.txt")
     assert CosimConfig.from_env(cfg.to_env()) == cfg
+    assert json.loads(json.dumps(cfg.as_dict()))["params"] == params.as_dict()
+
+
+#: The keys of ``khop cosim --json`` (besides "network"), as before the results were dataclasses.
+JSON_KEYS = {"queries", "sent", "mismatches", "cycle_mismatches", "recall_accuracy",
+             "model_recall_accuracy", "exact_recall", "model_exact_recall", "mean_steps",
+             "cycles_per_step", "simulated_cycles", "test_wall_seconds", "test_cpu_seconds",
+             "messages", "sim", "passed", "tests", "wall_seconds", "compile_seconds",
+             "cached_build", "cycles_per_second", "run_cycles_per_second", "params", "fault",
+             "seed", "noise", "build_dir", "test_dir", "log", "waves"}
+
+
+def test_cosim_result_prints_and_serialises(tmp_path):
+    params = AccelParams(20, 3, lanes=4)
+    fig = {"sent": 4, "results": 4, "mismatches": 0, "cycle_mismatches": 0, "steps": 8,
+           "timed_steps": 8, "latency_cycles": 8 * params.cycles_per_step,
+           "simulated_cycles": 1000, "wall_seconds": 0.5, "cpu_seconds": 0.4,
+           "recall_bits": 80, "recall_hw_equal": 76, "recall_model_equal": 76,
+           "recall_queries": 4, "exact_hw": 3, "exact_model": 3, "messages": []}
+    xml = tmp_path / "results.xml"
+    xml.write_text('<testsuites><testsuite><testcase name="noisy" time="0.5"/>'
+                   '</testsuite></testsuites>')
+    res = CosimResult.from_figures({"noisy/none": fig, "random/none": {**fig, "recall_bits": 0}},
+                                   params, tests=parse_results(xml), wall_seconds=2.0,
+                                   sim="verilator", seed=1, noise=0.2, log="sim.log")
+    assert res.queries == 8 and res.recall_accuracy == 76 / 80 and res.exact_recall == 3 / 4
+    assert res.cycles_per_step.measured == params.cycles_per_step and res.passed and res.clean
+    doc = json.loads(json.dumps(res.as_dict()))
+    assert set(doc) == JSON_KEYS
+    assert doc["params"] == params.as_dict() and doc["tests"]["passed"] == 1
+    assert set(doc["cycles_per_step"]) == {"measured", "model", "bound"}
+    table = res.format("net.npz")
+    assert table.startswith("khop cosim net.npz") and "recall (hardware)  0.9500" in table
 
 
 def test_config_names_an_unknown_scenario():
     with pytest.raises(ValueError, match="'warp'"):
-        CosimConfig(params={}, network="x", scenarios=["noisy", "warp"])
+        CosimConfig(params=AccelParams(20, 3), network="x", scenarios=["noisy", "warp"])
 
 
 def test_integer_network_file_round_trips(tmp_path):
@@ -307,9 +347,9 @@ def test_parse_results_counts_cases(tmp_path):
         '<testcase name="b" time="0.1"><failure message="state differs"/></testcase>'
         '<testcase name="c"><skipped message="no"/></testcase>'
         '</testsuite></testsuites>')
-    res = runner.parse_results(xml)
-    assert (res["total"], res["passed"], res["failed"], res["skipped"]) == (3, 1, 1, 1)
-    assert res["cases"][1]["message"] == "state differs"
+    res = parse_results(xml)
+    assert (res.total, res.passed, res.failed, res.skipped) == (3, 1, 1, 1)
+    assert res.cases[1].message == "state differs"
 
 
 # The full ridge run ------------------------------------------------------------------------------
@@ -321,16 +361,14 @@ def test_ridge_full_run(ridge, cosim_root, request):
     """300 noisy queries (20 %) of the ridge network: the hardware recalls exactly what the
     integer model recalls, at least 0.85, at the modelled cycles per step."""
     _, path = ridge
-    res = runner.run_cosim(path, bits=2, lanes=16, queries=300, noise=0.2, seed=0, sim=SIM,
-                           build_dir=cosim_root, progress=False,
+    res = runner.run_cosim(path, hardware={"bits": 2, "lanes": 16}, queries=300, noise=0.2,
+                           seed=0, sim=SIM, build_dir=cosim_root, progress=False,
                            test_dir=run_dir(request, cosim_root))
-    print({k: res[k] for k in ("queries", "mismatches", "recall_accuracy",
-                               "model_recall_accuracy", "cycles_per_step", "simulated_cycles",
-                               "wall_seconds", "cycles_per_second")})
-    assert res["queries"] == 300
-    assert res["mismatches"] == 0 and res["cycle_mismatches"] == 0, failure_report(res)
-    assert res["recall_accuracy"] == res["model_recall_accuracy"]
-    assert res["recall_accuracy"] >= 0.85
-    cps = res["cycles_per_step"]
-    assert cps["measured"] == cps["model"]
-    assert cps["model"] >= cps["bound"]
+    print(res.format(str(path)))
+    assert res.queries == 300
+    assert res.mismatches == 0 and res.cycle_mismatches == 0, failure_report(res)
+    assert res.recall_accuracy == res.model_recall_accuracy
+    assert res.recall_accuracy >= 0.85
+    cps = res.cycles_per_step
+    assert cps.measured == cps.model
+    assert cps.model >= cps.bound

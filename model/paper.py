@@ -1,28 +1,35 @@
-"""``khop paper``: every result R1..R10 of PAPER.md section 5, measured by the golden model.
+"""The paper's results R1..R10 (docs/model.md section 5), measured by the golden model.
 
-Runs the experiments of :mod:`model.experiments` over ``jobs`` worker processes, then writes into
-``out``: one PNG per figure, ``results.json`` with every number, and ``REPORT.md`` with the
-paper's claim, our figure (mean +- sample standard deviation over trials) and a verdict for each
-result. Every file is written to a temporary name and renamed into place.
+:func:`run_paper` runs the experiments of :mod:`khop.model.experiments` over ``jobs`` worker
+processes, then writes into ``out``: one PNG per figure, ``results.json`` with every number, and
+``REPORT.md`` with the paper's claim, our figure (mean +- sample standard deviation over trials)
+and a verdict for each result. Every file appears whole or not at all
+(:mod:`khop.outputs`). ``khop paper`` is the command line over it.
 """
 
 import json
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from khop.model.experiments import COST, EXPERIMENTS, run_experiment
+from khop.environ import environment
+from khop.outputs import atomic_path, atomic_write
 
-__all__ = ["run_paper", "verdicts", "FIGURES", "CLAIMS", "report_markdown", "write_figures"]
+from .experiments import COST, EXPERIMENTS, run_experiment
+
+__all__ = ["run_paper", "verdicts", "FIGURES", "CLAIMS", "TRIALS", "QUICK_TRIALS",
+           "report_markdown", "write_figures"]
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+#: Trials (seeds) per experiment when none are asked for: a full run, and a ``quick`` one.
+TRIALS = 10
+QUICK_TRIALS = 2
 
 CLAIMS = {
     "R1": "bit accuracy 1.0 for k = 32 down to 2 bits, negligible variance; 1 bit near perfect",
@@ -60,19 +67,9 @@ def _timed(name, trials, seed, quick, n):
     return name, result, time.perf_counter() - start
 
 
-@contextmanager
 def _single_threaded_blas():
     """Workers started inside this block use one BLAS/OpenMP thread each."""
-    saved = {k: os.environ.get(k) for k in THREAD_VARS}
-    os.environ.update({k: "1" for k in THREAD_VARS})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return environment({k: "1" for k in THREAD_VARS})
 
 
 def _run_all(names, trials, seed, quick, jobs, n, stream):
@@ -110,19 +107,17 @@ def _run_all(names, trials, seed, quick, jobs, n, stream):
     return results, seconds
 
 
-def _atomic_write(path, data):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    if isinstance(data, str):
-        tmp.write_text(data)
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
+def run_paper(out, trials=None, seed=42, quick=False, jobs=2, n=None, names=None, stream=None):
+    """Run the experiments, write figures, ``results.json`` and ``REPORT.md``; returns the doc.
 
-
-def run_paper(out, trials=10, seed=42, quick=False, jobs=2, n=None, names=None, stream=None):
-    """Run the experiments, write figures, ``results.json`` and ``REPORT.md``; returns the doc."""
+    ``trials`` seeds ``seed, seed + 1, ...`` per experiment (unset: :data:`TRIALS`, or
+    :data:`QUICK_TRIALS` when ``quick``); ``names`` a subset of the experiments (a partial run
+    writes no ``REPORT.md``); ``n`` a smaller network for tests; progress lines go to ``stream``
+    (default stdout), progress bars to stderr.
+    """
     stream = stream or sys.stdout
+    if trials is None:
+        trials = QUICK_TRIALS if quick else TRIALS
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = list(EXPERIMENTS) if names is None else list(names)
@@ -131,8 +126,9 @@ def run_paper(out, trials=10, seed=42, quick=False, jobs=2, n=None, names=None, 
         print(*args, file=stream, flush=True)
 
     start = time.perf_counter()
-    say(f"khop paper: {len(names)} experiments, {trials} trials (seeds {seed}..{seed + trials - 1})"
-        f"{', quick' if quick else ''}, N={n or 100}, {jobs} job{'s' if jobs > 1 else ''}")
+    say(f"khop paper: {len(names)} experiments, {trials} trials "
+        f"(seeds {seed}..{seed + trials - 1}){', quick' if quick else ''}, N={n or 100}, "
+        f"{jobs} job{'s' if jobs > 1 else ''}")
     results, seconds = _run_all(names, trials, seed, quick, jobs, n, stream)
     results = {k: results[k] for k in names}
     doc = {"meta": {"trials": trials, "seed": seed, "quick": quick, "jobs": jobs, "n": n or 100,
@@ -141,9 +137,9 @@ def run_paper(out, trials=10, seed=42, quick=False, jobs=2, n=None, names=None, 
            "experiments": results}
     doc["verdicts"] = verdicts(results) if set(EXPERIMENTS) <= set(results) else []
     written = write_figures(out, results)
-    _atomic_write(out / "results.json", json.dumps(doc, indent=1) + "\n")
+    atomic_write(out / "results.json", json.dumps(doc, indent=1) + "\n")
     if doc["verdicts"]:
-        _atomic_write(out / "REPORT.md", report_markdown(doc, written))
+        atomic_write(out / "REPORT.md", report_markdown(doc, written))
     wall = time.perf_counter() - start
     say(f"wrote {len(written)} figures, {out / 'results.json'}"
         f"{' and ' + str(out / 'REPORT.md') if doc['verdicts'] else ''}")
@@ -345,7 +341,7 @@ def report_markdown(doc, figures):
         f"Trials: {m['trials']} (seeds {m['seed']}..{m['seed'] + m['trials'] - 1}), "
         f"N = {m['n']}, {'quick run' if m['quick'] else 'full run'}; figures are mean ± sample "
         "standard deviation over trials. Networks: KLR, exact gradient, η = 0.1, λ = 0.01, "
-        "300 epochs, float64, P/N = 3, γ = 0.02 unless stated (PAPER.md sections 2 and 5). "
+        "300 epochs, float64, P/N = 3, γ = 0.02 unless stated (docs/model.md sections 2 and 5). "
         f"Experiments took {m['experiments_wall_seconds']:.0f} s of wall time on {m['jobs']} "
         "job(s).")
     lines = [
@@ -376,11 +372,12 @@ def _pyplot():
 
 
 def _save(plt, fig, path):
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fig.tight_layout()
-    fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def _title(r, what):

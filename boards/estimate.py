@@ -12,109 +12,27 @@ as on the iCEBreaker; everywhere else every memory is inferred by Yosys.
 - **LUTs, carries and flip-flops** come from a linear model of a few physical terms of the
   parameters (:func:`model_terms`) whose coefficients are fitted per FPGA family against Yosys
   runs (:mod:`boards.calibrate`) and stored with the tool versions and per-figure tolerances in
-  ``hw/calibration.json``.
-- **Cycles** come from :attr:`hw.params.AccelParams.cycles_per_step`; retrievals per second at a
-  clock assume a mean number of steps per query.
+  ``boards/calibration.json``.
+- **Cycles** come from :attr:`khop.hw.params.AccelParams.cycles_per_step`; retrievals per second
+  at a clock (default: the device's target clock, :mod:`boards.targets`) assume a mean number of
+  steps per query.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .params import AccelParams, ceil_div
+from khop.hw.params import AccelParams, ceil_div
 
-__all__ = ["Device", "DEVICES", "LINK_MEMORIES", "synth_luts", "device_names", "get_device",
-           "narrow_popcount_width", "device_params", "MemoryMap", "map_memory", "memory_maps",
-           "model_terms", "CALIBRATION_PATH", "load_calibration", "estimate", "format_estimate",
-           "SPRAM_DEPTH", "SPRAM_WIDTH"]
+from .protocol import LinkFormat
+from .spram import spram_blocks
+from .targets import device_target, get_device
 
-#: Geometry of an iCE40 UltraPlus SPRAM block (SB_SPRAM256KA).
-SPRAM_DEPTH = 16384
-SPRAM_WIDTH = 16
+__all__ = ["LINK_MEMORIES", "synth_luts", "MemoryMap", "map_memory", "memory_maps",
+           "memory_counts", "model_terms", "CALIBRATION_PATH", "load_calibration", "Estimate",
+           "estimate"]
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
-
-
-@dataclass(frozen=True)
-class Device:
-    """An FPGA: its logic, memories and how nextpnr names it.
-
-    ``luts`` are LUT4s (on the iCE40 a logic cell is one LUT4, one carry and one flip-flop),
-    ``bram`` block RAMs (``bram_cell``), ``spram`` SPRAM blocks. ``clock_mhz`` is the default
-    clock of the retrieval-rate figure (the board defaults of :mod:`boards.top`, below the
-    measured Fmax). ``kernel_bits`` is the default lookup-table width (as the boards use).
-    """
-
-    name: str
-    part: str
-    family: str
-    luts: int
-    ffs: int
-    bram: int
-    spram: int
-    nextpnr: tuple
-    clock_mhz: float
-    kernel_bits: int
-
-    @property
-    def bram_cell(self):
-        return "SB_RAM40_4K" if self.family == "ice40" else "DP16KD"
-
-    @property
-    def weights_in_spram(self):
-        return self.spram > 0
-
-    def as_dict(self):
-        return {"name": self.name, "part": self.part, "family": self.family,
-                "luts": self.luts, "ffs": self.ffs, "bram": self.bram, "spram": self.spram,
-                "bram_cell": self.bram_cell, "nextpnr": list(self.nextpnr),
-                "clock_mhz": self.clock_mhz, "kernel_bits": self.kernel_bits}
-
-
-DEVICES = {d.name: d for d in (
-    Device("up5k", "iCE40UP5K", "ice40", 5280, 5280, 30, 4,
-           ("--up5k", "--package", "sg48"), 30.0, 12),
-    Device("hx8k", "iCE40HX8K", "ice40", 7680, 7680, 32, 0,
-           ("--hx8k", "--package", "ct256"), 30.0, 12),
-    Device("ecp5-25f", "LFE5U-25F", "ecp5", 24288, 24288, 56, 0,
-           ("--25k", "--package", "CABGA381"), 75.0, 16),
-    Device("ecp5-85f", "LFE5U-85F", "ecp5", 83640, 83640, 208, 0,
-           ("--85k", "--package", "CABGA381"), 75.0, 16),
-)}
-
-
-def device_names():
-    return tuple(DEVICES)
-
-
-def get_device(name):
-    """The :class:`Device` called ``name``; ``ValueError`` listing the allowed names otherwise."""
-    if isinstance(name, Device):
-        return name
-    try:
-        return DEVICES[name]
-    except KeyError:
-        raise ValueError(f"unknown device {name!r}; choose one of "
-                         f"{', '.join(DEVICES)}") from None
-
-
-def narrow_popcount_width(n, lanes):
-    """The narrowest popcount that costs no cycles: ``ceil(n / ceil(n / lanes))`` bits (the
-    distance unit then takes as many cycles per pattern as the MAC array; as the boards)."""
-    return ceil_div(n, ceil_div(n, lanes))
-
-
-def device_params(device, n, p, *, bits=2, lanes=16, popcount_width=None, kernel_bits=None,
-                  max_steps=30):
-    """:class:`AccelParams` as khop puts them on ``device``: the narrow popcount and the device's
-    lookup-table width unless given."""
-    dev = get_device(device)
-    if popcount_width is None and isinstance(lanes, int) and isinstance(n, int) \
-            and 1 <= lanes <= n:
-        popcount_width = narrow_popcount_width(n, lanes)
-    return AccelParams(n=n, p=p, weight_bits=bits, lanes=lanes, popcount_width=popcount_width,
-                       kernel_bits=dev.kernel_bits if kernel_bits is None else kernel_bits,
-                       max_steps=max_steps)
 
 
 # Memory mapping -----------------------------------------------------------------------------
@@ -219,7 +137,7 @@ def map_memory(depth, width, family, name="memory"):
 
 
 def _spram_map(depth, width, name):
-    cols, banks = ceil_div(width, SPRAM_WIDTH), ceil_div(depth, SPRAM_DEPTH)
+    cols, banks = spram_blocks(depth, width)
     return MemoryMap(name, depth, width, "spram", "SB_SPRAM256KA", cols * banks, banks)
 
 
@@ -250,8 +168,7 @@ def memory_maps(params: AccelParams, device):
 
 def _link_buffer_bits(params: AccelParams):
     """Bits of the frame parser's shift register: the longest request payload and the CRC."""
-    load_bits = 2 + params.load_addr_bits + params.load_data_bits
-    return 8 * (max(1, ceil_div(params.n, 8), ceil_div(load_bits, 8)) + 2)
+    return 8 * (LinkFormat(params).max_payload + 2)
 
 
 def model_terms(params: AccelParams, device):
@@ -289,7 +206,7 @@ def model_terms(params: AccelParams, device):
     }
     addr = (max(1, (prm.pattern_depth - 1).bit_length())
             + max(1, (prm.weight_depth - 1).bit_length()))
-    quotient = max(prm.product_bits - prm.threshold_frac_bits + 1, prm.acc_bits + 1)
+    quotient = prm.quotient_bits
     regs = (prm.blocks * prm.lanes                        # state register
             + prm.product_bits + 2 * prm.threshold_bits   # theta, r_shift, the threshold
             + 2 * quotient                                # floor and ceil of theta / 2^R
@@ -318,13 +235,13 @@ def synth_luts(synth, family):
 # Calibration --------------------------------------------------------------------------------
 
 def load_calibration(path=None):
-    """The calibration document (``hw/calibration.json`` unless ``path``)."""
+    """The calibration document (``boards/calibration.json`` unless ``path``)."""
     path = CALIBRATION_PATH if path is None else Path(path)
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ValueError(f"no calibration file {path} (make one with "
-                         f"'python -m boards.calibrate RESULTS.json')") from None
+                         f"'python -m khop.boards.calibrate RESULTS.json')") from None
 
 
 def _predict(coefficients, terms):
@@ -333,22 +250,101 @@ def _predict(coefficients, terms):
 
 # The estimate -------------------------------------------------------------------------------
 
-def estimate(params: AccelParams, device, *, clock_mhz=None, steps=2.0, calibration=None):
-    """Resources, cycles and throughput of ``params`` on ``device``, and whether it fits.
+@dataclass(frozen=True)
+class Estimate:
+    """Resources, cycles and throughput of a configuration on a device (:func:`estimate`).
 
-    Returns a JSON-ready dict: ``memories`` (where each memory goes), ``bram``, ``spram``,
-    ``lutram`` (exact), ``luts`` (LUT4 sites, :func:`synth_luts`), ``carries``, ``ffs``
-    (calibrated model), ``logic`` (the device's logic figure: iCE40 logic cells, ECP5 LUT4s
-    with the four of each 16x4 distributed RAM) with ``logic_available``, ``cycles_per_step``,
-    ``retrievals_per_s`` at ``clock_mhz`` (default: the device's) with ``steps`` steps per query,
-    ``fits`` and ``short`` (one message per resource that does not fit, with by how much).
+    ``memories`` says where each memory goes; ``bram``, ``spram``, ``lutram`` are exact;
+    ``luts`` (LUT4 sites, :func:`synth_luts`), ``carries``, ``ffs`` come from the calibrated
+    model; ``logic`` is the device's logic figure (iCE40 logic cells, ECP5 LUT4s with the four
+    of each 16x4 distributed RAM) against ``logic_available``; ``retrievals_per_s`` is at
+    ``clock_mhz`` with ``steps`` steps per query; ``short`` has one message per resource that
+    does not fit, with by how much. :meth:`as_dict` is the JSON of ``khop estimate --json``,
+    :meth:`format` its text.
     """
+
+    device: str
+    part: str
+    family: str
+    params: dict
+    memories: dict
+    bram: int
+    bram_available: int
+    spram: int
+    spram_available: int
+    lutram: int
+    luts: int
+    carries: int
+    ffs: int
+    logic: int
+    logic_name: str
+    logic_available: int
+    ffs_available: int
+    cycles_per_step: int
+    bound_cycles_per_step: int
+    steps: float
+    clock_mhz: float
+    retrievals_per_s: float
+    fits: bool
+    short: list
+    calibration: dict
+
+    def as_dict(self):
+        return asdict(self)
+
+    def format(self):
+        """The text ``khop estimate`` prints."""
+        p = self.params
+        tol = self.calibration["tolerance"]
+
+        def tol_text(key):
+            return f" (model, +-{100 * tol[key]:.0f} %)" if key in tol else " (model)"
+
+        lines = [(f"{self.device} ({self.part}): N={p['n']} P={p['p']} {p['weight_bits']}-bit, "
+                  f"{p['lanes']} lanes, popcount width {p['popcount_width']}, kernel_bits "
+                  f"{p['kernel_bits']}")]
+        labels = {"pattern": "patterns", "weight": "weights", "lut": "lookup table",
+                  "reply_fifo": "reply FIFO"}
+        for name, mm in self.memories.items():
+            lines.append(f"  {labels.get(name, name):16s} {mm['where']}")
+        lines.append(f"  block RAM        {self.bram}/{self.bram_available} "
+                     f"({_pct(self.bram, self.bram_available)}, exact)")
+        if self.spram_available or self.spram:
+            lines.append(f"  SPRAM            {self.spram}/{self.spram_available} (exact)")
+        if self.lutram:
+            lines.append(f"  distributed RAM  {self.lutram} TRELLIS_DPR16X4 (exact)")
+        lut4 = "LUT4 (+2/CCU2C)" if self.family == "ecp5" else "LUT4"
+        lines.append(f"  {lut4:16s} {self.luts}{tol_text('luts')}")
+        lines.append(f"  carries          {self.carries}{tol_text('carries')}")
+        lines.append(f"  flip-flops       {self.ffs}/{self.ffs_available}{tol_text('ffs')}")
+        lines.append(f"  {self.logic_name:16s} {self.logic}/{self.logic_available} "
+                     f"({_pct(self.logic, self.logic_available)})")
+        lines.append(f"  cycles per step  {self.cycles_per_step} (bound "
+                     f"{self.bound_cycles_per_step})")
+        lines.append(f"  retrievals/s     {self.retrievals_per_s:.0f} at {self.clock_mhz:g} MHz "
+                     f"with {self.steps:g} steps per query")
+        if self.fits:
+            lines.append(f"  fits the {self.part}")
+        else:
+            lines.append(f"  does NOT fit the {self.part}: " + "; ".join(self.short))
+        return "\n".join(lines)
+
+
+def memory_counts(maps):
+    """``{"bram", "spram", "lutram": cells}`` of :func:`memory_maps`' result (exact)."""
+    return {kind: sum(mm.cells for mm in maps.values() if mm.kind == kind)
+            for kind in ("bram", "spram", "lutram")}
+
+
+def estimate(params: AccelParams, device, *, clock_mhz=None, steps=2.0, calibration=None):
+    """The :class:`Estimate` of ``params`` on ``device`` (a name or a
+    :class:`~boards.targets.Device`); ``clock_mhz`` ``None``: the device's target clock."""
     dev = get_device(device)
     if not isinstance(params, AccelParams):
         raise TypeError(f"params must be an AccelParams, not {params!r}")
     if not steps > 0:
         raise ValueError(f"steps must be positive, not {steps!r}")
-    clock = dev.clock_mhz if clock_mhz is None else float(clock_mhz)
+    clock = device_target(dev).clock_mhz if clock_mhz is None else float(clock_mhz)
     if not clock > 0:
         raise ValueError(f"the clock must be positive, not {clock_mhz!r} MHz")
     cal = load_calibration() if calibration is None else calibration
@@ -358,8 +354,7 @@ def estimate(params: AccelParams, device, *, clock_mhz=None, steps=2.0, calibrat
         raise ValueError(f"the calibration has no model of the {dev.family} family") from None
 
     maps = memory_maps(params, dev)
-    count = {kind: sum(mm.cells for mm in maps.values() if mm.kind == kind)
-             for kind in ("bram", "spram", "lutram")}
+    count = memory_counts(maps)
     terms = model_terms(params, dev)
     figures = {key: max(0, round(_predict(fam["models"][key]["coefficients"], terms[key])))
                for key in ("luts", "carries", "ffs")}
@@ -384,66 +379,21 @@ def estimate(params: AccelParams, device, *, clock_mhz=None, steps=2.0, calibrat
     check(logic_name, logic, dev.luts)
     check("flip-flops", figures["ffs"], dev.ffs)
     cycles = params.cycles_per_step
-    return {
-        "device": dev.name, "part": dev.part, "family": dev.family,
-        "params": params.as_dict(),
-        "memories": {name: {"depth": mm.depth, "width": mm.width, "kind": mm.kind,
-                            "cell": mm.cell, "cells": mm.cells, "where": mm.describe()}
-                     for name, mm in maps.items()},
-        "bram": count["bram"], "bram_available": dev.bram,
-        "spram": count["spram"], "spram_available": dev.spram,
-        "lutram": count["lutram"],
+    return Estimate(
+        device=dev.name, part=dev.part, family=dev.family, params=params.as_dict(),
+        memories={name: {"depth": mm.depth, "width": mm.width, "kind": mm.kind,
+                         "cell": mm.cell, "cells": mm.cells, "where": mm.describe()}
+                  for name, mm in maps.items()},
+        bram=count["bram"], bram_available=dev.bram,
+        spram=count["spram"], spram_available=dev.spram, lutram=count["lutram"],
         **figures,
-        "logic": logic, "logic_name": logic_name, "logic_available": dev.luts,
-        "ffs_available": dev.ffs,
-        "cycles_per_step": cycles,
-        "bound_cycles_per_step": params.bound_cycles_per_step,
-        "steps": steps, "clock_mhz": clock,
-        "retrievals_per_s": clock * 1e6 / (steps * cycles),
-        "fits": not short, "short": short,
-        "calibration": {"yosys": cal.get("tools", {}).get("yosys"),
-                        "tolerance": fam.get("tolerance", {})},
-    }
+        logic=logic, logic_name=logic_name, logic_available=dev.luts, ffs_available=dev.ffs,
+        cycles_per_step=cycles, bound_cycles_per_step=params.bound_cycles_per_step,
+        steps=steps, clock_mhz=clock, retrievals_per_s=clock * 1e6 / (steps * cycles),
+        fits=not short, short=short,
+        calibration={"yosys": cal.get("tools", {}).get("yosys"),
+                     "tolerance": fam.get("tolerance", {})})
 
 
 def _pct(used, available):
     return f"{100 * used / available:.0f} %" if available else "--"
-
-
-def format_estimate(est):
-    """Text of an :func:`estimate`."""
-    p = est["params"]
-    tol = est["calibration"]["tolerance"]
-
-    def tol_text(key):
-        return f" (model, +-{100 * tol[key]:.0f} %)" if key in tol else " (model)"
-
-    lines = [(f"{est['device']} ({est['part']}): N={p['n']} P={p['p']} {p['weight_bits']}-bit, "
-              f"{p['lanes']} lanes, popcount width {p['popcount_width']}, kernel_bits "
-              f"{p['kernel_bits']}")]
-    labels = {"pattern": "patterns", "weight": "weights", "lut": "lookup table",
-              "reply_fifo": "reply FIFO"}
-    for name, mm in est["memories"].items():
-        lines.append(f"  {labels.get(name, name):16s} {mm['where']}")
-    lines.append(f"  block RAM        {est['bram']}/{est['bram_available']} "
-                 f"({_pct(est['bram'], est['bram_available'])}, exact)")
-    if est["spram_available"] or est["spram"]:
-        lines.append(f"  SPRAM            {est['spram']}/{est['spram_available']} (exact)")
-    if est["lutram"]:
-        lines.append(f"  distributed RAM  {est['lutram']} TRELLIS_DPR16X4 (exact)")
-    lut4 = "LUT4 (+2/CCU2C)" if est["family"] == "ecp5" else "LUT4"
-    lines.append(f"  {lut4:16s} {est['luts']}{tol_text('luts')}")
-    lines.append(f"  carries          {est['carries']}{tol_text('carries')}")
-    lines.append(f"  flip-flops       {est['ffs']}/{est['ffs_available']}{tol_text('ffs')}")
-    lines.append(f"  {est['logic_name']:16s} {est['logic']}/{est['logic_available']} "
-                 f"({_pct(est['logic'], est['logic_available'])})")
-    lines.append(f"  cycles per step  {est['cycles_per_step']} (bound "
-                 f"{est['bound_cycles_per_step']})")
-    lines.append(f"  retrievals/s     {est['retrievals_per_s']:.0f} at {est['clock_mhz']:g} MHz "
-                 f"with {est['steps']:g} steps per query")
-    if est["fits"]:
-        lines.append(f"  fits the {est['part']}")
-    else:
-        lines.append(f"  does NOT fit the {est['part']}: " + "; ".join(est["short"]))
-    return "\n".join(lines)
-

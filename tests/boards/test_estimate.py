@@ -1,24 +1,24 @@
-"""The resource model: devices, Yosys' memory mapping, the calibrated estimate, and
-``khop estimate``."""
+"""The resource model: devices and targets, Yosys' memory mapping, the calibrated estimate,
+and ``khop estimate``."""
 
 import json
 
 import pytest
 
-from khop.hw.params import AccelParams
-from khop.hw.resources import (
-    DEVICES,
-    device_params,
+from khop.boards.estimate import (
     estimate,
-    format_estimate,
-    get_device,
     load_calibration,
     map_memory,
     memory_maps,
     model_terms,
-    narrow_popcount_width,
 )
+from khop.boards.targets import DEVICES, device_target, get_device
 from khop.cli import main
+from khop.hw.params import hardware_params, narrow_popcount_width
+
+
+def device_params(device, n, p, **options):
+    return device_target(device).params(n, p, **options)
 
 
 def test_devices_and_their_resources():
@@ -71,6 +71,7 @@ def test_weights_go_to_spram_on_the_up5k_only():
 
 
 def test_device_params_use_the_narrow_popcount_and_the_device_kernel_width():
+    assert device_params("hx8k", 100, 300).kernel_bits == 12
     assert narrow_popcount_width(100, 8) == 8 and narrow_popcount_width(100, 16) == 15
     p = device_params("up5k", 100, 300, lanes=16)
     assert (p.popcount_width, p.kernel_bits, p.chunks, p.blocks) == (15, 12, 7, 7)
@@ -87,37 +88,37 @@ def _calibration(luts=None, ffs=None, packing=0.0):
 
 
 def test_estimate_applies_the_calibrated_coefficients():
-    params = AccelParams(64, 128, 2, 16, popcount_width=16, kernel_bits=12)
+    params = hardware_params(64, 128, bits=2, lanes=16, popcount_width=16, kernel_bits=12)
     est = estimate(params, "hx8k", calibration=_calibration(packing=0.5))
-    assert est["luts"] == 100 + 16 * params.acc_bits
-    assert est["ffs"] == 50 + params.accumulator_bits
-    assert est["carries"] == round(0.5 * 16 * params.acc_bits)
-    assert est["logic"] == round(est["luts"] + est["ffs"] - 0.5 * min(est["luts"], est["ffs"]))
+    assert est.luts == 100 + 16 * params.acc_bits
+    assert est.ffs == 50 + params.accumulator_bits
+    assert est.carries == round(0.5 * 16 * params.acc_bits)
+    assert est.logic == round(est.luts + est.ffs - 0.5 * min(est.luts, est.ffs))
     ecp5 = estimate(params, "ecp5-25f", calibration=_calibration())
-    assert ecp5["logic"] == ecp5["luts"] + 4 * ecp5["lutram"] and ecp5["lutram"] == 15
+    assert ecp5.logic == ecp5.luts + 4 * ecp5.lutram and ecp5.lutram == 15
 
 
 def test_estimate_cycles_and_retrieval_rate():
     params = device_params("up5k", 100, 300, lanes=8)
     est = estimate(params, "up5k", calibration=_calibration(), steps=3, clock_mhz=20)
-    assert est["cycles_per_step"] == params.cycles_per_step
-    assert est["retrievals_per_s"] == pytest.approx(20e6 / (3 * params.cycles_per_step))
-    assert estimate(params, "up5k", calibration=_calibration())["clock_mhz"] == 30.0
+    assert est.cycles_per_step == params.cycles_per_step
+    assert est.retrievals_per_s == pytest.approx(20e6 / (3 * params.cycles_per_step))
+    assert estimate(params, "up5k", calibration=_calibration()).clock_mhz == 30.0
 
 
 def test_estimate_says_which_resource_is_short_and_by_how_much():
     big = device_params("up5k", 1000, 3000, lanes=16)
     est = estimate(big, "up5k", calibration=_calibration())
-    assert not est["fits"]
-    text = " ".join(est["short"])
-    assert (f"block RAM (SB_RAM40_4K): {est['bram']} needed, 30 available "
-            f"({est['bram'] - 30} short)") in text
-    assert f"SPRAM: {est['spram']} needed, 4 available ({est['spram'] - 4} short)" in text
-    assert "does NOT fit the iCE40UP5K" in format_estimate(est)
+    assert not est.fits
+    text = " ".join(est.short)
+    assert (f"block RAM (SB_RAM40_4K): {est.bram} needed, 30 available "
+            f"({est.bram - 30} short)") in text
+    assert f"SPRAM: {est.spram} needed, 4 available ({est.spram - 4} short)" in text
+    assert "does NOT fit the iCE40UP5K" in est.format()
 
 
 def test_estimate_rejects_bad_arguments():
-    params = AccelParams(16, 32, 1, 4)
+    params = hardware_params(16, 32, bits=1, lanes=4)
     with pytest.raises(ValueError, match="steps must be positive"):
         estimate(params, "up5k", calibration=_calibration(), steps=0)
     with pytest.raises(ValueError, match="clock must be positive"):
@@ -171,3 +172,15 @@ def test_cli_estimate_lanes_above_n_is_one_line_error(capsys):
     assert main(["estimate", "--device", "hx8k", "-N", "8", "--lanes", "16"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "lanes must be in 1..8, not 16" in err
+
+
+@pytest.mark.parametrize("device", ["up5k", "hx8k", "ecp5-25f", "ecp5-85f"])
+def test_cli_estimate_defaults_come_from_the_target_table(device, capsys):
+    target = device_target(device)
+    assert main(["estimate", "--device", device, "-N", "100", "-P", "300", "--json"]) in (0, 1)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["clock_mhz"] == target.clock_mhz
+    expect = target.params(100, 300)
+    assert doc["params"] == expect.as_dict()
+    assert doc["params"]["lanes"] == min(100, target.defaults.lanes)
+    assert doc["params"]["kernel_bits"] == target.defaults.kernel_bits
