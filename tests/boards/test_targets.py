@@ -2,6 +2,8 @@
 (build, run, estimate, sweep, the help texts) reads its clock and default geometry from it."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,3 +111,17 @@ def test_sweep_takes_every_hardware_option_and_keeps_old_cache_keys():
     plain, _ = sweep_mod.config_grid(["up5k"], [16], [2], [1], [4])
     assert set(plain[0].as_dict()) == {"device", "n", "load", "bits", "lanes", "pnr"}
     assert configs[0].as_dict()["kernel_bits"] == 10
+
+
+def test_boards_readme_table_quotes_the_target_table():
+    """boards/README.md's board table is a quotation of TARGETS: each board's row names its
+    clock and default geometry as the table has them."""
+    readme = (Path(__file__).parents[2] / "boards" / "README.md").read_text()
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([\w-]+)` \|.*$", readme, re.M)}
+    assert set(rows) == set(BOARDS)
+    for name, t in BOARDS.items():
+        row = rows[name]
+        assert t.device.part.replace("iCE40", "iCE40 ") in row or t.device.part in row, row
+        assert f"{t.clock_mhz:g} MHz |" in row, row
+        assert row.rstrip(" |").endswith(
+            f"{t.defaults.lanes} lanes, kernel_bits {t.defaults.kernel_bits}"), row
