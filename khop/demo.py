@@ -24,6 +24,7 @@ from khop.model.evaluate import (
 )
 from khop.model.klr import TrainConfig
 from khop.model.netfile import load_network, save_network
+from khop.model.retrieval import DEFAULT_MAX_STEPS
 from khop.model.train import same_recipe, train_network
 
 from .outputs import atomic_write
@@ -45,7 +46,7 @@ class Ridge:
     noise: float = 0.2
     queries: int = 300
     query_seed: int = 0
-    max_steps: int = 30
+    max_steps: int = DEFAULT_MAX_STEPS
 
 
 RIDGE = Ridge()
