@@ -87,7 +87,7 @@ class RetrievalAccelerator(wiring.Component):
         m.submodules.mac = mac = MacArray(prm)
         m.submodules.fsm = fsm = SignUpdate(prm, fault=self._fault)
 
-        r_init = 0 if net is None else int(net.r_fx)
+        r_init = 0 if net is None else net.uniform_threshold
         # Like the memories, the threshold keeps its contents through a reset.
         threshold = Signal(signed(prm.threshold_bits), init=r_init, reset_less=True)
 

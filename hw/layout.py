@@ -143,7 +143,8 @@ def load_words(params: AccelParams, inet):
               for a, w in enumerate(pattern_words(params, inet.patterns))]
     writes += [(LoadTarget.WEIGHT, a, w) for a, w in enumerate(weight_words(params, inet.codes))]
     writes += [(LoadTarget.LUT, a, int(v)) for a, v in enumerate(inet.lut)]
-    writes.append((LoadTarget.THRESHOLD, 0, inet.r_fx & ((1 << params.threshold_bits) - 1)))
+    r_fx = inet.uniform_threshold
+    writes.append((LoadTarget.THRESHOLD, 0, r_fx & ((1 << params.threshold_bits) - 1)))
     return writes
 
 

@@ -106,6 +106,9 @@ class AccelParams:
             if have != want:
                 raise ValueError(f"network has {name}={have} but the accelerator is built for "
                                  f"{name}={want}")
+        if inet.uniform_threshold is None:
+            raise ValueError("network has a threshold per neuron but the accelerator has one "
+                             "threshold register for all neurons")
 
     # Shapes ---------------------------------------------------------------------------------
 

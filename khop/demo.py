@@ -177,7 +177,7 @@ def stage_verilog(ctx):
     params, inet = _hardware(ctx)
     v_path, j_path = export(params, inet, ctx.out / "rtl",
                             network_info={"file": str(ctx.out / "net.npz"),
-                                          "gamma": ctx.net.gamma, "r_fx": inet.r_fx})
+                                          "gamma": ctx.net.gamma, "r_fx": inet.uniform_threshold})
     info = json.loads(j_path.read_text())
     ok, output = verilator_lint(v_path)
     ctx.say(f"wrote {v_path} ({v_path.stat().st_size // 1024} KiB) and {j_path} in "

@@ -43,9 +43,11 @@ class Quantized:
 
     @property
     def threshold(self):
-        """``r = -offset / scale``: ``sign(h_i) = sign(T_i - r S_K)`` (docs/model.md section 3)."""
-        return -self.offset / self.scale
-
+        """Per-neuron ``r_i = -offset_i / scale_i`` (N,): ``sign(h_i) = sign(T_i - r_i S_K)``
+        (docs/model.md section 3); every entry equal for a quantizer with one offset and one
+        scale for the whole matrix."""
+        r = -np.asarray(self.offset, dtype=np.float64) / np.asarray(self.scale, dtype=np.float64)
+        return np.broadcast_to(r, (self.codes.shape[1],)).copy()
 
 def quantize_uniform(alpha, bits):
     """Uniform ``bits``-bit quantization of the whole matrix (bits >= 2)."""

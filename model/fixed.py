@@ -112,9 +112,11 @@ def kernel_lut(gamma, n, kernel_bits):
 
 
 def threshold_fixed(r, weight_bits, frac_bits):
-    """Fixed-point threshold ``round(r * 2^R)`` clamped to ``[-2^R, 2^(k+R)]``."""
-    r_fx = int(np.rint(r * 2.0 ** frac_bits))
-    return max(-(2 ** frac_bits), min(2 ** (weight_bits + frac_bits), r_fx))
+    """Fixed-point thresholds ``round(r * 2^R)`` (half to even) clamped to ``[-2^R, 2^(k+R)]``,
+    ``int64`` of ``r``'s shape (an ``int`` for a scalar ``r``)."""
+    r_fx = np.clip(np.rint(np.asarray(r, dtype=np.float64) * 2.0 ** frac_bits),
+                   -(2 ** frac_bits), 2 ** (weight_bits + frac_bits)).astype(np.int64)
+    return int(r_fx) if r_fx.ndim == 0 else r_fx
 
 
 def to_bits(states):
@@ -149,8 +151,18 @@ class IntegerNetwork(StoredPatterns):
     patterns: np.ndarray    # (P, N) uint8 bits, 1 means +1
     codes: np.ndarray       # (P, N) uint8 weight codes, 0 .. 2^k - 1
     lut: np.ndarray         # (N+1,) int64 kernel table
-    r_fx: int               # signed fixed-point threshold, R fractional bits
+    r_fx: np.ndarray        # (N,) int64 signed fixed-point thresholds, R fractional bits
     config: FixedConfig
+
+    def __post_init__(self):
+        # One threshold per neuron; a scalar means the same threshold for every neuron.
+        r_fx = np.asarray(self.r_fx, dtype=np.int64)
+        object.__setattr__(self, "r_fx", np.broadcast_to(r_fx, (self.n,)).copy())
+
+    @property
+    def uniform_threshold(self):
+        """``r_fx`` as one ``int`` when every neuron has the same threshold, else ``None``."""
+        return int(self.r_fx[0]) if np.all(self.r_fx == self.r_fx[0]) else None
 
     def sums(self, bits):
         """``(T, S_K)`` for 0/1 states ``bits`` (Q, N): int64 (Q, N) and (Q,)."""
@@ -170,7 +182,7 @@ class IntegerNetwork(StoredPatterns):
         bits = np.atleast_2d(np.asarray(bits, dtype=np.uint8))
         T, S = self.sums(bits)
         lhs = T << self.config.threshold_frac_bits
-        rhs = self.r_fx * S[:, None]
+        rhs = S[:, None] * self.r_fx[None, :]
         return np.where(lhs > rhs, 1, np.where(lhs < rhs, 0, bits)).astype(np.uint8)
 
     def retrieve(self, bits, max_steps=None):

@@ -127,7 +127,8 @@ def save_integer_network(path, inet: IntegerNetwork):
     with atomic_path(path) as tmp:
         np.savez(tmp, patterns=np.asarray(inet.patterns, dtype=np.uint8),
                  codes=np.asarray(inet.codes, dtype=np.uint8),
-                 lut=np.asarray(inet.lut, dtype=np.int64), r_fx=np.int64(inet.r_fx),
+                 lut=np.asarray(inet.lut, dtype=np.int64),
+                 r_fx=np.asarray(inet.r_fx, dtype=np.int64),
                  config=np.array(json.dumps(inet.config.as_dict())))
     return Path(path)
 
@@ -137,5 +138,5 @@ def load_integer_network(path):
     with np.load(path, allow_pickle=False) as z:
         return IntegerNetwork(patterns=z["patterns"].astype(np.uint8),
                               codes=z["codes"].astype(np.uint8),
-                              lut=z["lut"].astype(np.int64), r_fx=int(z["r_fx"]),
+                              lut=z["lut"].astype(np.int64), r_fx=z["r_fx"].astype(np.int64),
                               config=FixedConfig(**json.loads(str(z["config"]))))

@@ -365,7 +365,7 @@ def _network_hash(inet):
     for a in (inet.patterns, inet.codes, inet.lut):
         h.update(np.ascontiguousarray(a).tobytes())
         h.update(str(a.shape).encode())
-    h.update(f"{inet.r_fx} {inet.config}".encode())
+    h.update(np.asarray(inet.r_fx, dtype=np.int64).tobytes() + f" {inet.config}".encode())
     return h.hexdigest()
 
 

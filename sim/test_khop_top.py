@@ -115,8 +115,8 @@ def _variant(model: IntegerNetwork, rng):
     another threshold."""
     flips = rng.random(model.patterns.shape) < 0.25
     r_hi = 2 ** (model.config.weight_bits + model.config.threshold_frac_bits)
-    r_fx = int(np.clip(model.r_fx + 2 ** (model.config.threshold_frac_bits - 3) + 7,
-                       -(2 ** model.config.threshold_frac_bits), r_hi))
+    r_fx = np.clip(model.r_fx + 2 ** (model.config.threshold_frac_bits - 3) + 7,
+                   -(2 ** model.config.threshold_frac_bits), r_hi)
     return IntegerNetwork(patterns=(model.patterns ^ flips).astype(np.uint8),
                           codes=(2 ** model.config.weight_bits - 1 - model.codes[::-1]).astype(
                               np.uint8),

@@ -168,8 +168,8 @@ def other_network(name, seed, net_a):
     """A network of the same shape that differs from ``net_a`` in every memory and in r."""
     n = CONFIGS[name][0]
     net_b, _ = build(name, seed + 100, gamma=2.0 / n)
-    if net_b.r_fx == net_a.r_fx:            # 1-bit networks: r = 1/2 always
-        net_b = dataclasses.replace(net_b, r_fx=net_a.r_fx + 2 ** 12)
+    if net_b.uniform_threshold == net_a.uniform_threshold:   # 1-bit networks: r = 1/2 always
+        net_b = dataclasses.replace(net_b, r_fx=net_a.uniform_threshold + 2 ** 12)
     assert not np.array_equal(net_a.lut, net_b.lut)
     assert not np.array_equal(net_a.patterns, net_b.patterns)
     assert not np.array_equal(net_a.codes, net_b.codes)

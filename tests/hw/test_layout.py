@@ -138,7 +138,7 @@ def test_load_words_cover_every_memory_word_once(lanes, width, r_fx):
     t = by_target[LoadTarget.THRESHOLD][0]
     assert t < 2 ** prm.threshold_bits
     signed = t - 2 ** prm.threshold_bits if t >> (prm.threshold_bits - 1) else t
-    assert signed == inet.r_fx
+    assert signed == inet.uniform_threshold
 
 
 def test_load_words_rejects_a_mismatched_network():

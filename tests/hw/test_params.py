@@ -335,7 +335,7 @@ def test_configure_builds_the_network_with_the_params_own_arithmetic():
     ref = integer_network(net.patterns, net.alpha, net.gamma, prm.fixed)
     np.testing.assert_array_equal(inet.codes, ref.codes)
     np.testing.assert_array_equal(inet.lut, ref.lut)
-    assert inet.r_fx == ref.r_fx
+    np.testing.assert_array_equal(inet.r_fx, ref.r_fx)
     # Target defaults apply to the network too.
     prm, inet = configure(net, defaults=HardwareDefaults(lanes=8, kernel_bits=10))
     assert (prm.lanes, prm.kernel_bits, inet.config.kernel_bits) == (8, 10, 10)
@@ -369,3 +369,11 @@ def test_check_network_names_the_first_mismatch():
         accel_params(n=21, p=12).check_network(inet)
     with pytest.raises(ValueError, match=r"network has kernel_bits=16 .* kernel_bits=12"):
         accel_params(n=20, p=12, kernel_bits=12).check_network(inet)
+
+
+def test_check_network_refuses_per_neuron_thresholds_until_the_hardware_has_them():
+    inet = tiny_network(20, 12, seed=4, epochs=1)
+    r = inet.r_fx.copy()
+    r[3] += 1
+    with pytest.raises(ValueError, match="threshold per neuron .* one threshold register"):
+        params_for(inet).check_network(dataclasses.replace(inet, r_fx=r))

@@ -111,9 +111,10 @@ def thresholds(inet, rng):
     signed range ``[-2^R, 2^(k+R)]`` (every neuron decided the same way)."""
     frac, k = inet.config.threshold_frac_bits, inet.config.weight_bits
     lo, hi = -(2 ** frac), 2 ** (k + frac)
-    near = [int(np.clip(inet.r_fx + rng.integers(-(2 ** frac) // 4, 2 ** frac // 4), lo, hi))
+    r_fx = inet.uniform_threshold
+    near = [int(np.clip(r_fx + rng.integers(-(2 ** frac) // 4, 2 ** frac // 4), lo, hi))
             for _ in range(4)]
-    return [inet.r_fx] * 4 + near + [lo, -1, 0, 1, hi - 1, hi]
+    return [r_fx] * 4 + near + [lo, -1, 0, 1, hi - 1, hi]
 
 
 @pytest.mark.parametrize("seed", [1, 2])

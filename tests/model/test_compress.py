@@ -76,7 +76,7 @@ def test_binarize_signs_relative_to_the_center(center):
     c = np.median(a) if center == "median" else a.mean()
     assert q.bits == 1 and set(np.unique(q.codes)) == {0, 1}
     np.testing.assert_array_equal(q.codes, (a > c).astype(np.uint8))
-    assert q.threshold == 0.5
+    assert np.all(q.threshold == 0.5) and q.threshold.shape == (a.shape[1],)
     m = np.mean(np.abs(a - c))
     np.testing.assert_allclose(q.levels, [-m, m], rtol=1e-14)
     np.testing.assert_allclose(q.values, np.where(a > c, m, -m), rtol=1e-14)

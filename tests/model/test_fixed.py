@@ -85,7 +85,7 @@ def _reference_step(inet, bits):
         row = []
         for i in range(inet.n):
             T = sum(int(inet.codes[mu, i]) * Ks[mu] for mu in range(inet.p))
-            lhs, rhs = T * 2 ** R, inet.r_fx * S
+            lhs, rhs = T * 2 ** R, int(inet.r_fx[i]) * S
             row.append(1 if lhs > rhs else 0 if lhs < rhs else s[i])
         out.append(row)
     return np.array(out, dtype=np.uint8)
@@ -113,7 +113,7 @@ def test_integer_network_construction_follows_the_spec(k):
         codes = np.rint((alpha - lo) / delta).astype(int)
         r = -lo / delta
     np.testing.assert_array_equal(inet.codes, codes)
-    assert inet.r_fx == round(r * 2 ** 8)   # in range here, so no clamp
+    assert inet.uniform_threshold == round(r * 2 ** 8)   # in range here, so no clamp
     np.testing.assert_array_equal(inet.lut, np.rint(2 ** 9 * np.exp(-0.2 * np.arange(13))))
 
 

@@ -334,7 +334,7 @@ def test_integer_network_file_round_trips(tmp_path):
     back = load_integer_network(save_integer_network(tmp_path / "i.npz", inet))
     for name in ("patterns", "codes", "lut"):
         assert np.array_equal(getattr(back, name), getattr(inet, name))
-    assert back.r_fx == inet.r_fx and back.config == inet.config
+    assert np.array_equal(back.r_fx, inet.r_fx) and back.config == inet.config
     q = np.random.default_rng(1).integers(0, 2, (6, 12), dtype=np.uint8)
     assert np.array_equal(back.retrieve(q).states, inet.retrieve(q).states)
 
