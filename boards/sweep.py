@@ -28,6 +28,7 @@ from dataclasses import dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from khop.hw.params import HARDWARE_OPTIONS
 from khop.model.errors import KhopError, ParameterError
 from khop.outputs import atomic_write
 
@@ -62,7 +63,7 @@ class SweepError(KhopError):
 
 #: Hardware options a sweep configuration may set besides ``bits`` and ``lanes`` (unset: the
 #: device target's default, :mod:`boards.targets`).
-EXTRA_OPTIONS = ("popcount_width", "kernel_bits", "threshold_frac_bits", "max_steps")
+EXTRA_OPTIONS = tuple(o for o in HARDWARE_OPTIONS if o not in ("bits", "lanes"))
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,12 @@ class SweepConfig:
     kernel_bits: int | None = None
     threshold_frac_bits: int | None = None
     max_steps: int | None = None
+    quantizer: str | None = None
+
+    def __post_init__(self):
+        # The fields after ``pnr`` are exactly the other hardware options (one home: the list).
+        extra = tuple(f.name for f in fields(self))[6:]
+        assert extra == EXTRA_OPTIONS, f"SweepConfig fields {extra} != {EXTRA_OPTIONS}"
 
     @property
     def p(self):

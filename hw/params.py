@@ -244,7 +244,7 @@ class AccelParams:
         return {"bits": self.weight_bits, "lanes": self.lanes,
                 "popcount_width": self.popcount_width, "kernel_bits": self.kernel_bits,
                 "threshold_frac_bits": self.threshold_frac_bits, "max_steps": self.max_steps,
-                "center": self.fixed.center}
+                "center": self.fixed.center, "quantizer": self.fixed.quantizer}
 
     @classmethod
     def from_dict(cls, values):
@@ -314,7 +314,7 @@ GENERIC_DEFAULTS = HardwareDefaults()
 #: The hardware options a user sets (``None`` = default), as keyword names of
 #: :func:`hardware_params`; the command line's option group is built from this list.
 HARDWARE_OPTIONS = ("bits", "lanes", "popcount_width", "kernel_bits", "threshold_frac_bits",
-                    "max_steps")
+                    "max_steps", "quantizer")
 
 
 def narrow_popcount_width(n, lanes):
@@ -324,7 +324,7 @@ def narrow_popcount_width(n, lanes):
 
 
 def hardware_params(n, p, *, bits=None, lanes=None, popcount_width=None, kernel_bits=None,
-                    threshold_frac_bits=None, max_steps=None, center=None,
+                    threshold_frac_bits=None, max_steps=None, center=None, quantizer=None,
                     defaults=GENERIC_DEFAULTS):
     """The :class:`AccelParams` for an n x p network and the user's hardware options.
 
@@ -344,7 +344,8 @@ def hardware_params(n, p, *, bits=None, lanes=None, popcount_width=None, kernel_
             threshold_frac_bits=(fixed_defaults.threshold_frac_bits if threshold_frac_bits is None
                                  else threshold_frac_bits),
             max_steps=fixed_defaults.max_steps if max_steps is None else max_steps,
-            center=fixed_defaults.center if center is None else center)
+            center=fixed_defaults.center if center is None else center,
+            quantizer=fixed_defaults.quantizer if quantizer is None else quantizer)
         return AccelParams(n=n, p=p, fixed=fixed, lanes=lanes, popcount_width=popcount_width)
     except (ValueError, TypeError) as e:
         raise ParameterError(f"{e} (network N={n}, P={p})") from None

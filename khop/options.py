@@ -15,17 +15,23 @@ value or several. The help states what an unset option becomes, so the help form
 """
 
 from khop.hw.params import GENERIC_DEFAULTS, HARDWARE_OPTIONS
+from khop.model.compress import QUANTIZERS
 from khop.model.fixed import FixedConfig
 
-from .argtypes import int_in, int_list
+from .argtypes import int_in, int_list, name_list
 from .cli_common import explains_default
 
 __all__ = ["add_hardware_options", "hardware_options", "HARDWARE_HELP", "HARDWARE_RANGES",
+           "HARDWARE_CHOICES",
            "ARITHMETIC_OPTIONS", "LIST_SUFFIX"]
 
 # The hardware options that are fields of FixedConfig (the arithmetic), by their FixedConfig name.
 _FIXED_FIELD = {"bits": "weight_bits", "kernel_bits": "kernel_bits",
-                "threshold_frac_bits": "threshold_frac_bits", "max_steps": "max_steps"}
+                "threshold_frac_bits": "threshold_frac_bits", "max_steps": "max_steps",
+                "quantizer": "quantizer"}
+
+#: ``{option: allowed names}`` of the options that take a name, not an integer.
+HARDWARE_CHOICES = {"quantizer": QUANTIZERS}
 
 #: The options of the integer arithmetic alone (no geometry): what a subcommand that models the
 #: arithmetic without building hardware (``khop precision``) offers.
@@ -33,7 +39,7 @@ ARITHMETIC_OPTIONS = tuple(name for name in HARDWARE_OPTIONS if name in _FIXED_F
 
 #: ``{option: (lo, hi)}``, ``hi=None``: up to N (checked with the network's shape).
 HARDWARE_RANGES = {name: FixedConfig.RANGES[_FIXED_FIELD[name]] if name in _FIXED_FIELD
-                   else (1, None) for name in HARDWARE_OPTIONS}
+                   else (1, None) for name in HARDWARE_OPTIONS if name not in HARDWARE_CHOICES}
 
 #: Appended to an option's help where it takes a list (``multi``).
 LIST_SUFFIX = "; a comma list, with ranges LO:HI (e.g. 8,12:16)"
@@ -61,6 +67,8 @@ HARDWARE_HELP = {
                            f"{_FIXED.threshold_frac_bits}",
     "max_steps": f"retrieval step limit of the hardware, {_span('max_steps')}; unset: "
                  f"{_FIXED.max_steps}",
+    "quantizer": f"how the dual weights become codes and a threshold per neuron, one of "
+                 f"{', '.join(QUANTIZERS)}; unset: {_FIXED.quantizer}",
 }
 
 
@@ -81,12 +89,17 @@ def add_hardware_options(parser, *, multi=False, only=HARDWARE_OPTIONS):
         "hardware options", "the accelerator's arithmetic and geometry (the same on every "
         "subcommand; unset options take the target's default)")
     for name in only:
-        lo, hi = HARDWARE_RANGES[name]
         many = name in lists
+        if name in HARDWARE_CHOICES:
+            names = HARDWARE_CHOICES[name]
+            kind = dict(type=name_list(names), metavar="LIST") if many else \
+                dict(choices=names, metavar="NAME")
+        else:
+            lo, hi = HARDWARE_RANGES[name]
+            kind = dict(type=int_list(lo, hi), metavar="LIST") if many else \
+                dict(type=int_in(lo, hi), metavar="INT")
         explains_default(group.add_argument(
-            "--" + name.replace("_", "-"), dest=name, default=None,
-            type=int_list(lo, hi) if many else int_in(lo, hi),
-            metavar="LIST" if many else "INT",
+            "--" + name.replace("_", "-"), dest=name, default=None, **kind,
             help=HARDWARE_HELP[name] + (LIST_SUFFIX if many else "")))
     return group
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Quantized", "quantize", "quantize_uniform", "binarize", "prune_magnitude",
-           "CENTERS"]
+__all__ = ["QUANTIZERS", "DEFAULT_QUANTIZER", "check_quantizer", "Quantized", "quantize",
+           "quantize_uniform", "binarize", "prune_magnitude", "CENTERS"]
 
 CENTERS = ("median", "mean")
 
@@ -78,8 +78,22 @@ def binarize(alpha, center="median"):
     return Quantized(bits=1, codes=codes, offset=-m, scale=2 * m)
 
 
-def quantize(alpha, bits, center="median"):
-    """k-bit quantization: ``binarize`` for 1 bit, ``quantize_uniform`` otherwise."""
+#: The quantizers by name (each gives codes and one threshold per neuron), and the default.
+QUANTIZERS = ("paper",)
+DEFAULT_QUANTIZER = "paper"
+
+
+def check_quantizer(name):
+    """``name`` if it is a quantizer; ``ValueError`` listing the allowed names otherwise."""
+    if name not in QUANTIZERS:
+        raise ValueError(f"quantizer must be one of {', '.join(QUANTIZERS)}, not {name!r}")
+    return name
+
+
+def quantize(alpha, bits, center="median", quantizer=DEFAULT_QUANTIZER):
+    """k-bit quantization by the named ``quantizer``. ``"paper"``: the paper's, ``binarize`` for
+    1 bit, ``quantize_uniform`` otherwise."""
+    check_quantizer(quantizer)
     return binarize(alpha, center) if bits == 1 else quantize_uniform(alpha, bits)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .compress import CENTERS, quantize
+from .compress import CENTERS, DEFAULT_QUANTIZER, check_quantizer, quantize
 from .netfile import StoredPatterns
 from .retrieval import DEFAULT_MAX_STEPS, MAX_STEPS_RANGE, RecallResult, run_dynamics
 
@@ -58,6 +58,9 @@ class FixedConfig:
         Retrieval step limit, 1..255 (the result's ``steps`` field is 8 bits wide).
     center : str
         Binarization center of 1-bit weights, ``"median"`` or ``"mean"``.
+    quantizer : str
+        How the dual weights become codes and per-neuron thresholds
+        (:data:`khop.model.compress.QUANTIZERS`).
     """
 
     weight_bits: int = 2
@@ -65,6 +68,7 @@ class FixedConfig:
     threshold_frac_bits: int = 16
     max_steps: int = DEFAULT_MAX_STEPS
     center: str = "median"
+    quantizer: str = DEFAULT_QUANTIZER
 
     #: Allowed range of each integer field, ``(lo, hi)`` inclusive.
     RANGES = {"weight_bits": (1, 4), "kernel_bits": (2, 24), "threshold_frac_bits": (1, 24),
@@ -75,6 +79,7 @@ class FixedConfig:
             object.__setattr__(self, name, _check_int(name, getattr(self, name), lo, hi))
         if self.center not in CENTERS:
             raise ValueError(f"center must be one of {', '.join(CENTERS)}, not {self.center!r}")
+        check_quantizer(self.quantizer)
 
     @property
     def kernel_frac_bits(self):
@@ -101,7 +106,7 @@ class FixedConfig:
     def as_dict(self):
         return {"weight_bits": self.weight_bits, "kernel_bits": self.kernel_bits,
                 "threshold_frac_bits": self.threshold_frac_bits, "max_steps": self.max_steps,
-                "center": self.center}
+                "center": self.center, "quantizer": self.quantizer}
 
 
 def kernel_lut(gamma, n, kernel_bits):
@@ -203,7 +208,7 @@ class IntegerNetwork(StoredPatterns):
 def integer_network(patterns, alpha, gamma, config=FixedConfig()):
     """Build the integer form of a trained network for the hardware arithmetic ``config``."""
     patterns = np.asarray(patterns)
-    q = quantize(alpha, config.weight_bits, config.center)
+    q = quantize(alpha, config.weight_bits, config.center, config.quantizer)
     inet = IntegerNetwork(patterns=to_bits(patterns), codes=q.codes.astype(np.uint8),
                           lut=kernel_lut(gamma, patterns.shape[1], config.kernel_bits),
                           r_fx=threshold_fixed(q.threshold, config.weight_bits,

@@ -19,6 +19,7 @@ from khop.model.netfile import load_network, save_network
 from khop.model.train import train_network
 from khop.options import (
     ARITHMETIC_OPTIONS,
+    HARDWARE_CHOICES,
     HARDWARE_HELP,
     HARDWARE_RANGES,
     LIST_SUFFIX,
@@ -251,6 +252,10 @@ def test_every_hardware_subcommand_takes_the_same_hardware_options(command):
         if command in LIST_COMMANDS:
             helps.add(HARDWARE_HELP[name] + LIST_SUFFIX)
         assert action.help in helps, (command, name, action.help)
+        if name in HARDWARE_CHOICES:
+            names = HARDWARE_CHOICES[name]
+            assert action.choices == names or action.type(",".join(names)) == list(names)
+            continue
         lo, hi = HARDWARE_RANGES[name]
         ok = [lo] + ([hi] if hi is not None else [lo + 1000])
         for value in ok:
@@ -401,7 +406,7 @@ def test_verilog_writes_lint_clean_verilog_and_its_description(small_net, tmp_pa
     assert info["parameters"] == {"n": 24, "p": 30, "weight_bits": 3, "lanes": 5,
                                   "popcount_width": 7, "kernel_bits": 16,
                                   "threshold_frac_bits": 16, "max_steps": 30,
-                                  "center": "median"}
+                                  "center": "median", "quantizer": "paper"}
     # 24 neurons in blocks of 5 lanes: 5 MAC cycles per pattern, bound 30 * 5.
     assert info["cycle_model"]["bound_cycles_per_step"] == 150
     assert {p["name"] for p in info["ports"]} >= {"clk", "rst", "i_query__payload",

@@ -75,7 +75,8 @@ def test_export_writes_verilog_and_json(small, tmp_path):
     assert info["top"] == TOP_NAME
     assert info["parameters"] == {"n": 23, "p": 9, "weight_bits": 2, "lanes": 5,
                                   "popcount_width": 7, "kernel_bits": 16,
-                                  "threshold_frac_bits": 16, "max_steps": 5, "center": "median"}
+                                  "threshold_frac_bits": 16, "max_steps": 5, "center": "median",
+                                  "quantizer": "paper"}
     assert AccelParams.from_dict(info["parameters"]) == prm
     assert info["network"] == {"seed": 1}
     # Ports: the same names, directions and widths as the Verilog and the layouts.

@@ -245,7 +245,8 @@ def test_as_dict_round_trip(prm):
     d = prm.as_dict()
     assert d == {"n": prm.n, "p": prm.p, "weight_bits": prm.weight_bits,
                  "kernel_bits": prm.kernel_bits, "threshold_frac_bits": prm.threshold_frac_bits,
-                 "max_steps": prm.max_steps, "center": prm.fixed.center, "lanes": prm.lanes,
+                 "max_steps": prm.max_steps, "center": prm.fixed.center,
+                 "quantizer": prm.fixed.quantizer, "lanes": prm.lanes,
                  "popcount_width": prm.popcount_width}
     assert AccelParams.from_dict(d) == prm
     assert AccelParams.from_dict(json.loads(json.dumps(d))) == prm
@@ -262,7 +263,7 @@ def test_from_dict_rejects_unknown_keys_and_bad_values():
 
 def test_hardware_params_defaults():
     assert HARDWARE_OPTIONS == ("bits", "lanes", "popcount_width", "kernel_bits",
-                                "threshold_frac_bits", "max_steps")
+                                "threshold_frac_bits", "max_steps", "quantizer")
     prm = hardware_params(100, 300)
     assert prm == AccelParams(100, 300, FixedConfig(), lanes=GENERIC_DEFAULTS.lanes)
     assert (prm.lanes, prm.popcount_width) == (16, 100)
