@@ -14,6 +14,7 @@ from khop.hw.layout import (
     pack_result_fields,
     unpack_load,
     unpack_pattern_words,
+    unpack_threshold_words,
     unpack_weight_words,
 )
 from khop.hw.params import AccelParams
@@ -52,7 +53,7 @@ class EmulatedDevice:
         self.pattern = [0] * params.pattern_depth
         self.weight = [0] * params.weight_depth
         self.lut = [0] * params.lut_depth
-        self.threshold = 0
+        self.threshold = [0] * params.threshold_depth
         self.counters = dict(frames=0, errors=0, overruns=0, loads=0, queries=0)
         self.loaded = False
 
@@ -117,15 +118,21 @@ class EmulatedDevice:
             self.lut[addr % prm.lut_depth] = data & ((1 << prm.kernel_bits) - 1)
         else:
             bits = prm.threshold_bits
-            r = data & ((1 << bits) - 1)
-            self.threshold = r - (1 << bits) if r >> (bits - 1) else r
+            block, lane = divmod(addr, 1 << prm.threshold_lane_bits)
+            if lane < prm.lanes:          # as the hardware: a lane past L writes no lane
+                shift = lane * bits
+                word = self.threshold[block % prm.threshold_depth]
+                word &= ~(((1 << bits) - 1) << shift)
+                word |= (data & ((1 << bits) - 1)) << shift
+                self.threshold[block % prm.threshold_depth] = word
 
     def network(self):
         """The :class:`IntegerNetwork` held by the memories."""
         prm = self.params
         return IntegerNetwork(patterns=unpack_pattern_words(prm, self.pattern),
                               codes=unpack_weight_words(prm, self.weight),
-                              lut=np.array(self.lut, dtype=np.int64), r_fx=self.threshold,
+                              lut=np.array(self.lut, dtype=np.int64),
+                              r_fx=unpack_threshold_words(prm, self.threshold),
                               config=prm.fixed)
 
     def _retrieve(self, state):

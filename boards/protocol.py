@@ -69,7 +69,7 @@ __all__ = ["END", "ESC", "ESC_END", "ESC_ESC", "PROTOCOL_VERSION", "DEFAULT_BAUD
            "ProtocolError", "payload_bytes"]
 
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 #: UART rate of the boards (8N1) unless told otherwise.
 DEFAULT_BAUDRATE = 115200
 
@@ -105,12 +105,13 @@ class ProtocolError(Exception):
 #: (a check), the others the :meth:`~khop.hw.params.AccelParams.as_dict` entries of that name.
 PARAMS_FIELDS = (("version", "B"), ("weight_bits", "B"), ("n", "H"), ("p", "H"),
                  ("lanes", "H"), ("popcount_width", "H"), ("kernel_bits", "B"),
-                 ("threshold_frac_bits", "B"), ("max_steps", "B"), ("load_addr_bits", "B"),
+                 ("threshold_frac_bits", "B"), ("max_steps", "B"),
+                 ("threshold_digit_bits", "B"), ("load_addr_bits", "B"),
                  ("load_data_bits", "H"), ("clock_hz", "I"))
 PARAMS_FORMAT = struct.Struct("<" + "".join(code for _, code in PARAMS_FIELDS))
 #: The PARAMS entries that are :class:`~khop.hw.params.AccelParams` parameters.
 _PARAMS_CONFIG = ("weight_bits", "n", "p", "lanes", "popcount_width", "kernel_bits",
-                  "threshold_frac_bits", "max_steps")
+                  "threshold_frac_bits", "max_steps", "threshold_digit_bits")
 
 #: STATUS reply (its bit image, little-endian): the request's nonce, two flags, and counters
 #: modulo 2^16 (frames executed without error, ERROR replies, bytes dropped because the bridge

@@ -1,6 +1,6 @@
 """The top of the retrieval accelerator: memories, kernel distance, MAC array, sign-update FSM."""
 
-from amaranth import Module, Signal, signed
+from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,6 +10,7 @@ from .mac_array import MacArray
 from .params import AccelParams
 from .pattern_memory import PatternMemory
 from .sign_update import SignUpdate
+from .threshold_memory import ThresholdMemory
 from .weight_memory import WeightMemory
 
 __all__ = ["RetrievalAccelerator"]
@@ -20,14 +21,15 @@ class RetrievalAccelerator(wiring.Component):
 
     Every query accepted on ``i_query`` (bit i = neuron i, 1 means +1) yields exactly one result
     on ``o_result``, in order, whatever the backpressure. ``i_load`` writes pattern words, weight
-    words, lookup-table entries and the threshold constant (layout in :mod:`khop.hw.layout`).
+    words, lookup-table entries and threshold words, one threshold per neuron (layout in
+    :mod:`khop.hw.layout`).
 
     Priority: a load is accepted only while no query runs (``i_load.ready`` is low from a
     query's transfer until its result's), and a load offered in IDLE holds ``i_query.ready``
     low, so on the same edge the load wins and a load never corrupts a query.
 
     Reset (synchronous): a running query and a result waiting for ``ready`` are dropped; the
-    memories and the threshold keep their contents.
+    memories (thresholds included) keep their contents.
 
     Cycle model: one step costs :attr:`AccelParams.cycles_per_step` cycles; ``o_result.valid``
     rises just after the edge ``steps * cycles_per_step`` (:meth:`AccelParams.cycles_per_query`)
@@ -38,7 +40,7 @@ class RetrievalAccelerator(wiring.Component):
     params : AccelParams
     network : khop.model.fixed.IntegerNetwork or None
         Initial memory contents; ``None`` leaves them zero until loaded through ``i_load``.
-        Memories and the threshold keep their contents through a reset.
+        Memories keep their contents through a reset.
     fault : str or None
         Test only: inject a known bug (see :data:`khop.hw.sign_update.FAULTS`) so a testbench can
         show that its checks fail. Never set it for real hardware.
@@ -86,12 +88,10 @@ class RetrievalAccelerator(wiring.Component):
         m.submodules.distance = dist = KernelDistance(prm, None if net is None else net.lut)
         m.submodules.mac = mac = MacArray(prm)
         m.submodules.fsm = fsm = SignUpdate(prm, fault=self._fault)
-
-        r_init = 0 if net is None else net.uniform_threshold
-        # Like the memories, the threshold keeps its contents through a reset.
-        threshold = Signal(signed(prm.threshold_bits), init=r_init, reset_less=True)
+        m.submodules.thresholds = tmem = ThresholdMemory(prm, None if net is None else net.r_fx)
 
         wiring.connect(m, dist.patterns, pmem.read)
+        wiring.connect(m, fsm.thresholds, tmem.read)
         wiring.connect(m, mac.weights, wmem.read)
         wiring.connect(m, dist.o_kernel, mac.i_kernel)
         wiring.connect(m, mac.o_sums, fsm.i_sums)
@@ -102,7 +102,6 @@ class RetrievalAccelerator(wiring.Component):
             mac.i_start.eq(fsm.o_start),
             dist.i_state.eq(fsm.o_state),
             fsm.i_sum_k.eq(mac.o_sum_k),
-            fsm.i_threshold.eq(threshold),
         ]
 
         # Load port: accepted only while the FSM is idle; a waiting load holds queries off.
@@ -113,13 +112,17 @@ class RetrievalAccelerator(wiring.Component):
             fsm.i_hold.eq(self.i_load.valid),
             accept.eq(self.i_load.valid & fsm.o_idle),
         ]
+        lane_bits = prm.threshold_lane_bits
+        m.d.comb += [tmem.write.addr.eq(load.addr >> lane_bits),
+                     tmem.write.data.eq(load.data[:prm.threshold_bits])]
+        if lane_bits:
+            m.d.comb += tmem.write.lane.eq(load.addr[:lane_bits])
         for port in (pmem.write, wmem.write, dist.lut_write):
             m.d.comb += [port.addr.eq(load.addr), port.data.eq(load.data)]
         m.d.comb += [
             pmem.write.en.eq(accept & (load.target == LoadTarget.PATTERN)),
             wmem.write.en.eq(accept & (load.target == LoadTarget.WEIGHT)),
             dist.lut_write.en.eq(accept & (load.target == LoadTarget.LUT)),
+            tmem.write.en.eq(accept & (load.target == LoadTarget.THRESHOLD)),
         ]
-        with m.If(accept & (load.target == LoadTarget.THRESHOLD)):
-            m.d.sync += threshold.eq(load.data[:prm.threshold_bits])
         return m

@@ -104,10 +104,14 @@ def _load_words(params):
             "data": [0, lut_max],
         },
         LoadTarget.THRESHOLD: {
-            "addr": [0, 0], "data_bits": params.threshold_bits,
+            "addr": [0, ((params.threshold_depth - 1) << params.threshold_lane_bits)
+                     | (params.lanes - 1)],
+            "data_bits": params.threshold_bits,
             "data": [-(2 ** frac), 2 ** (k + frac)],
-            "meaning": "the threshold constant r_fx (arithmetic.threshold) in two's complement "
-                       f"of threshold_bits = {params.threshold_bits} bits; addr is ignored",
+            "meaning": "the threshold r_fx[i] of neuron i = b*L + l (arithmetic.threshold; "
+                       f"L = lanes = {params.lanes}) at addr = b * 2^{params.threshold_lane_bits}"
+                       " + l, in two's complement of threshold_bits = "
+                       f"{params.threshold_bits} bits; one write per neuron",
         },
     }
     return {t.name: {"target": t.value, **words[t]} for t in LoadTarget}
@@ -153,11 +157,13 @@ ARITHMETIC = {
                    "\"median\", the default) or its mean (center \"mean\"); r = 1/2",
     "kernel_lut": "LUT[d] = rint(2^F * exp(-4 * gamma * d)) for d = 0..n: LUT[0] = 2^F, "
                   "entries decay to 0 at large distances",
-    "threshold": "r_fx = rint(r * 2^R) clamped to [-2^R, 2^(k+R)], stored in threshold_bits = "
-                 "k + R + 2 bits two's complement; the clamp changes no decision",
+    "threshold": "one threshold per neuron: r_fx[i] = rint(r_i * 2^R) clamped to "
+                 "[-2^R, 2^(k+R)], stored in threshold_bits = k + R + 2 bits two's complement; "
+                 "r_i = -offset_i / scale of neuron i's quantizer (the network's quantizer); "
+                 "the clamp changes no decision",
     "distance": "d_mu = popcount(s XOR xi_mu) over the n state bits, K_mu = LUT[d_mu]",
     "sums": "T_i = sum_mu code[mu, i] * K_mu, S_K = sum_mu K_mu, exact (no overflow)",
-    "sign_rule": "every neuron at once: s_i <- 1 if T_i * 2^R > r_fx * S_K, 0 if less, "
+    "sign_rule": "every neuron at once: s_i <- 1 if T_i * 2^R > r_fx[i] * S_K, 0 if less, "
                  "unchanged on a tie",
     "dynamics": "repeat the update from the query state; steps counts updates, the last "
                 "included; stop with converged = 1 after an update that changed no bit, or "
@@ -273,10 +279,17 @@ def describe(params: AccelParams, network_info=None):
             "lut": {"depth": params.lut_depth, "width": params.kernel_bits,
                     "bits": bits["lut"], "word": "d holds round(2^(kernel_bits-1) "
                                                  "* exp(-4 gamma d))"},
+            "threshold": {"depth": params.threshold_depth, "width": params.threshold_width,
+                          "bits": bits["threshold"],
+                          "word": "b holds r_fx of neurons b*L .. b*L+L-1, lane l at bits "
+                                  "l*t .. l*t+t-1 (t = threshold_bits)"},
             "accumulator_flipflops": params.accumulator_bits,
         },
         "widths": {"accumulator": params.acc_bits, "kernel_sum": params.sum_bits,
-                   "threshold": params.threshold_bits, "theta": params.product_bits,
+                   "threshold": params.threshold_bits,
+                   "threshold_digit": params.threshold_digit_bits,
+                   "threshold_digits": params.threshold_digits,
+                   "quotient": params.quotient_bits,
                    "distance": params.distance_bits},
         "cycle_model": {
             "loop_order": "pattern-outer",

@@ -11,7 +11,10 @@ Memory words (bit 0 is the LSB):
 - weight memory: word ``mu * blocks + b`` holds the codes of neurons ``b*L .. b*L + L - 1`` of
   pattern mu, lane l in bits ``l*k .. l*k + k - 1``; lanes past n are 0.
 - lookup table: word d (0..n) holds ``LUT[d]``.
-- threshold: the signed constant ``r_fx`` (two's complement in ``threshold_bits``), address 0.
+- threshold memory: word ``b`` holds the thresholds ``r_fx[i]`` of neurons ``b*L .. b*L + L - 1``,
+  lane l in bits ``l*t .. l*t + t - 1`` in two's complement of ``t = threshold_bits``; lanes past
+  n are 0. A load writes one threshold: neuron ``i = b*L + l`` at address
+  ``b * 2^lane_bits + l`` (``threshold_lane_bits``), its ``t`` bits in ``data``.
 
 ``i_load`` payload (:func:`load_layout`), from the LSB: ``target`` (:class:`LoadTarget`),
 ``addr`` (``load_addr_bits``), ``data`` (``load_data_bits``).
@@ -30,7 +33,9 @@ from .params import AccelParams
 
 __all__ = ["LoadTarget", "STEPS_BITS", "load_layout", "result_layout", "field_slices",
            "pattern_words", "weight_words", "load_words", "pack_load", "unpack_load",
-           "pack_result_fields", "unpack_result", "unpack_pattern_words", "unpack_weight_words"]
+           "pack_result_fields", "unpack_result", "unpack_pattern_words", "unpack_weight_words",
+           "threshold_words", "unpack_threshold_words", "threshold_writes",
+           "threshold_address"]
 
 
 class LoadTarget(enum.Enum, shape=2):
@@ -136,6 +141,46 @@ def unpack_weight_words(params: AccelParams, words):
                         "the weight memory")
 
 
+def threshold_words(params: AccelParams, r_fx):
+    """Threshold memory contents from the (n,) signed thresholds ``r_fx`` (a scalar: the same
+    for every neuron), each in :attr:`AccelParams.threshold_range`."""
+    r_fx = np.broadcast_to(np.asarray(r_fx, dtype=np.int64), (params.n,))
+    lo, hi = params.threshold_range
+    if r_fx.size and (int(r_fx.min()) < lo or int(r_fx.max()) > hi):
+        raise ValueError(f"thresholds r_fx must be in {lo}..{hi}, found "
+                         f"{int(r_fx.min())}..{int(r_fx.max())}")
+    bits = params.threshold_bits
+    fields = (r_fx.astype(object) & ((1 << bits) - 1)).astype(np.uint64)
+    return _pack_rows(fields[None, :], params.lanes, bits)
+
+
+def threshold_address(params: AccelParams, neuron):
+    """The THRESHOLD load address of ``neuron``: its block above its lane."""
+    block, lane = divmod(int(neuron), params.lanes)
+    return (block << params.threshold_lane_bits) | lane
+
+
+def threshold_writes(params: AccelParams, r_fx):
+    """The ``(addr, data)`` THRESHOLD loads of the (n,) thresholds ``r_fx`` (a scalar: the same
+    for every neuron): one per neuron, ``data`` in two's complement of ``threshold_bits``."""
+    r_fx = np.broadcast_to(np.asarray(r_fx, dtype=np.int64), (params.n,))
+    threshold_words(params, r_fx)                   # checks the range
+    mask = (1 << params.threshold_bits) - 1
+    return [(threshold_address(params, i), int(r) & mask) for i, r in enumerate(r_fx.tolist())]
+
+
+def unpack_threshold_words(params: AccelParams, words):
+    """Inverse of :func:`threshold_words`: the (n,) ``int64`` thresholds."""
+    words = [int(w) for w in words]
+    if len(words) != params.threshold_depth:
+        raise ValueError(f"the threshold memory needs {params.threshold_depth} words, "
+                         f"not {len(words)}")
+    bits = params.threshold_bits
+    mask = (1 << bits) - 1
+    flat = [(w >> (i * bits)) & mask for w in words for i in range(params.lanes)][:params.n]
+    return np.array([v - (1 << bits) if v >> (bits - 1) else v for v in flat], dtype=np.int64)
+
+
 def load_words(params: AccelParams, inet):
     """Every ``(target, addr, data)`` write that loads integer network ``inet``."""
     params.check_network(inet)
@@ -143,8 +188,7 @@ def load_words(params: AccelParams, inet):
               for a, w in enumerate(pattern_words(params, inet.patterns))]
     writes += [(LoadTarget.WEIGHT, a, w) for a, w in enumerate(weight_words(params, inet.codes))]
     writes += [(LoadTarget.LUT, a, int(v)) for a, v in enumerate(inet.lut)]
-    r_fx = inet.uniform_threshold
-    writes.append((LoadTarget.THRESHOLD, 0, r_fx & ((1 << params.threshold_bits) - 1)))
+    writes += [(LoadTarget.THRESHOLD, a, w) for a, w in threshold_writes(params, inet.r_fx)]
     return writes
 
 

@@ -15,6 +15,8 @@ import ast
 import operator
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from khop.model.errors import ParameterError
 from khop.model.fixed import FixedConfig, integer_network
 
@@ -63,6 +65,11 @@ class AccelParams:
         Neurons accumulated in parallel by the MAC array, 1..n.
     popcount_width : int or None
         Bits of the XNOR/popcount per cycle, 1..n; ``None`` means n (one cycle per pattern).
+    threshold_digit_bits : int or None
+        Bits of a neuron's threshold ``r_fx[i]`` each lane multiplies by ``S_K`` per cycle,
+        1..threshold_bits (digit-serial, :mod:`khop.hw.sign_update`); ``None`` means
+        :attr:`HardwareDefaults.threshold_digit_bits` capped at ``threshold_bits``. Fewer bits:
+        smaller lanes, more cycles per step (:data:`STEP_CYCLE_TERMS`).
 
     Members
     -------
@@ -75,6 +82,7 @@ class AccelParams:
     fixed: FixedConfig = field(default_factory=FixedConfig)
     lanes: int = 16
     popcount_width: int | None = None
+    threshold_digit_bits: int | None = None
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -87,6 +95,12 @@ class AccelParams:
             set_(self, "popcount_width", self.n)
         set_(self, "popcount_width",
              _int_param("popcount_width", self.popcount_width, 1, self.n))
+        if self.threshold_digit_bits is None:
+            set_(self, "threshold_digit_bits",
+                 min(GENERIC_DEFAULTS.threshold_digit_bits, self.fixed.threshold_bits))
+        set_(self, "threshold_digit_bits",
+             _int_param("threshold_digit_bits", self.threshold_digit_bits, 1,
+                        self.fixed.threshold_bits))
 
     # The arithmetic -------------------------------------------------------------------------
 
@@ -106,9 +120,10 @@ class AccelParams:
             if have != want:
                 raise ValueError(f"network has {name}={have} but the accelerator is built for "
                                  f"{name}={want}")
-        if inet.uniform_threshold is None:
-            raise ValueError("network has a threshold per neuron but the accelerator has one "
-                             "threshold register for all neurons")
+        lo, hi = self.threshold_range
+        r_fx = np.asarray(inet.r_fx)
+        if r_fx.shape != (self.n,) or r_fx.min() < lo or r_fx.max() > hi:
+            raise ValueError(f"network thresholds r_fx must be {self.n} values in {lo}..{hi}")
 
     # Shapes ---------------------------------------------------------------------------------
 
@@ -147,11 +162,23 @@ class AccelParams:
         return self.fixed.threshold_bits
 
     @property
+    def threshold_range(self):
+        """``(lo, hi)``: the thresholds ``r_fx[i]`` the hardware takes, ``-2^R .. 2^(k+R)``."""
+        frac = self.threshold_frac_bits
+        return -(2 ** frac), 2 ** (self.weight_bits + frac)
+
+    @property
+    def threshold_digits(self):
+        """``ceil(threshold_bits / threshold_digit_bits)``: cycles of a lane's product
+        ``r_fx[i] * S_K`` (digit-serial, least significant digit first)."""
+        return ceil_div(self.threshold_bits, self.threshold_digit_bits)
+
+    @property
     def quotient_bits(self):
-        """Signed width of ``floor/ceil(theta / 2^R)``, the sign update's compare operands:
-        ``product_bits - R + 1`` (the + 1 for the ceiling), i.e. ``k + sum_bits + 3``, wider
-        than ``T_i`` as the compares need."""
-        return self.product_bits - self.threshold_frac_bits + 1
+        """Signed width of ``floor(theta_i / 2^R)``, the sign update's compare operand: the
+        product's high part (``sum_bits + 2`` bits) above the digits' bits past R."""
+        return (self.sum_bits + 2
+                + self.threshold_digits * self.threshold_digit_bits - self.threshold_frac_bits)
 
     @property
     def product_bits(self):
@@ -181,11 +208,20 @@ class AccelParams:
         return self.n + 1
 
     @property
+    def threshold_depth(self):
+        return self.blocks
+
+    @property
+    def threshold_width(self):
+        return self.lanes * self.threshold_bits
+
+    @property
     def memory_bits(self):
-        """Bits of every memory: pattern, weight and kernel lookup table."""
+        """Bits of every memory: pattern, weight, kernel lookup table and thresholds."""
         return {"pattern": self.pattern_depth * self.pattern_width,
                 "weight": self.weight_depth * self.weight_width,
-                "lut": self.lut_depth * self.kernel_bits}
+                "lut": self.lut_depth * self.kernel_bits,
+                "threshold": self.threshold_depth * self.threshold_width}
 
     @property
     def accumulator_bits(self):
@@ -196,7 +232,14 @@ class AccelParams:
 
     @property
     def load_addr_bits(self):
-        return max(1, max(self.pattern_depth, self.weight_depth, self.lut_depth) - 1).bit_length()
+        return max(1, max(self.pattern_depth, self.weight_depth, self.lut_depth,
+                          self.threshold_depth << self.threshold_lane_bits) - 1).bit_length()
+
+    @property
+    def threshold_lane_bits(self):
+        """Low bits of a THRESHOLD load address that select the lane: neuron ``i = b*L + l`` is
+        written at address ``b * 2^threshold_lane_bits + l``."""
+        return (self.lanes - 1).bit_length()
 
     @property
     def load_data_bits(self):
@@ -224,7 +267,7 @@ class AccelParams:
     def cycle_names(self):
         """The values of the names :data:`STEP_CYCLE_TERMS` is written in."""
         return {"chunks": self.chunks, "blocks": self.blocks, "p": self.p,
-                "threshold_bits": self.threshold_bits, "max": max}
+                "threshold_digits": self.threshold_digits, "max": max}
 
     def cycles_per_query(self, steps):
         """Latency of a query that takes ``steps`` steps: ``o_result`` becomes valid just after
@@ -235,7 +278,8 @@ class AccelParams:
     def as_dict(self):
         """Flat ``{name: value}`` of every parameter (inverse: :meth:`from_dict`)."""
         return {"n": self.n, "p": self.p, **self.fixed.as_dict(), "lanes": self.lanes,
-                "popcount_width": self.popcount_width}
+                "popcount_width": self.popcount_width,
+                "threshold_digit_bits": self.threshold_digit_bits}
 
     def options(self):
         """This configuration as the hardware options of :func:`hardware_params` /
@@ -244,7 +288,8 @@ class AccelParams:
         return {"bits": self.weight_bits, "lanes": self.lanes,
                 "popcount_width": self.popcount_width, "kernel_bits": self.kernel_bits,
                 "threshold_frac_bits": self.threshold_frac_bits, "max_steps": self.max_steps,
-                "center": self.fixed.center, "quantizer": self.fixed.quantizer}
+                "center": self.fixed.center, "quantizer": self.fixed.quantizer,
+                "threshold_digit_bits": self.threshold_digit_bits}
 
     @classmethod
     def from_dict(cls, values):
@@ -255,7 +300,7 @@ class AccelParams:
 
 
 #: The cycle model of one retrieval step, term by term, each an expression in ``chunks``,
-#: ``blocks``, ``p`` and ``threshold_bits`` (:meth:`AccelParams.cycle_names`):
+#: ``blocks``, ``p`` and ``threshold_digits`` (:meth:`AccelParams.cycle_names`):
 #: :attr:`AccelParams.cycles_per_step` sums them and the Verilog export prints them, so the
 #: model and its description cannot drift (docs/architecture.md).
 STEP_CYCLE_TERMS = (
@@ -264,9 +309,7 @@ STEP_CYCLE_TERMS = (
     ("the other patterns, the slower of MAC and distance unit", "(p - 1) * max(blocks, chunks)"),
     ("MAC of the last pattern", "blocks"),
     ("MAC pipeline tail", "4"),
-    ("threshold multiply", "threshold_bits"),
-    ("PREPARE", "1"),
-    ("sign update", "blocks + 2"),
+    ("threshold products and sign update, overlapped", "blocks * threshold_digits + 2"),
 )
 
 _STEP_CYCLE_CODE = tuple(compile(expr, f"<cycle term {what}>", "eval")
@@ -300,12 +343,14 @@ class HardwareDefaults:
     """A target's preferred geometry and arithmetic: what an unset hardware option becomes.
 
     ``narrow_popcount`` chooses the narrowest popcount that costs no cycles
-    (:func:`narrow_popcount_width`) instead of one pattern per cycle.
+    (:func:`narrow_popcount_width`) instead of one pattern per cycle. ``threshold_digit_bits``
+    is the threshold multipliers' digit (:class:`AccelParams`), capped at ``threshold_bits``.
     """
 
     lanes: int = 16
     kernel_bits: int = FixedConfig.kernel_bits
     narrow_popcount: bool = False
+    threshold_digit_bits: int = 4
 
 
 #: The defaults when no target is named (``khop verilog``, ``khop cosim``).
@@ -325,11 +370,12 @@ def narrow_popcount_width(n, lanes):
 
 def hardware_params(n, p, *, bits=None, lanes=None, popcount_width=None, kernel_bits=None,
                     threshold_frac_bits=None, max_steps=None, center=None, quantizer=None,
-                    defaults=GENERIC_DEFAULTS):
+                    threshold_digit_bits=None, defaults=GENERIC_DEFAULTS):
     """The :class:`AccelParams` for an n x p network and the user's hardware options.
 
     Unset options (``None``) take ``defaults`` (a target's :class:`HardwareDefaults`), then the
-    defaults of :class:`FixedConfig`; ``lanes`` is capped at ``n``. A bad value raises one
+    defaults of :class:`FixedConfig`; ``lanes`` is capped at ``n``. ``threshold_digit_bits`` is
+    not a command-line option: the target's preference unless given. A bad value raises one
     :class:`~khop.model.errors.ParameterError` naming it, its allowed range and the shape.
     """
     fixed_defaults = FixedConfig()
@@ -346,7 +392,10 @@ def hardware_params(n, p, *, bits=None, lanes=None, popcount_width=None, kernel_
             max_steps=fixed_defaults.max_steps if max_steps is None else max_steps,
             center=fixed_defaults.center if center is None else center,
             quantizer=fixed_defaults.quantizer if quantizer is None else quantizer)
-        return AccelParams(n=n, p=p, fixed=fixed, lanes=lanes, popcount_width=popcount_width)
+        if threshold_digit_bits is None:
+            threshold_digit_bits = min(defaults.threshold_digit_bits, fixed.threshold_bits)
+        return AccelParams(n=n, p=p, fixed=fixed, lanes=lanes, popcount_width=popcount_width,
+                           threshold_digit_bits=threshold_digit_bits)
     except (ValueError, TypeError) as e:
         raise ParameterError(f"{e} (network N={n}, P={p})") from None
 
@@ -356,8 +405,12 @@ def configure(net, *, defaults=GENERIC_DEFAULTS, **options):
     :class:`khop.model.netfile.Network`) and hardware ``options`` (:data:`HARDWARE_OPTIONS`).
 
     The one place a configuration is derived from a network: the integer network is built with
-    the configuration's own :class:`FixedConfig`, so the two agree by construction.
+    the configuration's own :class:`FixedConfig`, so the two agree by construction. An unset
+    ``quantizer`` is the network's own (``net.quantizer``: the one its file records; ``paper``
+    for a file of format version 1).
     """
+    if options.get("quantizer") is None and getattr(net, "quantizer", None) is not None:
+        options = {**options, "quantizer": net.quantizer}
     params = hardware_params(net.n, net.p, defaults=defaults, **options)
     try:
         inet = integer_network(net.patterns, net.alpha, net.gamma, params.fixed)

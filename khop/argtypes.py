@@ -5,7 +5,7 @@ Their messages become ``argument --x: <message>``, then the one-line ``khop: err
 
 import argparse
 
-__all__ = ["int_in", "fraction", "positive", "int_list", "name_list"]
+__all__ = ["int_in", "fraction", "fraction_list", "positive", "int_list", "name_list"]
 
 
 def int_in(lo, hi=None):
@@ -36,6 +36,17 @@ def fraction(text):
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1], not {value}")
     return value
+
+
+def fraction_list(text):
+    """A comma list of numbers in [0, 1], e.g. ``0.1,0.2``; duplicates dropped, order kept."""
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"expected a comma list of numbers, not {text!r}")
+    return list(dict.fromkeys(fraction(t) for t in items))
+
+
+fraction_list.__name__ = "number list"
 
 
 def positive(text):

@@ -16,18 +16,19 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from khop.model.compress import DEFAULT_QUANTIZER, QUANTIZERS
 from khop.model.errors import KhopError
-from khop.model.evaluate import compare, format_table
+from khop.model.evaluate import plot_recall_sweep, recall_sweep, variant_label, variant_spec
 from khop.model.klr import DTYPES, GRADIENTS, TrainConfig
 from khop.model.netfile import load_network, save_network
 from khop.model.paper import QUICK_TRIALS, TRIALS
 from khop.model.retrieval import DEFAULT_MAX_STEPS
-from khop.model.train import train_network
+from khop.model.train import RIDGE_CONFIG, RIDGE_N, RIDGE_P, ridge_network, train_network
 
 from . import bench, demo
-from .argtypes import fraction, int_in
+from .argtypes import fraction, fraction_list, int_in, int_list
 from .cli_boards import add_build, add_estimate, add_run, add_sweep
-from .cli_common import HelpFormatter, UsageError, add_subcommand, checked
+from .cli_common import HelpFormatter, UsageError, add_subcommand, checked, explains_default
 from .cli_cosim import add_cosim
 from .options import ARITHMETIC_OPTIONS, add_hardware_options, hardware_options
 from .progress import training_progress
@@ -64,6 +65,9 @@ def add_train(subparsers):
     p.add_argument("--tol", type=float, default=None,
                    help="stop early once an epoch decreases the loss by less than TOL relative "
                         "to it; unset, every epoch runs")
+    p.add_argument("--quantizer", choices=QUANTIZERS, default=DEFAULT_QUANTIZER, metavar="NAME",
+                   help=f"the quantizer recorded in the network file, used where none is asked "
+                        f"for; one of {', '.join(QUANTIZERS)}")
     p.add_argument("-o", "--output", default="build/net.npz", help="network file to write")
 
 
@@ -74,7 +78,7 @@ def cmd_train(args):
     config = checked(TrainConfig, gamma=args.gamma, eta=args.eta, lam=args.lam,
                       epochs=args.epochs, gradient=args.gradient, dtype=args.dtype, tol=args.tol)
     with training_progress(config.epochs) as progress:
-        net = train_network(args.n, args.p, args.seed, config, progress)
+        net = train_network(args.n, args.p, args.seed, config, progress, args.quantizer)
     try:
         save_network(args.output, net)
     except OSError as e:
@@ -83,7 +87,7 @@ def cmd_train(args):
     early = " (stopped early by --tol)" if t["stopped_early"] else ""
     print(f"saved {args.output}")
     print(f"  N={net.n} P={net.p} gamma={net.gamma:g} seed={t['seed']} "
-          f"gradient={t['gradient']} dtype={t['dtype']}")
+          f"gradient={t['gradient']} dtype={t['dtype']} quantizer={net.quantizer}")
     print(f"  epochs {t['epochs_run']} of {config.epochs}{early}, "
           f"final loss {t['final_loss']:.6g}, {t['wall_seconds']:.2f} s")
     print(f"  weights in [{net.alpha.min():.4f}, {net.alpha.max():.4f}]")
@@ -93,41 +97,96 @@ def cmd_train(args):
 
 def add_eval(subparsers):
     p = add_subcommand(subparsers, "eval",
-                       "compare a network's float and quantized weights", cmd_eval)
-    p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
-    p.add_argument("--bits", type=int_in(1, 16), default=2,
-                   help="weight bits, 1..16 (1: sign relative to the median)")
-    p.add_argument("--noise", type=fraction, default=0.2,
-                   help="fraction of bits flipped in each query")
-    p.add_argument("--queries", type=int_in(1), default=300, help="number of noisy queries")
+                       "compare a network's float and quantized weights", cmd_eval,
+                       quantizers=", ".join(QUANTIZERS), default=DEFAULT_QUANTIZER,
+                       n=RIDGE_N, p=RIDGE_P, gamma=RIDGE_CONFIG.gamma)
+    explains_default(p.add_argument("network", metavar="NET", nargs="?",
+                                    help="network file written by 'khop train' (or --seeds)"))
+    p.add_argument("--seeds", type=int_list(0), default=None, metavar="LIST",
+                   help="instead of NET, the ridge networks of these training seeds, each "
+                        "trained anew (about 0.3 s each); a comma list with ranges, e.g. 42:51")
+    p.add_argument("--bits", type=int_list(1, 16), default="2", metavar="LIST",
+                   help="weight bits, 1..16 (1: sign relative to the median); a comma list")
+    explains_default(p.add_argument(
+        "--quantizer", choices=QUANTIZERS, default=None, metavar="NAME",
+                   help=f"how the weights become codes and per-neuron thresholds, one of "
+                        f"{', '.join(QUANTIZERS)}; unset: the network's ('khop train' records "
+                        f"{DEFAULT_QUANTIZER}, a version-1 network file means paper). The "
+                        f"paper's quantizer is always shown beside it"))
+    p.add_argument("--noise", type=fraction_list, default="0.2", metavar="LIST",
+                   help="fraction of bits flipped in each query; a comma list sweeps the levels")
+    p.add_argument("--queries", type=int_in(1), default=300,
+                   help="number of noisy queries per noise level and network")
     p.add_argument("--seed", type=int_in(0), default=0, help="seed of the noisy queries")
     p.add_argument("--max-steps", type=int_in(1, 255), default=DEFAULT_MAX_STEPS,
                    help="retrieval step limit")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object instead of a table")
+    p.add_argument("--plot", metavar="PNG", default=None,
+                   help="also draw bit-wise and exact recall against noise into PNG")
+
+
+def _eval_networks(args):
+    """``[(description, Network)]`` of ``khop eval``: NET, or the ridge networks of --seeds."""
+    if (args.network is None) == (args.seeds is None):
+        raise UsageError("give either a network file NET or --seeds, not both and not neither "
+                         "(see 'khop eval --help')")
+    if args.network is not None:
+        return [(args.network, load_network(args.network))]
+    return [(f"ridge seed {s}", ridge_network(s)) for s in args.seeds]
 
 
 def cmd_eval(args):
-    """Bit accuracy, stability margin, bit-wise recall accuracy and exact recall of the float
-    network and of its BITS-bit quantization, on the same noisy queries.
+    """Bit accuracy, stability margin, bit-wise recall and exact recall of the float network and
+    of its BITS-bit quantizations by QUANTIZER and, beside them, by the paper's quantizer, on the
+    same noisy queries (exactly round(NOISE N) bits flipped). NET is one network; --seeds
+    retrains the ridge network (N={n}, P={p}, gamma={gamma}, the author's recipe) for each seed
+    and reports the mean (min) over them. Quantizers: {quantizers}; the best measured, {default},
+    is what 'khop train' records (docs/model.md section 6).
     """
-    net = load_network(args.network)
-    evals = compare(net, (None, args.bits), args.noise, args.queries, args.seed, args.max_steps)
-    flt, quant = evals.values()
+    nets = _eval_networks(args)
+    first = nets[0][1]
+    quantizer = args.quantizer or first.quantizer
+    variants = [None]
+    for b in args.bits:
+        variants += [(b, quantizer)] + ([b] if quantizer != "paper" else [])
+    sweep = recall_sweep(nets, variants, args.noise, args.queries, args.seed, args.max_steps)
+    if args.plot:
+        what = args.network or f"ridge seeds {_span(args.seeds)}"
+        plot_recall_sweep(sweep, args.plot, f"{what}: N={first.n} P={first.p}")
+    one = len(args.bits) == 1 and len(args.noise) == 1
     if args.json:
-        doc = {"network": args.network, "n": net.n, "p": net.p, "gamma": net.gamma,
-               "bits": args.bits, "noise": args.noise, "queries": args.queries,
-               "seed": args.seed, "max_steps": args.max_steps,
-               "float": flt.as_dict(), "quantized": quant.as_dict()}
+        doc = {"network": args.network, "seeds": args.seeds, "n": first.n, "p": first.p,
+               "gamma": first.gamma, "quantizer": quantizer,
+               "bits": args.bits[0] if one else args.bits,
+               "noise": args.noise[0] if one else args.noise, "queries": args.queries,
+               "seed": args.seed, "max_steps": args.max_steps, **sweep.as_dict()}
+        if one and len(nets) == 1:
+            labels = [variant_label(*variant_spec(v)) for v in variants]
+            sides = dict(zip(("float", "quantized", "paper"), labels, strict=False))
+            doc.update({side: {m: (v[0][0] if isinstance(v[0], list) else v[0])
+                               for m, v in sweep.scores[label].items()}
+                        for side, label in sides.items()})
         print(json.dumps(doc, indent=2))
         return
-    print(f"{args.network}: N={net.n} P={net.p} gamma={net.gamma:g}")
-    print(f"{args.queries} queries with {args.noise:.0%} of the bits flipped (seed {args.seed}), "
-          f"at most {args.max_steps} steps")
-    rows = {label: ev.as_dict() for label, ev in evals.items()}
-    print(format_table(rows, {"bit_accuracy": "bit acc", "stability_margin": "margin",
-                              "recall_accuracy": "recall", "exact_recall": "exact recall"},
-                       {"bit_accuracy": ".5f", "stability_margin": ".3f"}))
+    if args.network is not None:
+        print(f"{args.network}: N={first.n} P={first.p} gamma={first.gamma:g}, quantizer "
+              f"{quantizer}")
+    else:
+        print(f"ridge networks N={first.n} P={first.p} gamma={first.gamma:g} (exact gradient, "
+              f"{first.training['epochs']} epochs), training seeds {_span(args.seeds)}, "
+              f"quantizer {quantizer}; mean (min) over the {len(nets)} networks")
+    levels = ", ".join(f"{x:.0%}" for x in args.noise)
+    print(f"{args.queries} queries with {levels} of the bits flipped (seed {args.seed}), "
+          f"at most {args.max_steps} steps; <k>-bit is the paper's quantizer")
+    print(sweep.format())
+
+
+def _span(values):
+    """``"42..51"`` for a contiguous ascending list, else the comma list."""
+    if len(values) > 1 and list(values) == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}..{values[-1]}"
+    return ",".join(map(str, values))
 
 
 # khop demo
@@ -240,9 +299,10 @@ def add_precision(subparsers):
 
 def cmd_precision(args):
     """For each kernel_bits, compares the bit-exact integer model of the hardware with the float
-    BITS-bit model: bit accuracy, noisy recall, and the fraction of decisions that differ. Only the
-    arithmetic options apply (the geometry does not change a result); e.g. --kernel-bits 8:20
-    sweeps the kernel widths 8 to 20.
+    BITS-bit model: bit accuracy, noisy recall, and the fraction of decisions that differ. Both
+    use QUANTIZER's codes and per-neuron thresholds (unset: the network's). Only the arithmetic
+    options apply (the geometry does not change a result); e.g. --kernel-bits 8:20 sweeps the
+    kernel widths 8 to 20.
     """
     from khop.hw.params import hardware_params
     from khop.model.precision import precision_sweep
@@ -250,20 +310,24 @@ def cmd_precision(args):
     net = load_network(args.network)
     options = hardware_options(args)
     widths = options.pop("kernel_bits")
+    options["quantizer"] = options.get("quantizer") or net.quantizer
     fixed = hardware_params(net.n, net.p, **options).fixed
     rows = precision_sweep(net.patterns, net.alpha, net.gamma, fixed.weight_bits,
                            widths or [fixed.kernel_bits],
                            args.noise, args.queries, args.seed,
                            threshold_frac_bits=fixed.threshold_frac_bits,
-                           max_steps=fixed.max_steps)
+                           max_steps=fixed.max_steps, quantizer=fixed.quantizer,
+                           center=fixed.center)
     if args.json:
         print(json.dumps({"network": args.network, "bits": fixed.weight_bits,
+                          "quantizer": fixed.quantizer,
                           "threshold_frac_bits": fixed.threshold_frac_bits,
                           "max_steps": fixed.max_steps, "noise": args.noise,
                           "queries": args.queries, "seed": args.seed,
                           "rows": [r.as_dict() for r in rows]}, indent=2))
         return
-    print(f"{args.network}: integer model vs float {fixed.weight_bits}-bit model, "
+    print(f"{args.network}: integer model vs float {fixed.weight_bits}-bit model, quantizer "
+          f"{fixed.quantizer}, "
           f"{args.queries} queries at {args.noise:.0%} noise, threshold_frac_bits "
           f"{fixed.threshold_frac_bits}, at most {fixed.max_steps} steps")
     print("kernel_bits  bit acc float  bit acc int  recall float  recall int  diff pp  "

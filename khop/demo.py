@@ -14,18 +14,21 @@ from typing import TextIO
 
 import numpy as np
 
+from khop.model.compress import DEFAULT_QUANTIZER
 from khop.model.errors import NetworkFileError
 from khop.model.evaluate import (
     METRICS,
     compare,
     format_table,
     small_weight_fraction,
+    variant_label,
+    variant_spec,
     weight_variants,
 )
 from khop.model.klr import TrainConfig
 from khop.model.netfile import load_network, save_network
 from khop.model.retrieval import DEFAULT_MAX_STEPS
-from khop.model.train import same_recipe, train_network
+from khop.model.train import RIDGE_CONFIG, RIDGE_N, RIDGE_P, same_recipe, train_network
 
 from .outputs import atomic_write
 from .progress import training_progress
@@ -35,14 +38,16 @@ __all__ = ["DemoContext", "Stage", "STAGES", "RIDGE", "run_demo"]
 
 @dataclass(frozen=True)
 class Ridge:
-    """The operating point of the demo: docs/model.md section 2, the author's recipe."""
+    """The operating point of the demo: docs/model.md section 2, the author's recipe
+    (:data:`khop.model.train.RIDGE_CONFIG`)."""
 
-    n: int = 100
-    p: int = 300
+    n: int = RIDGE_N
+    p: int = RIDGE_P
     seed: int = 42
-    config: TrainConfig = TrainConfig(gamma=0.02, eta=0.1, lam=0.01, epochs=300,
-                                      gradient="exact", dtype="float64")
-    bits: tuple = (None, 1, 2, 3, 4)        # None: the float weights
+    config: TrainConfig = RIDGE_CONFIG
+    bits: tuple = (None, 1, 2, 3, 4)        # None: the float weights; k: the paper's quantizer
+    quantizer: str = DEFAULT_QUANTIZER      # shown beside the paper's at quantizer_bits
+    quantizer_bits: tuple = (1, 2)
     noise: float = 0.2
     queries: int = 300
     query_seed: int = 0
@@ -105,27 +110,45 @@ def stage_train(ctx):
     ctx.say(f"weights in [{a.min():.3f}, {a.max():.3f}]")
 
 
+def _demo_variants(r):
+    """The paper's 1..4-bit variants, each of ``quantizer_bits`` followed by the default
+    quantizer's (when it is not the paper's)."""
+    out = []
+    for v in r.bits:
+        out.append(v)
+        if v in r.quantizer_bits and r.quantizer != "paper":
+            out.append((v, r.quantizer))
+    return out
+
+
 def stage_evaluate(ctx):
-    """Float versus 1..4-bit weights on one shared set of noisy queries; writes metrics.json."""
+    """Float versus 1..4-bit weights (the paper's quantizer) and the default quantizer's 1- and
+    2-bit weights on one shared set of noisy queries; writes metrics.json."""
     r = ctx.ridge
-    evals = compare(ctx.net, r.bits, r.noise, r.queries, r.query_seed, r.max_steps)
-    weights = weight_variants(ctx.net.alpha, r.bits)
-    ctx.rows = {label: {**ev.as_dict(),
-                        "small_weight_fraction": small_weight_fraction(weights[label])}
-                for label, ev in evals.items()}
+    variants = _demo_variants(r)
+    evals = compare(ctx.net, variants, r.noise, r.queries, r.query_seed, r.max_steps)
+    weights = weight_variants(ctx.net.alpha, variants)
+    table = {label: {**ev.as_dict(),
+                     "small_weight_fraction": small_weight_fraction(weights[label])}
+             for label, ev in evals.items()}
+    paper = {variant_label(*variant_spec(v)) for v in r.bits}
+    ctx.rows = {label: row for label, row in table.items() if label in paper}
+    extra = {label: row for label, row in table.items() if label not in paper}
     noise = f"{r.noise:.0%}"
     columns = {"bit_accuracy": "bit acc", "stability_margin": "margin",
                "recall_accuracy": f"recall@{noise}", "exact_recall": f"exact@{noise}",
                "small_weight_fraction": "|w|<1"}
     ctx.say(f"{r.queries} queries with {noise} of the bits flipped (seed {r.query_seed}), "
-            f"at most {r.max_steps} synchronous steps")
-    ctx.say(format_table(ctx.rows, columns,
+            f"at most {r.max_steps} synchronous steps; <k>-bit: the paper's quantizer, "
+            f"<k>-bit {r.quantizer}: khop's default (docs/model.md section 6)")
+    ctx.say(format_table(table, columns,
                          {"bit_accuracy": ".5f", "stability_margin": ".3f"}))
     path = ctx.out / "metrics.json"
     doc = {"network": str(ctx.out / "net.npz"), "n": ctx.net.n, "p": ctx.net.p,
            "gamma": ctx.net.gamma, "noise": r.noise, "queries": r.queries,
            "seed": r.query_seed, "max_steps": r.max_steps,
-           "metrics": [*METRICS, "small_weight_fraction"], "rows": ctx.rows}
+           "metrics": [*METRICS, "small_weight_fraction"], "rows": ctx.rows,
+           "quantizer": r.quantizer, "quantizer_rows": extra}
     atomic_write(path, json.dumps(doc, indent=2) + "\n")
     ctx.say(f"wrote {path}")
 
@@ -160,12 +183,13 @@ def stage_paper(ctx):
 
 
 def _hardware(ctx):
-    """The demo's accelerator for the ridge network (2-bit weights, 16 lanes, the rest default),
-    configured once for the verilog and cosim stages."""
+    """The demo's accelerator for the ridge network (2-bit weights, 16 lanes, the demo's
+    quantizer with its threshold per neuron, the rest default), configured once for the verilog
+    and cosim stages."""
     from khop.hw.params import configure
 
     if ctx.hw is None:
-        ctx.hw = configure(ctx.net, bits=2, lanes=16)
+        ctx.hw = configure(ctx.net, bits=2, lanes=16, quantizer=ctx.ridge.quantizer)
     return ctx.hw
 
 

@@ -68,7 +68,8 @@ HARDWARE_HELP = {
     "max_steps": f"retrieval step limit of the hardware, {_span('max_steps')}; unset: "
                  f"{_FIXED.max_steps}",
     "quantizer": f"how the dual weights become codes and a threshold per neuron, one of "
-                 f"{', '.join(QUANTIZERS)}; unset: {_FIXED.quantizer}",
+                 f"{', '.join(QUANTIZERS)}; unset: the network file's (paper for a version-1 "
+                 f"file), else {_FIXED.quantizer}",
 }
 
 

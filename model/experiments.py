@@ -1,4 +1,5 @@
-"""The paper's experiments (docs/model.md section 5, R1..R10), one function each.
+"""The paper's experiments (docs/model.md section 5, R1..R10), one function each, and one beyond
+the paper: the quantizers with per-neuron thresholds (docs/model.md section 6).
 
 Every experiment is ``f(trials, seed, quick, progress, *, n=100)`` and returns a JSON-ready dict of
 plain numbers: the parameters it ran with, per-trial values, and their mean and sample standard
@@ -13,12 +14,14 @@ distance N/2 between random patterns, ``exp(-4 gamma N/2)``; at N = 100 nothing 
 ``progress``, when given, is called as ``progress(done, total)`` after each unit of work.
 
 All networks are trained with the author's recipe (:class:`~model.klr.TrainConfig` defaults:
-exact gradient, eta 0.1, lambda 0.01, 300 epochs, float64) at ``P = round(load * N)``.
+exact gradient, eta 0.1, lambda 0.01, 300 epochs, float64) at ``P = round(load * N)``. R1..R10
+quantize with the paper's quantizer (``quantizer="paper"``), whatever the default.
 """
 
 import numpy as np
 
-from .compress import prune_magnitude, quantize, quantize_uniform
+from .compress import QUANTIZERS, prune_magnitude, quantize, quantize_uniform
+from .evaluate import score_variants, variant_label, variant_spec
 from .influence import cross_influence_gini, cross_influences, walsh_influence
 from .kernel import gram_matrix
 from .klr import TrainConfig
@@ -31,7 +34,8 @@ from .train import train_network
 __all__ = ["scaled_gamma", "RIDGE_GAMMA", "OFF_RIDGE_GAMMA", "BITS", "EXPERIMENTS",
            "quantization_sweep", "quantization_sweep_pn2", "pruning_sweep", "influence_gini",
            "margin_scaling", "noisy_recall", "weight_histogram", "gamma_sweep", "storage",
-           "run_experiment", "pack_codes", "unpack_codes"]
+           "quantizer_comparison", "QUANTIZER_VARIANTS", "run_experiment", "pack_codes",
+           "unpack_codes"]
 
 RIDGE_GAMMA = 0.02
 OFF_RIDGE_GAMMA = 0.1
@@ -57,10 +61,10 @@ def _network(n, load, gamma, seed):
 
 
 def _weights(alpha, bits):
-    """The weights a ``bits``-bit store holds: float32 for 32, else :func:`quantize`."""
+    """The weights a ``bits``-bit store holds: float32 for 32, else the paper's quantizer."""
     if bits == 32:
         return alpha.astype(np.float32).astype(np.float64)
-    return quantize(alpha, bits).values
+    return quantize(alpha, bits, quantizer="paper").values
 
 
 def _tick(progress, done, total):
@@ -407,6 +411,42 @@ def storage(trials=1, seed=42, quick=False, progress=None, *, n=1000, load=LOAD)
             "ratio_float32_to_two_bit": f32 / two, "pattern_bytes": -(-p * n // 8)}
 
 
+# Beyond the paper: per-neuron thresholds
+
+#: The weights compared by :func:`quantizer_comparison`: float, then every quantizer at 2, 1 and
+#: 3 bits (at 1 bit ``"neuron"`` is ``"bias"``, so it is left out).
+QUANTIZER_VARIANTS = (None, *((b, q) for b in (2, 1, 3) for q in QUANTIZERS
+                              if not (b == 1 and q == "neuron")))
+
+
+def quantizer_comparison(trials=10, seed=42, quick=False, progress=None, *, n=100):
+    """Beyond the paper (docs/model.md section 6): bit accuracy, bit-wise and exact recall of the
+    float weights and of each quantizer of :data:`QUANTIZER_VARIANTS` over noise levels 0..0.4.
+
+    Trial ``t`` scores one ridge network with :func:`~model.evaluate.score_variants`, its
+    queries drawn from ``default_rng((seed + t, 11))`` (the same queries for every variant, and
+    the queries of a lower noise level flip a subset of a higher one's bits).
+    """
+    gamma = scaled_gamma(RIDGE_GAMMA, n)
+    noises = [0.0, 0.1, 0.2, 0.3, 0.4] if quick else [round(0.05 * k, 2) for k in range(9)]
+    queries = 100 if quick else 300
+    labels = [variant_label(*variant_spec(v)) for v in QUANTIZER_VARIANTS]
+    keys = ("bit_accuracy", "recall_accuracy", "exact_recall")
+    per = {label: {k: [] for k in keys} for label in labels}
+    for t in range(trials):
+        net = _network(n, LOAD, gamma, seed + t)
+        scores = score_variants(net, QUANTIZER_VARIANTS, noises, queries, (seed + t, 11),
+                                MAX_STEPS)
+        for label in labels:
+            for k in keys:
+                per[label][k].append(scores[label][k])
+        _tick(progress, t + 1, trials)
+    return {**_base("quantizers", (), trials, seed, quick, n=n, p=int(round(LOAD * n)),
+                    gamma=gamma, queries=queries, max_steps=MAX_STEPS),
+            "noise": noises, "variants": labels,
+            "scores": {label: {k: _summary(v) for k, v in r.items()} for label, r in per.items()}}
+
+
 # Registry: name -> function, in the order the report lists them; `cost` orders the scheduling.
 
 EXPERIMENTS = {
@@ -419,10 +459,12 @@ EXPERIMENTS = {
     "gamma_sweep": gamma_sweep,
     "quantization_pn2": quantization_sweep_pn2,
     "storage": storage,
+    "quantizers": quantizer_comparison,
 }
 
 COST = {"influence": 30, "gamma_sweep": 13, "margin_scaling": 2, "noisy_recall": 1.5,
-        "quantization": 1, "pruning": 1, "weights": 1, "quantization_pn2": 0.7, "storage": 0.1}
+        "quantization": 1, "pruning": 1, "weights": 1, "quantization_pn2": 0.7, "storage": 0.1,
+        "quantizers": 1}
 
 
 def run_experiment(name, trials, seed, quick, progress=None, n=None):

@@ -9,12 +9,15 @@ Arithmetic (docs/architecture.md, docs/model.md section 3), all in unsigned/sign
   ``K_mu = LUT[d_mu]``.
 - Accumulators ``T_i = sum_mu q[mu, i] * K_mu`` with the k-bit weight codes ``q``, and the shared
   ``S_K = sum_mu K_mu``.
-- Threshold constant ``r = -offset / scale`` of the quantizer (``-x_min / Delta``; 1/2 for one bit)
-  as a signed fixed-point integer with ``R = threshold_frac_bits`` fractional bits,
-  ``r_fx = round(r * 2^R)`` clamped to ``[-2^R, 2^(k+R)]``. The clamp changes no decision: since
-  ``0 <= T_i <= (2^k - 1) S_K``, any ``r < 0`` or ``r > 2^k - 1`` decides every neuron the same
-  way as the clamped value.
-- Sign update: ``s_i <- 1`` if ``T_i * 2^R > r_fx * S_K``, ``0`` if less, unchanged on a tie.
+- One threshold per neuron, ``r_i = -offset_i / scale_i`` of the quantizer
+  (:attr:`khop.model.compress.Quantized.threshold`; the paper's quantizer gives every neuron
+  ``-x_min / Delta``, or 1/2 for one bit), as a signed fixed-point integer with
+  ``R = threshold_frac_bits`` fractional bits, ``r_fx[i] = round(r_i * 2^R)`` clamped to
+  ``[-2^R, 2^(k+R)]``. The clamp changes no decision: since ``0 <= T_i <= (2^k - 1) S_K``, any
+  ``r_i < 0`` or ``r_i > 2^k - 1`` decides neuron i the same way as the clamped value.
+- Sign update: ``s_i <- 1`` if ``T_i * 2^R > r_fx[i] * S_K``, ``0`` if less, unchanged on a tie.
+  It decides like ``sign(h_i)`` of the float quantized weights ``offset_i + scale_i * codes``
+  (``scale_i > 0``) up to the rounding of the kernel values and of ``r_i``.
 - Dynamics, step counting and the converged flag as :mod:`model.retrieval`.
 """
 
@@ -206,7 +209,8 @@ class IntegerNetwork(StoredPatterns):
 
 
 def integer_network(patterns, alpha, gamma, config=FixedConfig()):
-    """Build the integer form of a trained network for the hardware arithmetic ``config``."""
+    """Build the integer form of a trained network for the hardware arithmetic ``config``: codes
+    and per-neuron thresholds from ``config.quantizer``, the kernel table from ``gamma``."""
     patterns = np.asarray(patterns)
     q = quantize(alpha, config.weight_bits, config.center, config.quantizer)
     inet = IntegerNetwork(patterns=to_bits(patterns), codes=q.codes.astype(np.uint8),

@@ -6,7 +6,12 @@ Arrays:
 - ``alpha``: (P, N) float32 or float64, finite dual weights
 - ``loss_history``: (E+1,) float64 training loss before the first and after each epoch
 - ``meta``: 0-d unicode string holding a JSON object with at least ``format`` ("khop-network"),
-  ``version`` (1), ``gamma``, ``n``, ``p`` and a ``training`` object of hyper-parameters.
+  ``version`` (2), ``gamma``, ``n``, ``p``, ``quantizer`` (the name, in
+  :data:`khop.model.compress.QUANTIZERS`, of the quantizer the network is meant to be quantized
+  with where none is asked for) and a ``training`` object of hyper-parameters.
+
+Version 1 files (khop before per-neuron thresholds) have no ``quantizer`` and still load: they
+mean ``"paper"``, the one quantizer of that version. Saving writes version 2.
 
 Writing is atomic (:func:`khop.outputs.atomic_path`): a temporary file in the target directory
 is renamed over the target, so a crash never leaves a half-written network. Loading validates
@@ -22,13 +27,17 @@ import numpy as np
 
 from khop.outputs import atomic_path
 
+from .compress import DEFAULT_QUANTIZER, check_quantizer
 from .errors import NetworkFileError
 
 __all__ = ["StoredPatterns", "Network", "save_network", "load_network", "FORMAT_NAME",
-           "FORMAT_VERSION"]
+           "FORMAT_VERSION", "READ_VERSIONS"]
 
 FORMAT_NAME = "khop-network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions :func:`load_network` reads, and the quantizer a file of each version means when its
+#: metadata names none.
+READ_VERSIONS = {1: "paper", 2: None}
 _ARRAYS = ("patterns", "alpha", "loss_history", "meta")
 
 
@@ -54,9 +63,11 @@ class Network(StoredPatterns):
     gamma: float
     training: dict = field(default_factory=dict)
     loss_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    quantizer: str = DEFAULT_QUANTIZER   # the quantizer used where none is asked for
 
     def __post_init__(self):
         _validate(self.patterns, self.alpha, self.gamma, ValueError)
+        check_quantizer(self.quantizer)
 
 
 def _validate(patterns, alpha, gamma, error):
@@ -79,7 +90,7 @@ def _validate(patterns, alpha, gamma, error):
 def save_network(path, net):
     """Write ``net`` to ``path`` atomically (:func:`khop.outputs.atomic_path`)."""
     meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "gamma": float(net.gamma),
-            "n": net.n, "p": net.p, "training": net.training}
+            "n": net.n, "p": net.p, "quantizer": net.quantizer, "training": net.training}
     # Through a file object: np.savez given a name would append ".npz" to it.
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, patterns=net.patterns.astype(np.int8), alpha=net.alpha,
@@ -122,9 +133,16 @@ def load_network(path):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         found = meta.get("format") if isinstance(meta, dict) else meta
         raise NetworkFileError(f"{path}: not a khop network file (format {found!r})")
-    if meta.get("version") != FORMAT_VERSION:
-        raise NetworkFileError(f"{path}: network format version {meta.get('version')!r} is not "
-                               f"supported (this khop reads version {FORMAT_VERSION})")
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version not in READ_VERSIONS:
+        readable = " and ".join(map(str, READ_VERSIONS))
+        raise NetworkFileError(f"{path}: network format version {version!r} is not "
+                               f"supported (this khop reads versions {readable})")
+    quantizer = READ_VERSIONS[version] or meta.get("quantizer")
+    try:
+        check_quantizer(quantizer)
+    except ValueError as e:
+        raise NetworkFileError(f"{path}: {e}") from None
     patterns, alpha = arrays["patterns"], arrays["alpha"]
     gamma = meta.get("gamma")
     _validate(patterns, alpha, gamma, lambda msg: NetworkFileError(f"{path}: {msg}"))
@@ -132,7 +150,8 @@ def load_network(path):
         raise NetworkFileError(f"{path}: metadata says N={meta.get('n')}, P={meta.get('p')} "
                                f"but the arrays are P={patterns.shape[0]}, N={patterns.shape[1]}")
     return Network(patterns=patterns.astype(np.int8), alpha=alpha, gamma=float(gamma),
-                   training=meta.get("training", {}), loss_history=arrays["loss_history"])
+                   training=meta.get("training", {}), loss_history=arrays["loss_history"],
+                   quantizer=quantizer)
 
 
 def zlib_error():

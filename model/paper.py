@@ -1,9 +1,11 @@
-"""The paper's results R1..R10 (docs/model.md section 5), measured by the golden model.
+"""The paper's results R1..R10 (docs/model.md section 5), measured by the golden model, and one
+section beyond the paper (docs/model.md section 6).
 
 :func:`run_paper` runs the experiments of :mod:`khop.model.experiments` over ``jobs`` worker
 processes, then writes into ``out``: one PNG per figure, ``results.json`` with every number, and
 ``REPORT.md`` with the paper's claim, our figure (mean +- sample standard deviation over trials)
-and a verdict for each result. Every file appears whole or not at all
+and a verdict for each result, then the quantizers with per-neuron thresholds next to the
+paper's (:func:`beyond_rows`). Every file appears whole or not at all
 (:mod:`khop.outputs`). ``khop paper`` is the command line over it.
 """
 
@@ -23,7 +25,7 @@ from khop.outputs import atomic_path, atomic_write
 from .experiments import COST, EXPERIMENTS, run_experiment
 
 __all__ = ["run_paper", "verdicts", "FIGURES", "CLAIMS", "TRIALS", "QUICK_TRIALS",
-           "report_markdown", "write_figures"]
+           "report_markdown", "write_figures", "beyond_rows", "BEYOND_NOISE"]
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -56,7 +58,11 @@ FIGURES = {
     "fig6_weights.png": "weights",
     "fig7_gamma_sweep.png": "gamma_sweep",
     "fig8_quantization_pn2.png": "quantization_pn2",
+    "fig9_quantizers.png": "quantizers",
 }
+
+#: The noise levels of the "beyond the paper" table (fraction of bits flipped).
+BEYOND_NOISE = (0.2, 0.1)
 
 
 # Running
@@ -145,6 +151,13 @@ def run_paper(out, trials=None, seed=42, quick=False, jobs=2, n=None, names=None
         f"{' and ' + str(out / 'REPORT.md') if doc['verdicts'] else ''}")
     for v in doc["verdicts"]:
         say(f"  {v['id']:>3}  {v['verdict']:<7}  {v['ours']}")
+    if "quantizers" in results:
+        say("beyond the paper: quantizers with per-neuron thresholds")
+        rows = beyond_rows(results["quantizers"])
+        widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+        for row in rows:
+            say("  " + "  ".join(c.ljust(w) if j == 0 else c.rjust(w)
+                                 for j, (c, w) in enumerate(zip(row, widths, strict=True))))
     say(f"total wall time {wall:.1f} s")
     doc["meta"]["wall_seconds"] = wall
     return doc
@@ -333,6 +346,50 @@ def verdicts(exps):
     return rows
 
 
+# Beyond the paper
+
+def _at(values, noises, x):
+    return values[noises.index(x)] if x in noises else float("nan")
+
+
+def beyond_rows(r):
+    """The "beyond the paper" table of experiment ``quantizers``: a header, then one row of
+    strings per weight variant: bit accuracy mean (min), bit-wise recall mean and exact recall
+    mean (min) at each of :data:`BEYOND_NOISE` (columns of a level the run skipped are nan)."""
+    noises = r["noise"]
+    head = ["weights", "bit acc. mean (min)"]
+    for x in BEYOND_NOISE:
+        head += [f"bit-wise recall @{x:.0%}", f"exact recall @{x:.0%} mean (min)"]
+    rows = [head]
+    for label in r["variants"]:
+        s = r["scores"][label]
+        acc = s["bit_accuracy"]
+        row = [label + (" (the paper's)" if label.endswith("-bit") else ""),
+               f"{acc['mean']:.5f} ({min(acc['trials']):.4f})"]
+        for x in BEYOND_NOISE:
+            ex = s["exact_recall"]
+            lo = min((_at(t, noises, x) for t in ex["trials"]), default=float("nan"))
+            row += [f"{_at(s['recall_accuracy']['mean'], noises, x):.4f}",
+                    f"{_at(ex['mean'], noises, x):.3f} ({lo:.3f})"]
+        rows.append(row)
+    return rows
+
+
+def _beyond_markdown(r):
+    rows = beyond_rows(r)
+    lines = [
+        "## Beyond the paper: per-neuron thresholds", "",
+        (f"{r['trials']} ridge networks (seeds {r['seed']}..{r['seed'] + r['trials'] - 1}), "
+        f"{r['queries']} queries per noise level with exactly round(noise N) bits flipped, at "
+        f"most {r['max_steps']} synchronous steps; mean (min) over the networks. `<k>-bit` is "
+        "the paper's quantizer (one threshold for all neurons); `bias` keeps its codes with a "
+        "per-neuron offset preserving each neuron's mean weight; `neuron` has per-neuron "
+        "min-max codes with that offset (docs/model.md section 6)."), "",
+        "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return lines + [""]
+
+
 # Report
 
 def report_markdown(doc, figures):
@@ -355,7 +412,10 @@ def report_markdown(doc, figures):
     for v in doc["verdicts"]:
         cells = [v["id"], v["claim"], v["ours"], f"**{v['verdict']}**", v["why"]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    lines += ["", "## Figures", ""]
+    lines.append("")
+    if "quantizers" in doc["experiments"]:
+        lines += _beyond_markdown(doc["experiments"]["quantizers"])
+    lines += ["## Figures", ""]
     for name in figures:
         lines.append(f"![{name}]({name})")
     lines += ["", "All numbers, per trial, are in `results.json`.", ""]
@@ -532,6 +592,25 @@ def _fig_gamma(plt, r):
     return fig
 
 
+def _fig_quantizers(plt, r):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = 100 * np.array(r["noise"])
+    styles = {"float": ("k", "-")}
+    colors = iter(f"C{k}" for k in range(10))
+    for label in r["variants"]:
+        if label != "float" and not label.startswith(("2-bit", "1-bit bias")):
+            continue
+        color, ls = styles.get(label, (next(colors), "--" if label.startswith("1") else "-"))
+        _ebar(ax, x, r["scores"][label]["exact_recall"], marker="o", color=color, ls=ls,
+              label=label + (" (the paper's)" if label.endswith("-bit") else ""))
+    ax.set_xlabel("noise (% of bits flipped in the query)")
+    ax.set_ylabel("exact recall (fraction of queries)")
+    ax.legend(fontsize=8)
+    ax.set_title(_title(r, f"Beyond the paper: exact recall by quantizer, {r['queries']} "
+                           "queries per level"), fontsize=9)
+    return fig
+
+
 def write_figures(out, results):
     """Draw every figure whose experiment is in ``results``; returns the file names written."""
     plt = _pyplot()
@@ -544,6 +623,7 @@ def write_figures(out, results):
         "weights": lambda r: _fig_weights(plt, r),
         "gamma_sweep": lambda r: _fig_gamma(plt, r),
         "quantization_pn2": lambda r: _fig_quantization(plt, r, "R9 (P/N = 2)"),
+        "quantizers": lambda r: _fig_quantizers(plt, r),
     }
     written = []
     for name, exp in FIGURES.items():

@@ -39,13 +39,15 @@ _DEFAULT = FixedConfig()
 def precision_sweep(patterns, alpha, gamma, weight_bits=_DEFAULT.weight_bits,
                     kernel_bits=range(8, 21), noise=0.2, queries=300, seed=0,
                     threshold_frac_bits=_DEFAULT.threshold_frac_bits,
-                    max_steps=_DEFAULT.max_steps):
+                    max_steps=_DEFAULT.max_steps, quantizer=_DEFAULT.quantizer,
+                    center=_DEFAULT.center):
     """Compare the integer model with the float ``weight_bits`` model for each ``kernel_bits``.
 
-    The arithmetic not swept defaults to :class:`FixedConfig`'s.
+    Both use the codes and per-neuron thresholds of ``quantizer``; the float model's weights are
+    ``offset_i + scale_i * codes``. The arithmetic not swept defaults to :class:`FixedConfig`'s.
     """
     X = np.asarray(patterns)
-    wq = quantize(alpha, weight_bits).values
+    wq = quantize(alpha, weight_bits, center, quantizer).values
     qs, targets = noisy_queries(X, noise, queries, np.random.default_rng(seed))
     f_acc = bit_accuracy(X, wq, gamma)
     f_res = retrieve(qs, X, wq, gamma, max_steps)
@@ -54,7 +56,8 @@ def precision_sweep(patterns, alpha, gamma, weight_bits=_DEFAULT.weight_bits,
     rows = []
     for kb in kernel_bits:
         cfg = FixedConfig(weight_bits=weight_bits, kernel_bits=int(kb),
-                          threshold_frac_bits=threshold_frac_bits, max_steps=max_steps)
+                          threshold_frac_bits=threshold_frac_bits, max_steps=max_steps,
+                          center=center, quantizer=quantizer)
         inet = integer_network(X, alpha, gamma, cfg)
         i_res = inet.retrieve(to_bits(qs))
         i_states = to_bipolar(i_res.states)

@@ -10,11 +10,20 @@ from dataclasses import asdict
 
 import numpy as np
 
+from .compress import DEFAULT_QUANTIZER
 from .kernel import random_patterns
 from .klr import TrainConfig, train_klr
 from .netfile import Network
 
-__all__ = ["recipe", "train_network", "same_recipe"]
+__all__ = ["recipe", "train_network", "same_recipe", "RIDGE_N", "RIDGE_P", "RIDGE_CONFIG",
+           "ridge_network"]
+
+#: The ridge operating point of docs/model.md section 2 with the author's recipe: N = 100,
+#: P = 300 (P/N = 3), gamma = 0.02, exact gradient, eta 0.1, lambda 0.01, 300 epochs, float64.
+RIDGE_N = 100
+RIDGE_P = 300
+RIDGE_CONFIG = TrainConfig(gamma=0.02, eta=0.1, lam=0.01, epochs=300, gradient="exact",
+                           dtype="float64")
 
 
 def recipe(seed, config):
@@ -24,11 +33,12 @@ def recipe(seed, config):
     return {"seed": int(seed), **asdict(config)}
 
 
-def train_network(n, p, seed, config=None, progress=None):
+def train_network(n, p, seed, config=None, progress=None, quantizer=DEFAULT_QUANTIZER):
     """Train a network on ``p`` random patterns of ``n`` neurons drawn from ``default_rng(seed)``.
 
     ``config`` defaults to ``TrainConfig()``; ``progress`` is passed to
-    :func:`~model.klr.train_klr` (called as ``progress(epoch, loss)``).
+    :func:`~model.klr.train_klr` (called as ``progress(epoch, loss)``); ``quantizer`` is recorded
+    as the network's (:attr:`~model.netfile.Network.quantizer`).
     Returns a :class:`~model.netfile.Network` whose ``training`` dict is the :func:`recipe` plus
     ``epochs_run``, ``stopped_early``, ``final_loss`` and ``wall_seconds``.
     """
@@ -42,7 +52,13 @@ def train_network(n, p, seed, config=None, progress=None):
                 "stopped_early": bool(result.stopped_early),
                 "final_loss": float(result.loss_history[-1]), "wall_seconds": seconds}
     return Network(patterns=patterns, alpha=result.alpha, gamma=float(config.gamma),
-                   training=training, loss_history=result.loss_history)
+                   training=training, loss_history=result.loss_history, quantizer=quantizer)
+
+
+def ridge_network(seed, progress=None):
+    """The ridge network of seed ``seed``: :func:`train_network` with :data:`RIDGE_N`,
+    :data:`RIDGE_P` and :data:`RIDGE_CONFIG`."""
+    return train_network(RIDGE_N, RIDGE_P, seed, RIDGE_CONFIG, progress)
 
 
 def same_recipe(net, n, p, seed, config):

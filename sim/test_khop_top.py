@@ -112,11 +112,12 @@ def _noisy(model, count, rng, noise=None):
 def _variant(model: IntegerNetwork, rng):
     """Another network of the same shape: a quarter of the pattern bits flipped, the weight
     codes complemented (weights negated) in reverse pattern order, a smaller kernel table,
-    another threshold."""
+    other thresholds, a different one per neuron."""
     flips = rng.random(model.patterns.shape) < 0.25
-    r_hi = 2 ** (model.config.weight_bits + model.config.threshold_frac_bits)
-    r_fx = np.clip(model.r_fx + 2 ** (model.config.threshold_frac_bits - 3) + 7,
-                   -(2 ** model.config.threshold_frac_bits), r_hi)
+    frac = model.config.threshold_frac_bits
+    r_hi = 2 ** (model.config.weight_bits + frac)
+    spread = rng.integers(-(2 ** frac) // 16, 2 ** frac // 16 + 1, size=model.n)
+    r_fx = np.clip(model.r_fx + 2 ** (frac - 3) + 7 + spread, -(2 ** frac), r_hi)
     return IntegerNetwork(patterns=(model.patterns ^ flips).astype(np.uint8),
                           codes=(2 ** model.config.weight_bits - 1 - model.codes[::-1]).astype(
                               np.uint8),

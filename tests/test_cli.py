@@ -13,6 +13,7 @@ from khop import demo
 from khop.bench import Figure
 from khop.cli import build_parser, main
 from khop.hw.params import HARDWARE_OPTIONS
+from khop.model.compress import DEFAULT_QUANTIZER
 from khop.model.evaluate import METRICS
 from khop.model.klr import TrainConfig
 from khop.model.netfile import load_network, save_network
@@ -107,10 +108,70 @@ def test_eval_json_float_side_does_not_depend_on_bits(small_net, capsys):
 
 
 def test_eval_prints_a_table(small_net, capsys):
-    assert main(["eval", str(small_net), "--queries", "20"]) == 0
+    assert main(["eval", str(small_net), "--queries", "20", "--quantizer", "paper"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[-2].split()[0] == "float" and lines[-1].split()[0] == "2-bit"
     assert "20 queries with 20% of the bits flipped" in "\n".join(lines)
+
+
+def test_eval_sets_the_chosen_quantizer_beside_the_papers(small_net, capsys):
+    assert main(["eval", str(small_net), "--queries", "20", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["quantizer"] == DEFAULT_QUANTIZER == load_network(small_net).quantizer
+    assert list(doc["rows"]) == ["float", f"2-bit {DEFAULT_QUANTIZER}", "2-bit"]
+    assert set(doc["paper"]) == set(doc["quantized"]) == set(METRICS)
+    assert doc["paper"]["exact_recall"] == doc["rows"]["2-bit"]["exact_recall"]["mean"][0]
+    assert main(["eval", str(small_net), "--queries", "20", "--quantizer", "bias"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "quantizer bias" in lines[0]
+    assert [line.split()[:2] for line in lines[-3:]] == \
+        [["float", lines[-3].split()[1]], ["2-bit", "bias"], ["2-bit", lines[-1].split()[1]]]
+
+
+def test_eval_of_a_version_1_file_means_the_papers_quantizer(small_net, tmp_path, capsys):
+    net = load_network(small_net)
+    meta = {"format": "khop-network", "version": 1, "gamma": net.gamma, "n": net.n, "p": net.p,
+            "training": net.training}
+    path = tmp_path / "v1.npz"
+    np.savez(path, patterns=net.patterns, alpha=net.alpha, loss_history=net.loss_history,
+             meta=np.array(json.dumps(meta)))
+    assert main(["eval", str(path), "--queries", "20", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["quantizer"] == "paper" and list(doc["rows"]) == ["float", "2-bit"]
+    assert "paper" not in doc
+
+
+def test_eval_over_ridge_seeds_bits_and_noise_levels(tmp_path, capsys):
+    png = tmp_path / "plots" / "recall.png"
+    assert main(["eval", "--seeds", "42:43", "--bits", "2,1", "--noise", "0.1,0.2",
+                 "--queries", "30", "--plot", str(png), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["networks"] == ["ridge seed 42", "ridge seed 43"] and doc["seeds"] == [42, 43]
+    assert (doc["n"], doc["p"], doc["bits"], doc["noise"]) == (100, 300, [2, 1], [0.1, 0.2])
+    q = DEFAULT_QUANTIZER
+    assert list(doc["rows"]) == ["float", f"2-bit {q}", "2-bit", f"1-bit {q}", "1-bit"]
+    row = doc["rows"][f"2-bit {q}"]
+    assert len(row["bit_accuracy"]["networks"]) == 2 and row["bit_accuracy"]["min"] == 1.0
+    assert len(row["exact_recall"]["mean"]) == 2
+    assert row["exact_recall"]["mean"][1] > doc["rows"]["2-bit"]["exact_recall"]["mean"][1]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in png.parent.iterdir()] == ["recall.png"]
+    assert main(["eval", "--seeds", "42", "--queries", "10"]) == 0
+    text = capsys.readouterr().out
+    assert "training seeds 42, quantizer" in text and "10 queries with 20%" in text
+
+
+@pytest.mark.parametrize("argv", [["--seeds", "1"], []])
+def test_eval_needs_a_network_or_seeds_not_both(small_net, argv, capsys):
+    net = [str(small_net)] if argv else []
+    assert main(["eval", *net, *argv]) == 2
+    _assert_one_line_error(capsys.readouterr().err, "either a network file NET or --seeds")
+
+
+def test_train_records_the_quantizer(tmp_path):
+    path = tmp_path / "n.npz"
+    assert main(["train", *SMALL, "--epochs", "2", "--quantizer", "bias", "-o", str(path)]) == 0
+    assert load_network(path).quantizer == "bias"
 
 
 def test_corrupt_network_file_gives_one_line_and_status_2(tmp_path):
@@ -172,7 +233,7 @@ HELP_DEFAULTS = {
               "--lam": "0.01", "--epochs": "300", "--gradient": "exact", "--dtype": "float64",
               "--tol": "None", "--output": "build/net.npz"},
     "eval": {"--bits": "2", "--noise": "0.2", "--queries": "300", "--seed": "0",
-             "--max-steps": "30", "--json": "False"},
+             "--max-steps": "30", "--json": "False", "--seeds": "None", "--plot": "None"},
     "demo": {"--out": "build/demo", "--quick": "False"},
     "bench": {"--quick": "False", "--json": "False"},
     "verilog": {"--out": "build/rtl", "--lint": "False"},
@@ -330,6 +391,12 @@ def test_demo_writes_the_ridge_network_and_the_metrics_table(demo_run):
         assert set(row) == {*METRICS, "small_weight_fraction"}
     assert doc["rows"]["float"]["bit_accuracy"] == 1.0
     assert doc["rows"]["float"]["small_weight_fraction"] < 0.01
+    # The default quantizer beside the paper's (docs/model.md section 6).
+    q = DEFAULT_QUANTIZER
+    assert doc["quantizer"] == q and list(doc["quantizer_rows"]) == [f"1-bit {q}", f"2-bit {q}"]
+    best = doc["quantizer_rows"][f"2-bit {q}"]
+    assert best["bit_accuracy"] == 1.0 and best["exact_recall"] >= 0.95
+    assert doc["rows"]["2-bit"]["exact_recall"] < 0.5
 
 
 def test_demo_reuses_a_network_with_the_same_recipe(demo_run, capsys):
@@ -397,7 +464,8 @@ def test_figure_pass_rule(value, better, passed):
 def test_verilog_writes_lint_clean_verilog_and_its_description(small_net, tmp_path, capsys):
     out = tmp_path / "rtl"
     assert main(["verilog", str(small_net), "--bits", "3", "--lanes", "5",
-                 "--popcount-width", "7", "-o", str(out), "--lint"]) == 0
+                 "--popcount-width", "7", "--quantizer", "paper", "-o", str(out),
+                 "--lint"]) == 0
     text = capsys.readouterr().out
     assert "verilator --lint-only: clean" in text
     verilog = (out / "khop_top.v").read_text()
@@ -406,7 +474,8 @@ def test_verilog_writes_lint_clean_verilog_and_its_description(small_net, tmp_pa
     assert info["parameters"] == {"n": 24, "p": 30, "weight_bits": 3, "lanes": 5,
                                   "popcount_width": 7, "kernel_bits": 16,
                                   "threshold_frac_bits": 16, "max_steps": 30,
-                                  "center": "median", "quantizer": "paper"}
+                                  "center": "median", "quantizer": "paper",
+                                  "threshold_digit_bits": 4}
     # 24 neurons in blocks of 5 lanes: 5 MAC cycles per pattern, bound 30 * 5.
     assert info["cycle_model"]["bound_cycles_per_step"] == 150
     assert {p["name"] for p in info["ports"]} >= {"clk", "rst", "i_query__payload",
@@ -439,6 +508,17 @@ def test_precision_unset_kernel_bits_is_the_default_width(small_net, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [r["kernel_bits"] for r in doc["rows"]] == [16]
     assert (doc["bits"], doc["threshold_frac_bits"], doc["max_steps"]) == (2, 16, 12)
+
+
+def test_precision_models_the_chosen_quantizer(small_net, capsys):
+    docs = {}
+    for q in ("paper", "neuron", None):
+        assert main(["precision", str(small_net), "--queries", "20", "--json",
+                     *(["--quantizer", q] if q else [])]) == 0
+        docs[q] = json.loads(capsys.readouterr().out)
+    assert docs["paper"]["quantizer"] == "paper" and docs[None] == {
+        **docs[DEFAULT_QUANTIZER], "quantizer": load_network(small_net).quantizer}
+    assert docs["paper"]["rows"] != docs["neuron"]["rows"]
 
 
 def test_precision_table_over_a_range(small_net, capsys):

@@ -97,3 +97,17 @@ def test_the_paper_package_needs_neither_hardware_nor_the_command_line():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert res.stdout.strip() == "[]"
+
+
+def test_report_has_the_beyond_the_paper_section(quick_run):
+    text = (quick_run / "REPORT.md").read_text()
+    head, beyond = text.split("## Beyond the paper: per-neuron thresholds", 1)
+    assert "| R10 |" in head and "## Figures" in beyond
+    rows = [line for line in beyond.splitlines() if line.startswith("| ")]
+    doc = json.loads((quick_run / "results.json").read_text())
+    r = doc["experiments"]["quantizers"]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == [
+        v + (" (the paper's)" if v.endswith("-bit") else "") for v in r["variants"]]
+    assert "exact recall @20% mean (min)" in rows[0]
+    assert all(len(row.split("|")) == len(paper.beyond_rows(r)[0]) + 2 for row in rows)
+    assert "fig9_quantizers.png" in paper.FIGURES and "(fig9_quantizers.png)" in text

@@ -1,6 +1,7 @@
 """End-to-end cosimulation: the board core (UART + bridge + accelerator) in Verilator, driven by
 the host driver over a UART model: load, recall, reload, garbage, recovery."""
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -25,11 +26,19 @@ def _network(seed, n=20, p=16):
     rng = np.random.default_rng(seed)
     patterns = random_patterns(rng, n, p)
     alpha = rng.normal(0, 2.5, size=(p, n))
-    return integer_network(patterns, alpha, 0.06, FixedConfig(max_steps=12))
+    inet = integer_network(patterns, alpha, 0.06, FixedConfig(max_steps=12))
+    # A threshold per neuron, whatever the quantizer: each moved by up to r = 1/8.
+    frac, k = inet.config.threshold_frac_bits, inet.config.weight_bits
+    r_fx = np.clip(inet.r_fx + rng.integers(-(2 ** frac) // 8, 2 ** frac // 8, size=n),
+                   -(2 ** frac), 2 ** (k + frac))
+    inet = dataclasses.replace(inet, r_fx=r_fx)
+    assert inet.uniform_threshold is None
+    return inet
 
 
 def test_board_core_over_uart_equals_the_integer_model(tmp_path):
-    """The iCEBreaker's core: weights in SPRAM (Yosys' SB_SPRAM256KA model), loaded over UART."""
+    """The iCEBreaker's core: weights in SPRAM (Yosys' SB_SPRAM256KA model), two networks with
+    a threshold per neuron loaded over UART, each with noisy queries against the model."""
     a, b = _network(1), _network(2)
     params = AccelParams(a.n, a.p, a.config, lanes=4)
     core = build_core(params, DIVISOR, BUILD_ROOT, spram=True)
@@ -42,5 +51,5 @@ def test_board_core_over_uart_equals_the_integer_model(tmp_path):
     phases = summary["phases"]
     assert [p.get("mismatches") for p in phases] == [0, 0, 0]
     assert phases[0]["writes"] == params.pattern_depth + params.weight_depth \
-        + params.lut_depth + 1
+        + params.lut_depth + params.n     # one threshold per neuron
     assert summary["status"]["errors"] >= 2 and summary["status"]["queries"] == 45

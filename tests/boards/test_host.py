@@ -1,5 +1,7 @@
 """The host driver against the device emulator (the bridge's executable specification)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -43,7 +45,8 @@ def test_load_then_recall_equals_the_integer_model(setup):
     emu, inet, patterns = setup
     dev = Device(transport=emu)
     writes = dev.load(inet)
-    assert writes == emu.params.pattern_depth + emu.params.weight_depth + emu.params.lut_depth + 1
+    assert writes == emu.params.pattern_depth + emu.params.weight_depth + emu.params.lut_depth \
+        + emu.params.n                 # one threshold per neuron
     queries, _ = noisy_queries(patterns, 0.2, 10, np.random.default_rng(0))
     figures = check_against_model(dev, inet, to_bits(queries))
     assert figures["mismatches"] == 0 and figures["queries"] == 10
@@ -111,3 +114,21 @@ def test_wrong_reply_is_detected(setup):
 
     with pytest.raises(LinkError, match="reply 0x82 to command 0x01"):
         Device(transport=Mixed()).status()
+
+
+def test_per_neuron_thresholds_load_and_recall_equal_the_model(setup):
+    """A threshold per neuron (corners of the range included) through the emulated link: the
+    emulator's memories hold them exactly and every result equals the model's."""
+    emu, inet, patterns = setup
+    prm = emu.params
+    lo, hi = prm.threshold_range
+    rng = np.random.default_rng(3)
+    r_fx = np.clip(inet.r_fx + rng.integers(-(2 ** 13), 2 ** 13, size=inet.n), lo, hi)
+    r_fx[:3] = [lo, hi, -1]
+    net = dataclasses.replace(inet, r_fx=r_fx)
+    dev = Device(transport=emu)
+    dev.load(net)
+    np.testing.assert_array_equal(emu.network().r_fx, r_fx)
+    queries, _ = noisy_queries(patterns, 0.2, 20, np.random.default_rng(4))
+    figures = check_against_model(dev, net, to_bits(queries))
+    assert figures["mismatches"] == 0 and figures["queries"] == 20

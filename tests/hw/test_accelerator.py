@@ -23,7 +23,7 @@ from hw_helpers import (
 )
 
 from khop.hw.accelerator import RetrievalAccelerator
-from khop.hw.layout import LoadTarget, load_words, pack_load, unpack_result
+from khop.hw.layout import LoadTarget, load_words, pack_load, threshold_writes, unpack_result
 from khop.model.fixed import FixedConfig, integer_network
 from khop.model.kernel import random_patterns
 from khop.model.klr import TrainConfig, train_klr
@@ -168,8 +168,9 @@ def other_network(name, seed, net_a):
     """A network of the same shape that differs from ``net_a`` in every memory and in r."""
     n = CONFIGS[name][0]
     net_b, _ = build(name, seed + 100, gamma=2.0 / n)
-    if net_b.uniform_threshold == net_a.uniform_threshold:   # 1-bit networks: r = 1/2 always
-        net_b = dataclasses.replace(net_b, r_fx=net_a.uniform_threshold + 2 ** 12)
+    if np.array_equal(net_b.r_fx, net_a.r_fx):   # 1-bit networks: r = 1/2 always
+        net_b = dataclasses.replace(net_b, r_fx=net_a.r_fx + 2 ** 12)
+    assert not np.array_equal(net_a.r_fx, net_b.r_fx)
     assert not np.array_equal(net_a.lut, net_b.lut)
     assert not np.array_equal(net_a.patterns, net_b.patterns)
     assert not np.array_equal(net_a.codes, net_b.codes)
@@ -223,6 +224,44 @@ def test_empty_accelerator_loaded_at_run_time():
 
     run_sim(dut, tb)
     check_results(prm, raws, expected_results(inet, queries), "seed=7")
+
+
+def per_neuron_thresholds(rng, inet, prm):
+    """Thresholds that differ per neuron: the network's own moved by up to r = 1/4 each, and a
+    sixth of the neurons at a corner of the range (``-2^R``, ``-1``, ``0``, ``2^(k+R)``)."""
+    lo, hi = prm.threshold_range
+    frac = prm.threshold_frac_bits
+    r = np.clip(inet.r_fx + rng.integers(-(2 ** frac) // 4, 2 ** frac // 4, size=inet.n), lo, hi)
+    corner = rng.random(inet.n) < 1 / 6
+    r[corner] = rng.choice([lo, -1, 0, hi], size=int(corner.sum()))
+    return r
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_per_neuron_thresholds_at_generation_and_loaded(name):
+    """A threshold per neuron, in the generated memory and loaded at run time: every result
+    equals the integer model's."""
+    seed = 24
+    rng = np.random.default_rng(seed)
+    inet, prm = build(name, seed)
+    net_a = dataclasses.replace(inet, r_fx=per_neuron_thresholds(rng, inet, prm))
+    net_b = dataclasses.replace(inet, r_fx=per_neuron_thresholds(rng, inet, prm))
+    assert net_a.uniform_threshold is None and net_b.uniform_threshold is None
+    dut = RetrievalAccelerator(prm, net_a)
+    qa, qb = make_queries(rng, inet, 6), make_queries(rng, inet, 6)
+    raws = []
+
+    async def tb(ctx):
+        for net, queries in ((None, qa), (net_b, qb)):
+            if net is not None:
+                await drive(ctx, dut.i_load, load_payloads(prm, net), rng, 0.3)
+            for q in queries:
+                await drive(ctx, dut.i_query, [int_of(q)], rng, 0.3)
+                raws.extend(await collect(ctx, dut.o_result, 1, rng, 0.3))
+
+    run_sim(dut, tb)
+    expected = expected_results(net_a, qa) + expected_results(net_b, qb)
+    check_results(prm, raws, expected, f"{name} seed={seed}")
 
 
 @pytest.mark.parametrize("r_fx", [-5000, -(2 ** 16), 2 ** 18])
@@ -461,7 +500,8 @@ def test_load_wins_over_a_query_offered_on_the_same_edge():
     dut = RetrievalAccelerator(prm, inet)
     (query,) = make_queries(rng, inet, 1)
     r_fx = -5000                        # every neuron fires: a result only the load explains
-    threshold = pack_load(prm, LoadTarget.THRESHOLD, 0, r_fx & ((1 << prm.threshold_bits) - 1))
+    words = [pack_load(prm, LoadTarget.THRESHOLD, a, w) for a, w in threshold_writes(prm, r_fx)]
+    assert len(words) >= 3
     out = {}
 
     async def tb(ctx):
@@ -469,9 +509,9 @@ def test_load_wins_over_a_query_offered_on_the_same_edge():
         ctx.set(dut.i_query.valid, 1)
         ctx.set(dut.i_query.payload, int_of(query))
         ctx.set(dut.i_load.valid, 1)
-        ctx.set(dut.i_load.payload.as_value(), threshold)
         handshakes = []
-        for _ in range(3):              # the load held valid for three edges
+        for word in words:              # the load held valid for every threshold word
+            ctx.set(dut.i_load.payload.as_value(), word)
             _, _, *ready = await ctx.tick().sample(dut.i_load.ready, dut.i_query.ready)
             handshakes.append(tuple(ready))
         ctx.set(dut.i_load.valid, 0)
@@ -487,7 +527,7 @@ def test_load_wins_over_a_query_offered_on_the_same_edge():
         out["edges"] = edges
 
     run_sim(dut, tb)
-    assert out["handshakes"] == [(1, 0)] * 3, "the load transfers, the query is held off"
+    assert out["handshakes"] == [(1, 0)] * len(words), "the load transfers, the query is held off"
     assert out["query_taken"] == 1, "the query transfers once the load is gone"
     assert out["busy_load_ready"] == 0, "no load is accepted while a query runs"
     expected = expected_results(dataclasses.replace(inet, r_fx=r_fx), query[None])
@@ -505,7 +545,7 @@ def test_during_reset_a_query_is_lost_and_a_load_is_written():
     bench = ResetBench(dut)
     q1, q2 = make_queries(rng, inet, 2)
     r_fx = -5000                        # every neuron fires
-    threshold = pack_load(prm, LoadTarget.THRESHOLD, 0, r_fx & ((1 << prm.threshold_bits) - 1))
+    words = [pack_load(prm, LoadTarget.THRESHOLD, a, w) for a, w in threshold_writes(prm, r_fx)]
     out = {}
 
     async def tb(ctx):
@@ -516,8 +556,11 @@ def test_during_reset_a_query_is_lost_and_a_load_is_written():
         _, _, q_ready = await ctx.tick().sample(dut.i_query.ready)
         ctx.set(dut.i_query.valid, 0)
         ctx.set(dut.i_load.valid, 1)
-        ctx.set(dut.i_load.payload.as_value(), threshold)
-        _, _, l_ready = await ctx.tick().sample(dut.i_load.ready)
+        l_ready = 1
+        for word in words:
+            ctx.set(dut.i_load.payload.as_value(), word)
+            _, _, ready = await ctx.tick().sample(dut.i_load.ready)
+            l_ready &= ready
         ctx.set(dut.i_load.valid, 0)
         ctx.set(bench.rst, 0)
         out["ready"] = (q_ready, l_ready)

@@ -76,7 +76,7 @@ def test_export_writes_verilog_and_json(small, tmp_path):
     assert info["parameters"] == {"n": 23, "p": 9, "weight_bits": 2, "lanes": 5,
                                   "popcount_width": 7, "kernel_bits": 16,
                                   "threshold_frac_bits": 16, "max_steps": 5, "center": "median",
-                                  "quantizer": "paper"}
+                                  "quantizer": prm.fixed.quantizer, "threshold_digit_bits": 4}
     assert AccelParams.from_dict(info["parameters"]) == prm
     assert info["network"] == {"seed": 1}
     # Ports: the same names, directions and widths as the Verilog and the layouts.
@@ -98,6 +98,9 @@ def test_export_writes_verilog_and_json(small, tmp_path):
     assert (mem["weight"]["depth"], mem["weight"]["width"], mem["weight"]["bits"]) == \
         (45, 10, 450)
     assert (mem["lut"]["depth"], mem["lut"]["width"], mem["lut"]["bits"]) == (24, 16, 384)
+    # 5 blocks of 5 thresholds of k + R + 2 = 20 bits.
+    assert (mem["threshold"]["depth"], mem["threshold"]["width"], mem["threshold"]["bits"]) == \
+        (5, 100, 500)
     assert mem["accumulator_flipflops"] == prm.accumulator_bits
     cyc = info["cycle_model"]
     assert cyc["cycles_per_step"] == prm.cycles_per_step
@@ -114,7 +117,7 @@ def test_exported_formula_is_the_cycle_model(n, p, lanes, width):
     prm = accel_params(n=n, p=p, lanes=lanes, popcount_width=width)
     formula = describe(prm)["cycle_model"]["formula"].split("=", 1)[1]
     names = {"chunks": prm.chunks, "blocks": prm.blocks, "p": prm.p, "max": max,
-             "threshold_bits": prm.threshold_bits}
+             "threshold_digits": prm.threshold_digits}
     assert eval(formula, {"__builtins__": {}}, names) == prm.cycles_per_step
 
 
@@ -174,7 +177,7 @@ def test_datasheet_ports_and_payloads(n, p, lanes, width, bits):
     assert {f["name"]: f for f in pay["i_load"]}["target"]["range"] == [0, len(LoadTarget) - 1]
     words = pay["load_words"]
     depth = {"PATTERN": prm.pattern_depth, "WEIGHT": prm.weight_depth, "LUT": prm.lut_depth,
-             "THRESHOLD": 1}
+             "THRESHOLD": (prm.blocks - 1) * 2 ** prm.threshold_lane_bits + prm.lanes}
     data_bits = {"PATTERN": prm.pattern_width, "WEIGHT": prm.weight_width,
                  "LUT": prm.kernel_bits, "THRESHOLD": prm.threshold_bits}
     for name, word in words.items():

@@ -16,9 +16,12 @@ from khop.hw.layout import (
     pack_result_fields,
     pattern_words,
     result_layout,
+    threshold_address,
+    threshold_words,
     unpack_load,
     unpack_pattern_words,
     unpack_result,
+    unpack_threshold_words,
     unpack_weight_words,
     weight_words,
 )
@@ -91,7 +94,7 @@ def test_pack_load_agrees_with_the_struct_layout(seed):
     for target in LoadTarget:
         for _ in range(20):
             addr = int(rng.integers(0, 2 ** prm.load_addr_bits))
-            value = int(rng.integers(0, 2 ** prm.load_data_bits))
+            value = random_bits(rng, prm.load_data_bits)
             const = layout.const({"target": target, "addr": addr, "data": value})
             assert pack_load(prm, target, addr, value) == const.as_value().value, \
                 f"seed={seed} target={target} addr={addr} data={value}"
@@ -114,19 +117,28 @@ def test_result_packing_agrees_with_the_struct_layout(seed):
         assert unpack_result(prm, raw) == (state, steps, conv), f"seed={seed}"
 
 
-@pytest.mark.parametrize(("lanes", "width", "r_fx"), [(4, 20, None), (7, 3, -5), (20, 1, 0)])
+def random_bits(rng, bits):
+    """A uniform random integer of ``bits`` bits (wider than NumPy's int64)."""
+    return int.from_bytes(rng.bytes((bits + 7) // 8), "little") & ((1 << bits) - 1)
+
+
+@pytest.mark.parametrize(("lanes", "width", "r_fx"),
+                         [(4, 20, None), (7, 3, -5), (20, 1, 0), (6, 20, "per neuron")])
 def test_load_words_cover_every_memory_word_once(lanes, width, r_fx):
     inet = tiny_network(20, 6, seed=lanes, weight_bits=3, epochs=2)
+    if r_fx == "per neuron":        # every value of the range, its corners included
+        r_fx = np.linspace(-(2 ** 16), 2 ** 19, 20).astype(np.int64)
     if r_fx is not None:
         inet = dataclasses.replace(inet, r_fx=r_fx)
     prm = params_for(inet, lanes=lanes, popcount_width=width)
     writes = load_words(prm, inet)
     by_target = {t: {a: d for tt, a, d in writes if tt == t} for t in LoadTarget}
-    assert len(writes) == prm.pattern_depth + prm.weight_depth + prm.lut_depth + 1
+    assert len(writes) == prm.pattern_depth + prm.weight_depth + prm.lut_depth + prm.n
     assert sorted(by_target[LoadTarget.PATTERN]) == list(range(prm.pattern_depth))
     assert sorted(by_target[LoadTarget.WEIGHT]) == list(range(prm.weight_depth))
     assert sorted(by_target[LoadTarget.LUT]) == list(range(prm.lut_depth))
-    assert list(by_target[LoadTarget.THRESHOLD]) == [0]
+    assert sorted(by_target[LoadTarget.THRESHOLD]) == [
+        (i // lanes) * 2 ** prm.threshold_lane_bits + i % lanes for i in range(prm.n)]
     assert all(0 <= d < 2 ** prm.load_data_bits for _, _, d in writes)
     assert all(a < 2 ** prm.load_addr_bits for _, a, _ in writes)
     assert [by_target[LoadTarget.LUT][d] for d in range(prm.lut_depth)] == inet.lut.tolist()
@@ -134,11 +146,17 @@ def test_load_words_cover_every_memory_word_once(lanes, width, r_fx):
         inet.patterns, 1, 0, width)
     assert by_target[LoadTarget.WEIGHT][prm.weight_depth - 1] == ref_weight_word(
         inet.codes, prm.p - 1, prm.blocks - 1, lanes, 3)
-    # The threshold word is r_fx in two's complement of threshold_bits.
-    t = by_target[LoadTarget.THRESHOLD][0]
-    assert t < 2 ** prm.threshold_bits
-    signed = t - 2 ** prm.threshold_bits if t >> (prm.threshold_bits - 1) else t
-    assert signed == inet.uniform_threshold
+    # One write per neuron i = b*L + l at b * 2^lane_bits + l: r_fx[i] in two's complement of
+    # threshold_bits; the memory words they make unpack to r_fx.
+    tb = prm.threshold_bits
+    words = [0] * prm.threshold_depth
+    for i in range(prm.n):
+        t = by_target[LoadTarget.THRESHOLD][threshold_address(prm, i)]
+        assert t < 2 ** tb
+        assert (t - 2 ** tb if t >> (tb - 1) else t) == inet.r_fx[i]
+        words[i // lanes] |= t << (i % lanes * tb)
+    assert words == threshold_words(prm, inet.r_fx)
+    np.testing.assert_array_equal(unpack_threshold_words(prm, words), inet.r_fx)
 
 
 def test_load_words_rejects_a_mismatched_network():
@@ -177,7 +195,7 @@ def test_unpack_load_inverts_pack_load(seed):
     for target in LoadTarget:
         for _ in range(20):
             addr = int(rng.integers(0, 2 ** prm.load_addr_bits))
-            value = int(rng.integers(0, 2 ** prm.load_data_bits))
+            value = random_bits(rng, prm.load_data_bits)
             back = unpack_load(prm, pack_load(prm, target, addr, value))
             assert back == (target, addr, value), f"seed={seed}"
             assert isinstance(back[0], LoadTarget)

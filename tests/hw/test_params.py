@@ -105,12 +105,15 @@ def test_ridge_figures_by_hand():
     assert prm.sum_bits == 24
     assert prm.threshold_bits == 20             # k + R + 2
     assert prm.product_bits == 44
-    assert prm.memory_bits == {"pattern": 300 * 100, "weight": 300 * 7 * 32, "lut": 101 * 16}
+    assert prm.memory_bits == {"pattern": 300 * 100, "weight": 300 * 7 * 32, "lut": 101 * 16,
+                               "threshold": 7 * 16 * 20}
+    assert (prm.threshold_digit_bits, prm.threshold_digits) == (4, 5)
     assert prm.accumulator_bits == 7 * 16 * 25
     assert prm.bound_cycles_per_step == 2100
-    # 1 + (1 + 4) + 299 * 7 + 7 + 4 + 20 + 1 + 7 + 2
-    assert prm.cycles_per_step == 2140
-    assert prm.cycles_per_query(3) == 3 * 2140
+    # 1 + (1 + 4) + 299 * 7 + 7 + 4 + 7 * 5 + 2: within 1.03 of the bound (issue 12)
+    assert prm.cycles_per_step == 2147
+    assert prm.cycles_per_step <= 1.03 * prm.bound_cycles_per_step
+    assert prm.cycles_per_query(3) == 3 * 2147
 
 
 def test_chunked_figures_by_hand():
@@ -124,11 +127,13 @@ def test_chunked_figures_by_hand():
     # T <= 9 * 1 * 2^9 = 4608 < 2^13; S_K <= 9 * 2^9 = 4608.
     assert (prm.acc_bits, prm.sum_bits) == (13, 13)
     assert prm.threshold_bits == 11
-    assert prm.memory_bits == {"pattern": 225, "weight": 225, "lut": 240}
-    assert prm.load_addr_bits == 6               # addresses 0..44
+    assert prm.memory_bits == {"pattern": 225, "weight": 225, "lut": 240, "threshold": 275}
+    assert prm.load_addr_bits == 6               # addresses 0..44 (thresholds: 0..36)
+    assert prm.threshold_lane_bits == 3          # neuron b*5 + l at b*8 + l
     assert prm.load_data_bits == 11              # the threshold is the widest word
-    # 1 + (5 + 4) + 8 * 5 + 5 + 4 + 11 + 1 + 5 + 2
-    assert prm.cycles_per_step == 78
+    assert prm.threshold_digits == 3             # ceil(11 / 4)
+    # 1 + (5 + 4) + 8 * 5 + 5 + 4 + 5 * 3 + 2
+    assert prm.cycles_per_step == 76
 
 
 def test_distance_bound_figures():
@@ -136,8 +141,8 @@ def test_distance_bound_figures():
     prm = accel_params(n=30, p=10, weight_bits=4, lanes=7, popcount_width=4)
     assert (prm.blocks, prm.chunks, prm.cycles_per_pattern) == (5, 8, 8)
     assert prm.bound_cycles_per_step == 50
-    # 1 + (8 + 4) + 9 * 8 + 5 + 4 + 22 + 1 + 5 + 2
-    assert prm.cycles_per_step == 124
+    # 1 + (8 + 4) + 9 * 8 + 5 + 4 + 5 * ceil(22 / 4) + 2
+    assert prm.cycles_per_step == 126
 
 
 @pytest.mark.parametrize(("n", "p", "k", "kernel_bits"), [
@@ -188,10 +193,10 @@ def test_cycles_per_step_is_the_sum_of_its_named_terms():
                        threshold_frac_bits=8)
     names = {**prm.cycle_names(), "__builtins__": {}}
     terms = [eval(expr, names) for _, expr in STEP_CYCLE_TERMS]
-    assert terms == [1, 5 + 4, 8 * 5, 5, 4, 11, 1, 5 + 2]
-    assert sum(terms) == prm.cycles_per_step == 78
+    assert terms == [1, 5 + 4, 8 * 5, 5, 4, 5 * 3 + 2]
+    assert sum(terms) == prm.cycles_per_step == 76
     assert step_cycle_formula() == ("cycles_per_step = chunks + (p - 1) * max(blocks, chunks) "
-                                    "+ blocks + threshold_bits + blocks + 12")
+                                    "+ blocks + blocks * threshold_digits + 11")
     formula = step_cycle_formula().split("=", 1)[1]
     assert eval(formula, names) == prm.cycles_per_step
 
@@ -247,7 +252,8 @@ def test_as_dict_round_trip(prm):
                  "kernel_bits": prm.kernel_bits, "threshold_frac_bits": prm.threshold_frac_bits,
                  "max_steps": prm.max_steps, "center": prm.fixed.center,
                  "quantizer": prm.fixed.quantizer, "lanes": prm.lanes,
-                 "popcount_width": prm.popcount_width}
+                 "popcount_width": prm.popcount_width,
+                 "threshold_digit_bits": prm.threshold_digit_bits}
     assert AccelParams.from_dict(d) == prm
     assert AccelParams.from_dict(json.loads(json.dumps(d))) == prm
 
@@ -372,9 +378,14 @@ def test_check_network_names_the_first_mismatch():
         accel_params(n=20, p=12, kernel_bits=12).check_network(inet)
 
 
-def test_check_network_refuses_per_neuron_thresholds_until_the_hardware_has_them():
+def test_check_network_takes_per_neuron_thresholds_in_range():
     inet = tiny_network(20, 12, seed=4, epochs=1)
-    r = inet.r_fx.copy()
+    prm = params_for(inet)
+    lo, hi = prm.threshold_range
+    r = np.clip(inet.r_fx, lo, hi - 1)
     r[3] += 1
-    with pytest.raises(ValueError, match="threshold per neuron .* one threshold register"):
-        params_for(inet).check_network(dataclasses.replace(inet, r_fx=r))
+    prm.check_network(dataclasses.replace(inet, r_fx=r))
+    for bad in (lo - 1, hi + 1):
+        r[5] = bad
+        with pytest.raises(ValueError, match=r"thresholds r_fx must be 20 values in -65536\.\."):
+            prm.check_network(dataclasses.replace(inet, r_fx=r))

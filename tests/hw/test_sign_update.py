@@ -2,13 +2,17 @@
 
 The testbench plays the MAC array: on every ``o_start`` it computes ``(T, S_K)`` for the FSM's
 ``o_state`` (from the integer model or a hand-made function), presents ``S_K`` on ``i_sum_k`` and
-the ``blocks`` beats of ``T`` on ``i_sums`` after a random delay and with random gaps.
+the ``blocks`` beats of ``T`` on ``i_sums`` after a random delay and with random gaps. The FSM
+reads its thresholds from a real threshold memory (:class:`Bench`), which the testbench writes
+through its write port between queries.
 """
 
 import dataclasses
 
 import numpy as np
 import pytest
+from amaranth import Module
+from amaranth.lib import wiring
 from hw_helpers import (
     Clock,
     accel_params,
@@ -24,8 +28,43 @@ from hw_helpers import (
     tiny_network,
 )
 
-from khop.hw.layout import unpack_result
+from khop.hw.layout import threshold_writes, unpack_result
 from khop.hw.sign_update import SignUpdate
+from khop.hw.threshold_memory import ThresholdMemory
+
+
+class Bench(wiring.Component):
+    """The FSM and its threshold memory; every member of the FSM but ``thresholds`` is
+    forwarded, plus ``threshold_write`` (the memory's write port)."""
+
+    def __init__(self, prm, *, fault=None):
+        self.fsm = SignUpdate(prm, fault=fault)
+        self.tmem = ThresholdMemory(prm)
+        super().__init__({})
+        for name in ("i_query", "o_result", "i_hold", "o_idle", "o_start", "o_state", "i_sums",
+                     "i_sum_k"):
+            setattr(self, name, getattr(self.fsm, name))
+        self.threshold_write = self.tmem.write
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fsm = self.fsm
+        m.submodules.tmem = self.tmem
+        wiring.connect(m, self.fsm.thresholds, self.tmem.read)
+        return m
+
+
+async def set_thresholds(ctx, dut, prm, r_fx):
+    """Write the thresholds ``r_fx`` (one per neuron, or one for all) while the FSM is idle."""
+    port = dut.threshold_write
+    for addr, value in threshold_writes(prm, r_fx):
+        block, lane = divmod(addr, 2 ** prm.threshold_lane_bits)
+        ctx.set(port.addr, block)
+        ctx.set(port.lane, lane)
+        ctx.set(port.data, value)
+        ctx.set(port.en, 1)
+        await ctx.tick()
+    ctx.set(port.en, 0)
 
 
 def sum_beats(prm, t, rng=None):
@@ -79,8 +118,8 @@ def model_sums(inet):
 
 
 async def run_query(ctx, dut, prm, query, r_fx, rng, idle, stall, what):
-    """Set the threshold, offer one query (random idle), take its result (random stalls)."""
-    ctx.set(dut.i_threshold, int(r_fx))
+    """Write the thresholds, offer one query (random idle), take its result (random stalls)."""
+    await set_thresholds(ctx, dut, prm, r_fx)
     await drive(ctx, dut.i_query, [int_of(query)], rng, idle)
     (raw,) = await collect(ctx, dut.o_result, 1, rng, stall, what=what)
     state, steps, conv = unpack_result(prm, raw)
@@ -107,23 +146,31 @@ CONFIGS = [
 
 
 def thresholds(inet, rng):
-    """The model's own r_fx, random ones near it (non-trivial dynamics) and the corners of the
-    signed range ``[-2^R, 2^(k+R)]`` (every neuron decided the same way)."""
+    """The model's own r_fx, random ones near it (non-trivial dynamics), the corners of the
+    signed range ``[-2^R, 2^(k+R)]`` (every neuron decided the same way), and thresholds that
+    differ per neuron: near the model's, and drawn from the corners and random values."""
     frac, k = inet.config.threshold_frac_bits, inet.config.weight_bits
     lo, hi = -(2 ** frac), 2 ** (k + frac)
-    r_fx = inet.uniform_threshold
-    near = [int(np.clip(r_fx + rng.integers(-(2 ** frac) // 4, 2 ** frac // 4), lo, hi))
+    r_fx = inet.r_fx
+    near = [np.clip(r_fx + rng.integers(-(2 ** frac) // 4, 2 ** frac // 4), lo, hi)
             for _ in range(4)]
-    return [r_fx] * 4 + near + [lo, -1, 0, 1, hi - 1, hi]
+    per_neuron = [np.clip(r_fx + rng.integers(-(2 ** frac) // 4, 2 ** frac // 4, size=inet.n),
+                          lo, hi) for _ in range(4)]
+    corners = np.array([lo, lo + 1, -1, 0, 1, hi - 1, hi])
+    mixed = [np.where(rng.random(inet.n) < 0.5, rng.choice(corners, size=inet.n),
+                      rng.integers(lo, hi + 1, size=inet.n)) for _ in range(2)]
+    return ([r_fx] * 4 + near + [lo, -1, 0, 1, hi - 1, hi] + per_neuron + mixed)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize(("n", "p", "k", "lanes"), CONFIGS)
-def test_results_match_the_integer_model(seed, n, p, k, lanes):
+@pytest.mark.parametrize(("n", "p", "k", "lanes", "digit"),
+                         [(*c, d) for c, d in zip(CONFIGS, [None, 1, 3, 30], strict=True)])
+def test_results_match_the_integer_model(seed, n, p, k, lanes, digit):
     rng = np.random.default_rng(seed)
     inet = tiny_network(n, p, seed, weight_bits=k, max_steps=4, epochs=3)
-    prm = params_for(inet, lanes=lanes)
-    dut = SignUpdate(prm)
+    digit = None if digit is None else min(digit, inet.config.threshold_bits)
+    prm = params_for(inet, lanes=lanes, threshold_digit_bits=digit)
+    dut = Bench(prm)
     rs = thresholds(inet, rng)
     queries = np.concatenate([noisy_queries(rng, inet, len(rs) // 2),
                               random_states(rng, len(rs) - len(rs) // 2, n)])
@@ -206,7 +253,7 @@ def test_tie_keeps_the_bit_gt_sets_lt_clears(r_fx, s, t_tie):
     assert t_tie * 2 ** 16 == r_fx * s
     prm = small_params()
     queries = tie_queries(11)
-    results, _ = run_queries(SignUpdate(prm), prm, constant_sums(t_tie, s), r_fx, queries, 11)
+    results, _ = run_queries(Bench(prm), prm, constant_sums(t_tie, s), r_fx, queries, 11)
     check(results, [tie_expected(q) for q in queries], f"seed=11 r_fx={r_fx}")
 
 
@@ -215,7 +262,7 @@ def test_zero_threshold_ties_on_zero_sums():
     prm = small_params()
     t = [0] * 4 + [1] * 6
     queries = tie_queries(12)
-    results, _ = run_queries(SignUpdate(prm), prm, lambda state: (t, 500), 0, queries, 12)
+    results, _ = run_queries(Bench(prm), prm, lambda state: (t, 500), 0, queries, 12)
     expected = []
     for q in queries:
         e = q.copy()
@@ -228,7 +275,7 @@ def test_zero_threshold_ties_on_zero_sums():
 def test_fault_tie_sets_one_is_caught(r_fx, s, t_tie):
     prm = small_params()
     queries = tie_queries(13)
-    dut = SignUpdate(prm, fault="tie_sets_one")
+    dut = Bench(prm, fault="tie_sets_one")
     results, _ = run_queries(dut, prm, constant_sums(t_tie, s), r_fx, queries, 13)
     expected = [tie_expected(q) for q in queries]
     # The check of the correct FSM fails on the faulty one ...
@@ -256,7 +303,7 @@ def test_negative_threshold_sets_all_and_padding_stays_zero(garbage):
     queries = [np.ones(N, np.uint8), rng.integers(0, 2, N, dtype=np.uint8)]
     t = rng.integers(0, 2 ** 10, N).tolist()
     for r_fx in (-(2 ** 16), -1):
-        results, starts = run_queries(SignUpdate(prm), prm, lambda state: (t, 700), r_fx,
+        results, starts = run_queries(Bench(prm), prm, lambda state: (t, 700), r_fx,
                                       queries, 14, garbage=garbage)
         check(results, [(np.ones(N, np.uint8), 1, True), (np.ones(N, np.uint8), 2, True)],
               f"seed=14 r_fx={r_fx}")
@@ -273,7 +320,7 @@ def test_max_steps_stops_without_convergence(max_steps):
     prm = small_params(max_steps)
     queries = tie_queries(15)
     r_fx = 2 ** 15                               # r = 0.5: theta = 500 * 2^16
-    results, starts = run_queries(SignUpdate(prm), prm, flipping_sums, r_fx, queries, 15)
+    results, starts = run_queries(Bench(prm), prm, flipping_sums, r_fx, queries, 15)
     expected = [(q if max_steps % 2 == 0 else 1 - q, max_steps, False) for q in queries]
     check(results, expected, f"seed=15 max_steps={max_steps}")
     assert len(starts) == max_steps * len(queries)
@@ -283,20 +330,20 @@ def test_fixed_point_converges_in_one_step():
     prm = small_params(3)
     queries = tie_queries(16)
     keeping = lambda state: ([501 if b else 499 for b in state], 1000)   # noqa: E731
-    results, _ = run_queries(SignUpdate(prm), prm, keeping, 2 ** 15, queries, 16)
+    results, _ = run_queries(Bench(prm), prm, keeping, 2 ** 15, queries, 16)
     check(results, [(q, 1, True) for q in queries], "seed=16")
 
 
 def test_result_held_under_backpressure_and_next_query_waits():
     prm = small_params()
     rng = np.random.default_rng(17)
-    dut = SignUpdate(prm)
+    dut = Bench(prm)
     q1, q2 = tie_queries(17)[:2]
     t_tie, s = 3000, 4000
     seen = {}
 
     async def tb(ctx):
-        ctx.set(dut.i_threshold, 3 * 2 ** 14)
+        await set_thresholds(ctx, dut, prm, 3 * 2 ** 14)
         await drive(ctx, dut.i_query, [int_of(q1)])
         while not ctx.get(dut.o_result.valid):
             assert not ctx.get(dut.o_idle)
@@ -332,11 +379,11 @@ def test_result_held_under_backpressure_and_next_query_waits():
 def test_hold_blocks_queries_while_idle():
     prm = small_params()
     rng = np.random.default_rng(18)
-    dut = SignUpdate(prm)
+    dut = Bench(prm)
     q = tie_queries(18)[0]
 
     async def tb(ctx):
-        ctx.set(dut.i_threshold, 3 * 2 ** 14)
+        await set_thresholds(ctx, dut, prm, 3 * 2 ** 14)
         ctx.set(dut.i_hold, 1)
         ctx.set(dut.i_query.valid, 1)
         ctx.set(dut.i_query.payload, int_of(q))
@@ -353,3 +400,45 @@ def test_hold_blocks_queries_while_idle():
         assert (bits_of(state, N).tolist(), steps, conv) == (e_state.tolist(), e_steps, e_conv)
 
     run_sim(dut, tb, background=[fake_mac(dut, prm, constant_sums(3000, 4000), rng, [])])
+
+
+@pytest.mark.parametrize(("seed", "digit"), [(19, None), (20, 1), (21, 5), (22, 20)])
+def test_per_neuron_ties_and_neighbours(seed, digit):
+    """Each neuron its own threshold, and T exactly at its tie or one off: ``T 2^R`` equal to,
+    above or below ``r_i S_K``, with exact ties (``r_i S_K`` a multiple of ``2^R``) and
+    near-ties (a nonzero fraction: ``T = floor`` is below, ``floor + 1`` above)."""
+    rng = np.random.default_rng(seed)
+    prm = accel_params(n=N, p=12, weight_bits=2, lanes=LANES, threshold_digit_bits=digit)
+    frac = prm.threshold_frac_bits
+    lo, hi = prm.threshold_range
+    s = int(rng.integers(2 ** 10, 2 ** 13)) * 8          # a multiple of 8: more exact ties
+    queries = tie_queries(seed)
+    expected, rs, ts = [], [], []
+    for _ in queries:
+        r = rng.integers(lo, hi + 1, size=N)
+        exact = rng.random(N) < 0.5
+        r[exact] = (r[exact] >> 13) << 13                   # r S_K / 2^16 an integer
+        r[:2] = [lo, hi]
+        r = np.clip(r, max(lo, 0), hi)                      # T >= 0 must be able to tie
+        floor = (r * s) >> frac
+        t = np.clip(floor + rng.integers(-1, 2, size=N), 0, None)
+        rs.append(r)
+        ts.append(t)
+    results, starts = [], []
+
+    async def tb(ctx):
+        for i, (q, r) in enumerate(zip(queries, rs, strict=True)):
+            state_fn["t"] = ts[i].tolist()
+            results.append(await run_query(ctx, dut, prm, q, r, rng, 0.3, 0.3,
+                                           f"seed={seed} query {i}"))
+
+    state_fn = {}
+    dut = Bench(prm)
+    run_sim(dut, tb, background=[fake_mac(dut, prm, lambda st: (state_fn["t"], s), rng,
+                                          starts)])
+    for q, r, t in zip(queries, rs, ts, strict=True):
+        lhs, rhs = t.astype(object) * 2 ** frac, r.astype(object) * s
+        e = np.where(lhs > rhs, 1, np.where(lhs < rhs, 0, q)).astype(np.uint8)
+        expected.append((e, 1 if np.array_equal(e, q) else 2, True))
+        assert (lhs == rhs).any() and (lhs != rhs).any()
+    check(results, expected, f"seed={seed} digit={digit}")

@@ -155,3 +155,19 @@ def test_two_bit_packing_order_is_little_endian_within_a_byte():
     assert ex.pack_codes([1, 2, 3, 0], 2).tolist() == [0b00111001]
     with pytest.raises(ValueError, match="does not fit"):
         ex.pack_codes([4], 2)
+
+
+def test_quantizer_comparison_sets_bias_correction_next_to_the_papers_quantizer(run):
+    r = run("quantizers")
+    assert r["claims"] == [] and r["noise"] == [0.0, 0.1, 0.2, 0.3, 0.4]
+    assert r["variants"][:4] == ["float", "2-bit", "2-bit bias", "2-bit neuron"]
+    assert "1-bit neuron" not in r["variants"]          # the same as 1-bit bias
+    assert set(r["scores"]) == set(r["variants"])
+    for s in r["scores"].values():
+        assert len(s["recall_accuracy"]["mean"]) == len(r["noise"])
+        assert s["exact_recall"]["trials"][0][0] <= 1.0
+    i = r["noise"].index(0.1)
+    paper, bias = r["scores"]["2-bit"], r["scores"]["2-bit bias"]
+    # The per-neuron offset removes the bias the paper's codes leave: recall at 10 % noise.
+    assert bias["recall_accuracy"]["mean"][i] > paper["recall_accuracy"]["mean"][i]
+    assert bias["exact_recall"]["mean"][i] > paper["exact_recall"]["mean"][i]

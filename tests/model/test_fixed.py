@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from khop.model.compress import quantize
+from khop.model.compress import QUANTIZERS, quantize
 from khop.model.fixed import (
     FixedConfig,
     IntegerNetwork,
@@ -101,7 +101,7 @@ def _trained_like(seed, n, p):
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
 def test_integer_network_construction_follows_the_spec(k):
     x, alpha = _trained_like(k, 12, 9)
-    cfg = FixedConfig(weight_bits=k, kernel_bits=10, threshold_frac_bits=8)
+    cfg = FixedConfig(weight_bits=k, kernel_bits=10, threshold_frac_bits=8, quantizer="paper")
     inet = integer_network(x, alpha, 0.05, cfg)
     np.testing.assert_array_equal(inet.patterns, (x > 0).astype(np.uint8))
     if k == 1:
@@ -211,3 +211,27 @@ def test_register_widths_hold_the_worst_case():
 def test_fixed_config_rejects_bad_values_naming_them(field, value):
     with pytest.raises(ValueError, match=rf"^{field} must be an integer in"):
         FixedConfig(**{field: value})
+
+
+@pytest.mark.parametrize("quantizer", QUANTIZERS)
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_integer_model_with_per_neuron_thresholds_decides_like_the_float_quantized_model(
+        k, quantizer):
+    """docs/model.md section 6: r_fx[i] from the quantizer's threshold of neuron i; the float
+    quantized weights offset_i + scale_i codes give the same sign updates up to the rounding of
+    K and r (none left at 24 bits on these states)."""
+    x, alpha = _trained_like(11, 40, 60)
+    alpha = alpha + np.linspace(-0.8, 0.8, 40)          # a different mean weight per neuron
+    gamma = 0.05
+    states = np.vstack([x, random_patterns(np.random.default_rng(12), 40, 200)])
+    q = quantize(alpha, k, quantizer=quantizer)
+    flt = to_bits(sign_update(potentials(states, x, q.values, gamma), states))
+    fine = integer_network(x, alpha, gamma, FixedConfig(weight_bits=k, kernel_bits=24,
+                                                        threshold_frac_bits=24,
+                                                        quantizer=quantizer))
+    np.testing.assert_array_equal(fine.codes, q.codes)
+    np.testing.assert_array_equal(fine.r_fx, threshold_fixed(q.threshold, k, 24))
+    assert (fine.uniform_threshold is None) == (quantizer != "paper")
+    np.testing.assert_array_equal(fine.step(to_bits(states)), flt)
+    coarse = integer_network(x, alpha, gamma, FixedConfig(weight_bits=k, quantizer=quantizer))
+    assert np.mean(coarse.step(to_bits(states)) == flt) > 0.995

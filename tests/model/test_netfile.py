@@ -6,9 +6,17 @@ import os
 import numpy as np
 import pytest
 
+from khop.model.compress import DEFAULT_QUANTIZER
 from khop.model.errors import KhopError, NetworkFileError
 from khop.model.kernel import random_patterns
-from khop.model.netfile import FORMAT_NAME, FORMAT_VERSION, Network, load_network, save_network
+from khop.model.netfile import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    READ_VERSIONS,
+    Network,
+    load_network,
+    save_network,
+)
 
 
 def _network(dtype=np.float64, n=12, p=5, seed=0):
@@ -22,7 +30,7 @@ def _network(dtype=np.float64, n=12, p=5, seed=0):
 
 def _meta(n=12, p=5, **changes):
     meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "gamma": 0.03, "n": n, "p": p,
-            "training": {}}
+            "quantizer": "bias", "training": {}}
     meta.update(changes)
     return meta
 
@@ -59,7 +67,8 @@ def test_saved_file_is_a_plain_npz_with_the_documented_meta(tmp_path):
     with np.load(path) as npz:
         assert sorted(npz.files) == ["alpha", "loss_history", "meta", "patterns"]
         meta = json.loads(str(npz["meta"]))
-    assert meta["format"] == "khop-network" and meta["version"] == 1
+    assert meta["format"] == "khop-network" and meta["version"] == 2 == FORMAT_VERSION
+    assert meta["quantizer"] == DEFAULT_QUANTIZER
     assert (meta["n"], meta["p"], meta["gamma"]) == (12, 5, 0.03)
 
 
@@ -126,8 +135,15 @@ REJECTIONS = {
                     r"not a khop network file \(format 'other-net'\)"),
     "no format": (lambda t: _bad(t, meta={"version": 1}), r"not a khop network file \(format"),
     "meta not object": (lambda t: _bad(t, raw_meta="[1, 2]"), r"not a khop network file"),
-    "version": (lambda t: _bad(t, meta=_meta(version=2)),
-                r"version 2 is not supported \(this khop reads version 1\)"),
+    "version": (lambda t: _bad(t, meta=_meta(version=3)),
+                r"version 3 is not supported \(this khop reads versions 1 and 2\)"),
+    "string version": (lambda t: _bad(t, meta=_meta(version="2")),
+                       r"version '2' is not supported"),
+    "no quantizer": (lambda t: _bad(t, meta={k: v for k, v in _meta().items()
+                                             if k != "quantizer"}),
+                     r"quantizer must be one of paper, bias, neuron, not None"),
+    "unknown quantizer": (lambda t: _bad(t, meta=_meta(quantizer="fancy")),
+                          r"quantizer must be one of .*, not 'fancy'"),
     "shape": (lambda t: _bad(t, alpha=np.zeros((5, 11))),
               r"alpha has shape \(5, 11\) but patterns have shape \(5, 12\)"),
     "not bipolar": (lambda t: _bad(t, patterns=_zeros), r"patterns must contain only -1 and \+1"),
@@ -200,3 +216,50 @@ def test_unserializable_training_record_leaves_nothing(tmp_path):
     with pytest.raises(TypeError):
         save_network(tmp_path / "net.npz", net)
     assert os.listdir(tmp_path) == []
+
+
+def _write_version_1(path, net):
+    """A network file exactly as khop wrote it before format version 2 (no quantizer)."""
+    meta = {"format": FORMAT_NAME, "version": 1, "gamma": float(net.gamma), "n": net.n,
+            "p": net.p, "training": net.training}
+    with open(path, "wb") as f:
+        np.savez(f, patterns=net.patterns.astype(np.int8), alpha=net.alpha,
+                 loss_history=np.asarray(net.loss_history, dtype=np.float64),
+                 meta=np.array(json.dumps(meta)))
+    return path
+
+
+def test_a_version_1_file_loads_and_means_the_papers_quantizer(tmp_path):
+    net = _network()
+    back = load_network(_write_version_1(tmp_path / "v1.npz", net))
+    assert back.quantizer == "paper" == READ_VERSIONS[1]
+    np.testing.assert_array_equal(back.alpha, net.alpha)
+    assert back.training == net.training
+    # Saved again, it is a version-2 file that still means paper.
+    save_network(tmp_path / "v2.npz", back)
+    with np.load(tmp_path / "v2.npz") as npz:
+        meta = json.loads(str(npz["meta"]))
+    assert (meta["version"], meta["quantizer"]) == (2, "paper")
+    assert load_network(tmp_path / "v2.npz").quantizer == "paper"
+
+
+def test_a_version_1_file_ignores_a_stray_quantizer_entry(tmp_path):
+    path = _write(tmp_path / "v1.npz", meta=_meta(version=1, quantizer="neuron"))
+    assert load_network(path).quantizer == "paper"
+
+
+@pytest.mark.parametrize("quantizer", ["paper", "bias", "neuron"])
+def test_round_trip_keeps_the_quantizer(tmp_path, quantizer):
+    net = _network()
+    net.quantizer = quantizer
+    save_network(tmp_path / "net.npz", net)
+    assert load_network(tmp_path / "net.npz").quantizer == quantizer
+    assert load_network(_write(tmp_path / "hand.npz",
+                               meta=_meta(quantizer=quantizer))).quantizer == quantizer
+
+
+def test_network_rejects_an_unknown_quantizer():
+    x = random_patterns(np.random.default_rng(0), 6, 3)
+    assert Network(patterns=x, alpha=np.zeros((3, 6)), gamma=0.1).quantizer == DEFAULT_QUANTIZER
+    with pytest.raises(ValueError, match="quantizer must be one of"):
+        Network(patterns=x, alpha=np.zeros((3, 6)), gamma=0.1, quantizer="fancy")

@@ -8,6 +8,7 @@ pytest node id. ``WAVES=1`` records waves there. The simulator is Verilator unle
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -112,6 +113,8 @@ class Case:
     flows: tuple
     scenarios: tuple = SCENARIOS
     seed: int = 1
+    per_neuron: bool = False        # thresholds spread per neuron, corners of the range included
+    digit: int | None = None        # threshold_digit_bits (None: the default)
 
 
 CASES = [
@@ -127,7 +130,24 @@ CASES = [
     # Tiny pattern counts.
     Case("p1", 16, 1, 2, 4, None, 12, ("none", "cycle")),
     Case("p2-1bit", 16, 2, 1, 16, 5, 12, ("none", "heavy")),
+    # A threshold per neuron, whatever the quantizer: serial (1-bit digits) and one-cycle
+    # products, padding lanes.
+    Case("per-neuron-n23-L5-d1", 23, 17, 2, 5, 7, 16, FLOWS, per_neuron=True, digit=1),
+    Case("per-neuron-n30-L8-d20", 30, 24, 2, 8, None, 12, ("none", "heavy"), per_neuron=True,
+         digit=20),
 ]
+
+
+def spread_thresholds(inet, params, seed):
+    """``inet`` with a threshold per neuron: each moved by up to r = 1/4, every eighth neuron at
+    a corner of the range."""
+    rng = np.random.default_rng(seed)
+    lo, hi = params.threshold_range
+    frac = params.threshold_frac_bits
+    r_fx = np.clip(inet.r_fx + rng.integers(-(2 ** frac) // 4, 2 ** frac // 4, size=inet.n),
+                   lo, hi)
+    r_fx[::8] = rng.choice([lo, -1, 0, hi], size=len(r_fx[::8]))
+    return dataclasses.replace(inet, r_fx=r_fx)
 
 
 def case_network(case, ridge):
@@ -141,7 +161,10 @@ def case_network(case, ridge):
 def test_verilog_matches_integer_model(case, ridge, cosim_root, request):
     net = case_network(case, ridge)
     params, inet = configure(net, bits=case.bits, lanes=case.lanes,
-                             popcount_width=case.popcount_width)
+                             popcount_width=case.popcount_width, threshold_digit_bits=case.digit)
+    if case.per_neuron:
+        inet = spread_thresholds(inet, params, case.seed)
+        assert inet.uniform_threshold is None
     bld = runner.build(params, inet, sim=SIM, build_root=cosim_root, name=case.name)
     res = runner.run(bld, test_dir=run_dir(request, cosim_root), seed=case.seed,
                      queries=case.queries, scenarios=case.scenarios, flows=case.flows)
