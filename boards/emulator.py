@@ -117,14 +117,7 @@ class EmulatedDevice:
         elif target == LoadTarget.LUT:
             self.lut[addr % prm.lut_depth] = data & ((1 << prm.kernel_bits) - 1)
         else:
-            bits = prm.threshold_bits
-            block, lane = divmod(addr, 1 << prm.threshold_lane_bits)
-            if lane < prm.lanes:          # as the hardware: a lane past L writes no lane
-                shift = lane * bits
-                word = self.threshold[block % prm.threshold_depth]
-                word &= ~(((1 << bits) - 1) << shift)
-                word |= (data & ((1 << bits) - 1)) << shift
-                self.threshold[block % prm.threshold_depth] = word
+            self.threshold[addr % prm.threshold_depth] = data & ((1 << prm.threshold_width) - 1)
 
     def network(self):
         """The :class:`IntegerNetwork` held by the memories."""

@@ -21,8 +21,8 @@ class RetrievalAccelerator(wiring.Component):
 
     Every query accepted on ``i_query`` (bit i = neuron i, 1 means +1) yields exactly one result
     on ``o_result``, in order, whatever the backpressure. ``i_load`` writes pattern words, weight
-    words, lookup-table entries and threshold words, one threshold per neuron (layout in
-    :mod:`khop.hw.layout`).
+    words, lookup-table entries and threshold words (one digit of ``lanes`` thresholds each;
+    layout in :mod:`khop.hw.layout`).
 
     Priority: a load is accepted only while no query runs (``i_load.ready`` is low from a
     query's transfer until its result's), and a load offered in IDLE holds ``i_query.ready``
@@ -112,12 +112,7 @@ class RetrievalAccelerator(wiring.Component):
             fsm.i_hold.eq(self.i_load.valid),
             accept.eq(self.i_load.valid & fsm.o_idle),
         ]
-        lane_bits = prm.threshold_lane_bits
-        m.d.comb += [tmem.write.addr.eq(load.addr >> lane_bits),
-                     tmem.write.data.eq(load.data[:prm.threshold_bits])]
-        if lane_bits:
-            m.d.comb += tmem.write.lane.eq(load.addr[:lane_bits])
-        for port in (pmem.write, wmem.write, dist.lut_write):
+        for port in (pmem.write, wmem.write, dist.lut_write, tmem.write):
             m.d.comb += [port.addr.eq(load.addr), port.data.eq(load.data)]
         m.d.comb += [
             pmem.write.en.eq(accept & (load.target == LoadTarget.PATTERN)),

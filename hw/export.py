@@ -81,7 +81,7 @@ def _memory_word(depth, width, meaning):
 def _load_words(params):
     """What the ``addr`` and ``data`` of an ``i_load`` write mean, per target."""
     lut_max = 2 ** params.kernel_frac_bits
-    frac, k = params.threshold_frac_bits, params.weight_bits
+    k = params.weight_bits
     words = {
         LoadTarget.PATTERN: _memory_word(
             params.pattern_depth, params.pattern_width,
@@ -103,16 +103,15 @@ def _load_words(params):
                            "(arithmetic.kernel_lut)"),
             "data": [0, lut_max],
         },
-        LoadTarget.THRESHOLD: {
-            "addr": [0, ((params.threshold_depth - 1) << params.threshold_lane_bits)
-                     | (params.lanes - 1)],
-            "data_bits": params.threshold_bits,
-            "data": [-(2 ** frac), 2 ** (k + frac)],
-            "meaning": "the threshold r_fx[i] of neuron i = b*L + l (arithmetic.threshold; "
-                       f"L = lanes = {params.lanes}) at addr = b * 2^{params.threshold_lane_bits}"
-                       " + l, in two's complement of threshold_bits = "
-                       f"{params.threshold_bits} bits; one write per neuron",
-        },
+        LoadTarget.THRESHOLD: {**_memory_word(
+            params.threshold_depth, params.threshold_width,
+            "word b * threshold_digits + j holds digit j (bits j*D .. j*D+D-1, D = "
+            f"threshold_digit_bits = {params.threshold_digit_bits}) of the thresholds r_fx "
+            f"(arithmetic.threshold) of neurons b*L .. b*L+L-1 (L = lanes = {params.lanes}, "
+            f"threshold_digits = {params.threshold_digits}), each in two's complement of "
+            "threshold_digits * D bits, lane l in data bits l*D .. l*D+D-1; lanes of neurons "
+            "past n are ignored (write 0)"),
+            "values": [-(2 ** params.threshold_frac_bits), 2 ** (k + params.threshold_frac_bits)]},
     }
     return {t.name: {"target": t.value, **words[t]} for t in LoadTarget}
 
@@ -281,8 +280,9 @@ def describe(params: AccelParams, network_info=None):
                                                  "* exp(-4 gamma d))"},
             "threshold": {"depth": params.threshold_depth, "width": params.threshold_width,
                           "bits": bits["threshold"],
-                          "word": "b holds r_fx of neurons b*L .. b*L+L-1, lane l at bits "
-                                  "l*t .. l*t+t-1 (t = threshold_bits)"},
+                          "word": "b * threshold_digits + j holds digit j of r_fx of neurons "
+                                  "b*L .. b*L+L-1, lane l at bits l*D .. l*D+D-1 "
+                                  "(D = threshold_digit_bits)"},
             "accumulator_flipflops": params.accumulator_bits,
         },
         "widths": {"accumulator": params.acc_bits, "kernel_sum": params.sum_bits,

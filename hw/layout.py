@@ -11,10 +11,10 @@ Memory words (bit 0 is the LSB):
 - weight memory: word ``mu * blocks + b`` holds the codes of neurons ``b*L .. b*L + L - 1`` of
   pattern mu, lane l in bits ``l*k .. l*k + k - 1``; lanes past n are 0.
 - lookup table: word d (0..n) holds ``LUT[d]``.
-- threshold memory: word ``b`` holds the thresholds ``r_fx[i]`` of neurons ``b*L .. b*L + L - 1``,
-  lane l in bits ``l*t .. l*t + t - 1`` in two's complement of ``t = threshold_bits``; lanes past
-  n are 0. A load writes one threshold: neuron ``i = b*L + l`` at address
-  ``b * 2^lane_bits + l`` (``threshold_lane_bits``), its ``t`` bits in ``data``.
+- threshold memory (digit-sliced): word ``b * threshold_digits + j`` holds digit j (bits
+  ``j*D .. j*D + D - 1``, ``D = threshold_digit_bits``) of the thresholds ``r_fx[i]`` of neurons
+  ``b*L .. b*L + L - 1``, each in two's complement of ``threshold_digits * D`` bits, lane l in
+  bits ``l*D .. l*D + D - 1``; lanes past n are 0. A load writes one such word.
 
 ``i_load`` payload (:func:`load_layout`), from the LSB: ``target`` (:class:`LoadTarget`),
 ``addr`` (``load_addr_bits``), ``data`` (``load_data_bits``).
@@ -34,8 +34,7 @@ from .params import AccelParams
 __all__ = ["LoadTarget", "STEPS_BITS", "load_layout", "result_layout", "field_slices",
            "pattern_words", "weight_words", "load_words", "pack_load", "unpack_load",
            "pack_result_fields", "unpack_result", "unpack_pattern_words", "unpack_weight_words",
-           "threshold_words", "unpack_threshold_words", "threshold_writes",
-           "threshold_address"]
+           "threshold_words", "unpack_threshold_words", "threshold_writes"]
 
 
 class LoadTarget(enum.Enum, shape=2):
@@ -141,32 +140,34 @@ def unpack_weight_words(params: AccelParams, words):
                         "the weight memory")
 
 
-def threshold_words(params: AccelParams, r_fx):
-    """Threshold memory contents from the (n,) signed thresholds ``r_fx`` (a scalar: the same
-    for every neuron), each in :attr:`AccelParams.threshold_range`."""
+def _threshold_fields(params: AccelParams, r_fx):
+    """The (n,) thresholds ``r_fx`` (a scalar: the same for every neuron), range-checked, as
+    unsigned two's complement of ``threshold_digits * threshold_digit_bits`` bits."""
     r_fx = np.broadcast_to(np.asarray(r_fx, dtype=np.int64), (params.n,))
     lo, hi = params.threshold_range
     if r_fx.size and (int(r_fx.min()) < lo or int(r_fx.max()) > hi):
         raise ValueError(f"thresholds r_fx must be in {lo}..{hi}, found "
                          f"{int(r_fx.min())}..{int(r_fx.max())}")
-    bits = params.threshold_bits
-    fields = (r_fx.astype(object) & ((1 << bits) - 1)).astype(np.uint64)
-    return _pack_rows(fields[None, :], params.lanes, bits)
+    mask = (1 << (params.threshold_digits * params.threshold_digit_bits)) - 1
+    return [int(r) & mask for r in r_fx.tolist()]
 
 
-def threshold_address(params: AccelParams, neuron):
-    """The THRESHOLD load address of ``neuron``: its block above its lane."""
-    block, lane = divmod(int(neuron), params.lanes)
-    return (block << params.threshold_lane_bits) | lane
+def threshold_words(params: AccelParams, r_fx):
+    """Threshold memory contents (digit-sliced) from the (n,) signed thresholds ``r_fx`` (a
+    scalar: the same for every neuron), each in :attr:`AccelParams.threshold_range`."""
+    fields = _threshold_fields(params, r_fx)
+    lanes, dbits = params.lanes, params.threshold_digit_bits
+    fields += [0] * (params.blocks * lanes - params.n)
+    digit_mask = (1 << dbits) - 1
+    return [sum(((fields[b * lanes + lane] >> (j * dbits)) & digit_mask) << (lane * dbits)
+                for lane in range(lanes))
+            for b in range(params.blocks) for j in range(params.threshold_digits)]
 
 
 def threshold_writes(params: AccelParams, r_fx):
     """The ``(addr, data)`` THRESHOLD loads of the (n,) thresholds ``r_fx`` (a scalar: the same
-    for every neuron): one per neuron, ``data`` in two's complement of ``threshold_bits``."""
-    r_fx = np.broadcast_to(np.asarray(r_fx, dtype=np.int64), (params.n,))
-    threshold_words(params, r_fx)                   # checks the range
-    mask = (1 << params.threshold_bits) - 1
-    return [(threshold_address(params, i), int(r) & mask) for i, r in enumerate(r_fx.tolist())]
+    for every neuron): one per threshold memory word (:func:`threshold_words`)."""
+    return list(enumerate(threshold_words(params, r_fx)))
 
 
 def unpack_threshold_words(params: AccelParams, words):
@@ -175,10 +176,16 @@ def unpack_threshold_words(params: AccelParams, words):
     if len(words) != params.threshold_depth:
         raise ValueError(f"the threshold memory needs {params.threshold_depth} words, "
                          f"not {len(words)}")
-    bits = params.threshold_bits
-    mask = (1 << bits) - 1
-    flat = [(w >> (i * bits)) & mask for w in words for i in range(params.lanes)][:params.n]
-    return np.array([v - (1 << bits) if v >> (bits - 1) else v for v in flat], dtype=np.int64)
+    lanes, dbits, digits = params.lanes, params.threshold_digit_bits, params.threshold_digits
+    bits = digits * dbits
+    digit_mask = (1 << dbits) - 1
+    values = []
+    for i in range(params.n):
+        b, lane = divmod(i, lanes)
+        v = sum(((words[b * digits + j] >> (lane * dbits)) & digit_mask) << (j * dbits)
+                for j in range(digits))
+        values.append(v - (1 << bits) if v >> (bits - 1) else v)
+    return np.array(values, dtype=np.int64)
 
 
 def load_words(params: AccelParams, inet):

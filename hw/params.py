@@ -209,11 +209,13 @@ class AccelParams:
 
     @property
     def threshold_depth(self):
-        return self.blocks
+        """``blocks * threshold_digits``: one word per block and digit (digit-sliced)."""
+        return self.blocks * self.threshold_digits
 
     @property
     def threshold_width(self):
-        return self.lanes * self.threshold_bits
+        """``lanes * threshold_digit_bits``: one digit of each lane's threshold."""
+        return self.lanes * self.threshold_digit_bits
 
     @property
     def memory_bits(self):
@@ -233,17 +235,12 @@ class AccelParams:
     @property
     def load_addr_bits(self):
         return max(1, max(self.pattern_depth, self.weight_depth, self.lut_depth,
-                          self.threshold_depth << self.threshold_lane_bits) - 1).bit_length()
-
-    @property
-    def threshold_lane_bits(self):
-        """Low bits of a THRESHOLD load address that select the lane: neuron ``i = b*L + l`` is
-        written at address ``b * 2^threshold_lane_bits + l``."""
-        return (self.lanes - 1).bit_length()
+                          self.threshold_depth) - 1).bit_length()
 
     @property
     def load_data_bits(self):
-        return max(self.pattern_width, self.weight_width, self.kernel_bits, self.threshold_bits)
+        return max(self.pattern_width, self.weight_width, self.kernel_bits,
+                   self.threshold_width)
 
     # Cycle model ----------------------------------------------------------------------------
 
@@ -309,7 +306,7 @@ STEP_CYCLE_TERMS = (
     ("the other patterns, the slower of MAC and distance unit", "(p - 1) * max(blocks, chunks)"),
     ("MAC of the last pattern", "blocks"),
     ("MAC pipeline tail", "4"),
-    ("threshold products and sign update, overlapped", "blocks * threshold_digits + 2"),
+    ("threshold products and sign update", "blocks * (threshold_digits + 1) + 2"),
 )
 
 _STEP_CYCLE_CODE = tuple(compile(expr, f"<cycle term {what}>", "eval")

@@ -25,25 +25,31 @@ class SignUpdate(wiring.Component):
     on a tie; neurons past n stay 0. The state register rotates by ``lanes`` bits per beat, so
     beat b always meets neurons ``b*L ..`` in the low bits.
 
-    The thresholds come from the threshold memory (``thresholds``, word b = the ``lanes``
-    thresholds of block b). Each lane computes its product ``theta = r * S_K`` digit-serially,
-    least significant digit first: ``threshold_digits`` cycles of ``threshold_digit_bits`` bits
-    of r times ``S_K`` (the top digit signed), the accumulator shifting right by a digit per
-    cycle. The bits shifted out below ``2^R`` only matter as "nonzero" (a sticky bit); the bits
-    above ``2^R`` and the accumulator form ``Q = floor(theta / 2^R)``. Then ``T * 2^R > theta``
-    is ``T > Q`` and ``T * 2^R < theta`` is ``T < Q`` or ``T == Q`` with a nonzero fraction:
-    compares as wide as ``T``, no ceiling adder. The products of block b + 1 start in the cycle
-    that compares block b, so a block costs ``threshold_digits`` cycles.
+    The thresholds come from the threshold memory (``thresholds``, digit-sliced: word
+    ``b * threshold_digits + j`` = digit j of the ``lanes`` thresholds of block b, read in
+    address order, one word per digit step). Each lane computes its product ``theta = r * S_K``
+    digit-serially, least significant digit first: ``threshold_digits`` cycles of
+    ``threshold_digit_bits`` bits of r times ``S_K`` (the top digit signed), the accumulator
+    shifting right by a digit per cycle. Bit b of a digit adds the shared register
+    ``S_K * 2^b`` (negated for the top bit of the top digit), no multiplier; the digit's position
+    and the compare flag are registered too, so a lane's adder sees flip-flops and the memory's
+    output only. The bits shifted out below ``2^R`` only matter
+    as "nonzero" (a sticky bit); the bits above ``2^R`` and the accumulator form
+    ``Q = floor(theta / 2^R)``. Then ``T * 2^R > theta`` is ``T > Q`` and ``T * 2^R < theta`` is
+    ``T < Q`` or ``T == Q`` with a nonzero fraction, no ceiling adder.
 
-    The update is a two-stage pipeline: stage 1 (COMPARE) registers the two decisions of every
-    lane of a beat; stage 2, a cycle later, applies them to the state; a cycle after the last
-    beat's stage 2, the step is decided from registered flags.
+    The update is a two-stage pipeline: stage 1 (COMPARE, one cycle after a block's last digit)
+    computes ``Q - T`` on the lane's own adder (its sign and whether it is zero), registers the
+    two decisions of every lane of the beat and clears the accumulators; stage 2, a cycle later,
+    applies them to the state while the next block's products run; a cycle after the last beat's
+    stage 2, the step is decided from registered flags. A block costs
+    ``threshold_digits + 1`` cycles.
 
     After a step: unchanged state -> converged; else after ``max_steps`` steps -> not converged;
     else the next step. ``o_result`` then presents ``{state, steps, converged}`` until accepted.
 
     Cycles per step without backpressure (:data:`khop.hw.params.STEP_CYCLE_TERMS`):
-    ``1 (START) + wait for the first sum beat + blocks * threshold_digits + 2``.
+    ``1 (START) + wait for the first sum beat + blocks * (threshold_digits + 1) + 2``.
 
     Members
     -------
@@ -56,7 +62,7 @@ class SignUpdate(wiring.Component):
     o_state : Out(n)
     i_sums : In(stream.Signature(ArrayLayout(acc_bits, lanes)))
     i_sum_k : In(sum_bits)
-    thresholds : Out(ReadPortSignature(addr, lanes * threshold_bits))
+    thresholds : Out(ReadPortSignature(addr, lanes * threshold_digit_bits))
         Read port of the threshold memory (one cycle latency; the word holds while ``en`` is
         low).
     """
@@ -83,7 +89,7 @@ class SignUpdate(wiring.Component):
         m = Module()
         prm = self._params
         lanes, blocks, n = prm.lanes, prm.blocks, prm.n
-        frac, tbits = prm.threshold_frac_bits, prm.threshold_bits
+        frac = prm.threshold_frac_bits
         dbits, digits = prm.threshold_digit_bits, prm.threshold_digits
         sbits = prm.sum_bits
 
@@ -98,32 +104,61 @@ class SignUpdate(wiring.Component):
         # The products: block `mblock`, next digit `digit_reg`.
         mblock = Signal(range(blocks))
         digit_reg = Signal(range(max(digits, 2)))
-        # Comb: a digit step this cycle, of digit `dj` of block `sblock`.
+        # Comb: a digit step this cycle, of digit `dj` of block `sblock`; or the compare.
         do_step = Signal()
+        do_compare = Signal()
+        in_compare = Signal()              # registered: the FSM is in COMPARE
         dj = Signal(range(max(digits, 2)))
         sblock = Signal(range(blocks))
-        first = dj == 0
-        top = dj == digits - 1
+        top = Signal()                     # registered: digit_reg is the top digit
 
         rd = self.thresholds
         s_k = self.i_sum_k
+        sums = self.i_sums.payload
         high_bits = digits * dbits - frac           # product bits from 2^R to the digits' top
-        acc = [Signal(signed(sbits + 2), name=f"acc{lane}") for lane in range(lanes)]
+        t_hi_bits = prm.acc_bits - high_bits        # bits of T above the quotient's high part
+        assert high_bits >= 1 and t_hi_bits >= 1
+        acc_width = sbits + 2
+        t_width = max(sbits + dbits + 2, max(acc_width, t_hi_bits + 1) + 1)
+        # The operands every lane adds on a digit step, shared: bit b of a digit adds
+        # `shared[b]` = S_K * 2^b, or -S_K * 2^b for the top bit of the top digit (two's
+        # complement). They are registered with the next step's digit position (S_K is final
+        # once the first sum beat is presented, a cycle before the first digit step), so the
+        # adders see flip-flops and the memory's output only, and no multiplier.
+        shared = [Signal(signed(sbits + b + 1), name=f"shared{b}") for b in range(dbits)]
+
+        def next_digit(j):
+            """The next digit step is digit ``j`` (a value) of a block."""
+            is_top = j == digits - 1
+            m.d.sync += [digit_reg.eq(j), top.eq(is_top)]
+            for b in range(dbits - 1):
+                m.d.sync += shared[b].eq(s_k << b)
+            m.d.sync += shared[-1].eq(Mux(is_top, -(s_k << (dbits - 1)), s_k << (dbits - 1)))
+        acc = [Signal(signed(acc_width), name=f"acc{lane}") for lane in range(lanes)]
         high = [Signal(high_bits, name=f"high{lane}") for lane in range(lanes)]
         sticky = [Signal(name=f"sticky{lane}") for lane in range(lanes)]
+        gt, lt = [], []
         for lane in range(lanes):
-            r = Signal(signed(digits * dbits), name=f"r{lane}")
-            m.d.comb += r.eq(rd.data[lane * tbits:(lane + 1) * tbits].as_signed())
-            digit = r.as_unsigned().word_select(dj, dbits) if digits > 1 else r.as_unsigned()
-            if dbits == 1:
-                prod = Mux(digit[0], Mux(top, -s_k, s_k), 0)
-            else:
-                dval = Signal(signed(dbits + 1), name=f"digit{lane}")
-                m.d.comb += dval.eq(Mux(top, digit.as_signed(), digit))
-                prod = dval * s_k
-            t = Signal(signed(sbits + dbits + 2), name=f"t{lane}")
-            m.d.comb += t.eq(Mux(first, 0, acc[lane]) + prod)
-            with m.If(do_step):
+            digit = rd.data[lane * dbits:(lane + 1) * dbits]
+            prod = Mux(digit[0], shared[0], 0)
+            for b in range(1, dbits):
+                prod = prod + Mux(digit[b], shared[b], 0)
+            # The compare reuses the adder: Q - T = (acc - T_hi - borrow) * 2^high_bits
+            # + (high - T_lo) mod 2^high_bits.
+            t_lo = sums[lane][:high_bits]
+            t_hi = sums[lane][high_bits:]
+            borrow = Signal(name=f"borrow{lane}")
+            m.d.comb += borrow.eq(high[lane] < t_lo)
+            operand = Signal(signed(t_width), name=f"operand{lane}")
+            m.d.comb += operand.eq(Mux(in_compare, ~Cat(t_hi, Const(0, 1)).as_signed(), prod))
+            t = Signal(signed(t_width), name=f"t{lane}")
+            m.d.comb += t.eq(acc[lane] + operand + (in_compare & ~borrow))
+            gt.append(t[-1])                                    # Q - T < 0: T > Q
+            eq = (t == 0) & (high[lane] == t_lo)
+            lt.append(~t[-1] & ~(eq & ~sticky[lane]))
+            with m.If(do_compare):
+                m.d.sync += acc[lane].eq(0)
+            with m.Elif(do_step):
                 m.d.sync += acc[lane].eq(t >> dbits)
                 with m.Switch(dj):
                     for j in range(digits):
@@ -167,17 +202,25 @@ class SignUpdate(wiring.Component):
             with m.If(beat == blocks - 1):
                 m.d.sync += [steps.eq(steps + 1), decide.eq(1)]
 
+        # The threshold words are read in address order, one per digit step: `naddr` is the
+        # next one's address, read during the step before its own.
+        naddr = Signal(range(prm.threshold_depth + 1))
+
         def step_outcome():
             """After a digit step: the next digit, or the compare of the block."""
-            m.d.sync += mblock.eq(sblock)
+            m.d.sync += [mblock.eq(sblock), naddr.eq(naddr + 1)]
+            m.d.comb += [rd.addr.eq(naddr), rd.en.eq(~(top & (sblock == blocks - 1)))]
             with m.If(top):
                 m.d.sync += sums_ready.eq(1)
                 m.next = "COMPARE"
-                with m.If(sblock != blocks - 1):
-                    m.d.comb += [rd.addr.eq(sblock + 1), rd.en.eq(1)]
+                m.d.sync += in_compare.eq(1)
             with m.Else():
-                m.d.sync += digit_reg.eq(dj + 1)
+                next_digit(dj + 1)
                 m.next = "MULTIPLY"
+
+        payload = self.o_result.payload     # meaningful while o_result.valid
+        m.d.comb += [payload.state.eq(state[:n]), payload.steps.eq(steps),
+                     payload.converged.eq(converged)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -188,39 +231,35 @@ class SignUpdate(wiring.Component):
 
             with m.State("START"):
                 m.d.comb += [self.o_start.eq(1), rd.addr.eq(0), rd.en.eq(1)]
-                m.d.sync += [changed.eq(0), beat.eq(0), decide.eq(0),
+                m.d.sync += [changed.eq(0), beat.eq(0), decide.eq(0), naddr.eq(1),
                              last_step.eq(steps + 1 == prm.max_steps)]
                 m.next = "WAIT"
 
             with m.State("WAIT"):
                 # S_K is final once the MAC array presents its first sum beat.
                 with m.If(self.i_sums.valid):
-                    m.d.comb += [do_step.eq(1), dj.eq(0), sblock.eq(0)]
-                    step_outcome()
+                    m.d.sync += mblock.eq(0)
+                    next_digit(0)
+                    m.next = "MULTIPLY"
 
             with m.State("MULTIPLY"):
                 m.d.comb += [do_step.eq(1), dj.eq(digit_reg), sblock.eq(mblock)]
                 step_outcome()
 
             with m.State("COMPARE"):
-                # Stage 1: accept the beat of block mblock, register its decisions.
-                accept = Signal()
-                m.d.comb += accept.eq(self.i_sums.valid & sums_ready)
-                sums = self.i_sums.payload
-                with m.If(accept):
-                    gt, lt = [], []
-                    for lane in range(lanes):
-                        q = Cat(high[lane], acc[lane]).as_signed()
-                        gt.append(sums[lane] > q)
-                        lt.append(~gt[-1] & ~((sums[lane] == q) & ~sticky[lane]))
+                # Stage 1: accept the beat of block mblock, register its decisions (the lanes'
+                # adders subtract T from Q) and clear the accumulators.
+                with m.If(self.i_sums.valid & sums_ready):
+                    m.d.comb += do_compare.eq(1)
                     m.d.sync += [u_valid.eq(1), u_gt.eq(Cat(*gt)), u_lt.eq(Cat(*lt)),
-                                 sums_ready.eq(0)]
+                                 sums_ready.eq(0), in_compare.eq(0)]
                     with m.If(mblock == blocks - 1):
                         m.next = "FINISH"
                     with m.Else():
-                        # The products of the next block start now.
-                        m.d.comb += [do_step.eq(1), dj.eq(0), sblock.eq(mblock + 1)]
-                        step_outcome()
+                        # The products of the next block start in the next cycle.
+                        m.d.sync += mblock.eq(mblock + 1)
+                        next_digit(0)
+                        m.next = "MULTIPLY"
 
             with m.State("FINISH"):
                 # Stage 3, after the last beat's stage 2: decide from the registered flags.
@@ -235,13 +274,7 @@ class SignUpdate(wiring.Component):
                         m.next = "START"
 
             with m.State("DONE"):
-                payload = self.o_result.payload
-                m.d.comb += [
-                    self.o_result.valid.eq(1),
-                    payload.state.eq(state[:n]),
-                    payload.steps.eq(steps),
-                    payload.converged.eq(converged),
-                ]
+                m.d.comb += self.o_result.valid.eq(1)
                 with m.If(self.o_result.ready):
                     m.next = "IDLE"
         return m

@@ -98,9 +98,9 @@ def test_export_writes_verilog_and_json(small, tmp_path):
     assert (mem["weight"]["depth"], mem["weight"]["width"], mem["weight"]["bits"]) == \
         (45, 10, 450)
     assert (mem["lut"]["depth"], mem["lut"]["width"], mem["lut"]["bits"]) == (24, 16, 384)
-    # 5 blocks of 5 thresholds of k + R + 2 = 20 bits.
+    # 5 blocks of 5 thresholds of k + R + 2 = 20 bits, digit-sliced: 5 * 5 words of 5 * 4 bits.
     assert (mem["threshold"]["depth"], mem["threshold"]["width"], mem["threshold"]["bits"]) == \
-        (5, 100, 500)
+        (25, 20, 500)
     assert mem["accumulator_flipflops"] == prm.accumulator_bits
     cyc = info["cycle_model"]
     assert cyc["cycles_per_step"] == prm.cycles_per_step
@@ -177,9 +177,9 @@ def test_datasheet_ports_and_payloads(n, p, lanes, width, bits):
     assert {f["name"]: f for f in pay["i_load"]}["target"]["range"] == [0, len(LoadTarget) - 1]
     words = pay["load_words"]
     depth = {"PATTERN": prm.pattern_depth, "WEIGHT": prm.weight_depth, "LUT": prm.lut_depth,
-             "THRESHOLD": (prm.blocks - 1) * 2 ** prm.threshold_lane_bits + prm.lanes}
+             "THRESHOLD": prm.threshold_depth}
     data_bits = {"PATTERN": prm.pattern_width, "WEIGHT": prm.weight_width,
-                 "LUT": prm.kernel_bits, "THRESHOLD": prm.threshold_bits}
+                 "LUT": prm.kernel_bits, "THRESHOLD": prm.threshold_width}
     for name, word in words.items():
         assert word["addr"] == [0, depth[name] - 1], name
         assert word["data_bits"] == data_bits[name], name
@@ -188,8 +188,8 @@ def test_datasheet_ports_and_payloads(n, p, lanes, width, bits):
     # LUT entries up to the kernel value 1 = 2^(kernel_bits - 1); r_fx within its clamp.
     assert words["LUT"]["data"] == [0, 2 ** (prm.kernel_bits - 1)]
     frac = prm.threshold_frac_bits
-    assert words["THRESHOLD"]["data"] == [-(2 ** frac), 2 ** (prm.weight_bits + frac)]
-    lo, hi = words["THRESHOLD"]["data"]
+    assert words["THRESHOLD"]["values"] == [-(2 ** frac), 2 ** (prm.weight_bits + frac)]
+    lo, hi = words["THRESHOLD"]["values"]
     assert -(2 ** (prm.threshold_bits - 1)) <= lo and hi < 2 ** (prm.threshold_bits - 1)
     assert "two's complement" in words["THRESHOLD"]["meaning"]
     assert "past n must be 0" in words["PATTERN"]["meaning"]

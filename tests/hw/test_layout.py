@@ -16,7 +16,6 @@ from khop.hw.layout import (
     pack_result_fields,
     pattern_words,
     result_layout,
-    threshold_address,
     threshold_words,
     unpack_load,
     unpack_pattern_words,
@@ -133,12 +132,12 @@ def test_load_words_cover_every_memory_word_once(lanes, width, r_fx):
     prm = params_for(inet, lanes=lanes, popcount_width=width)
     writes = load_words(prm, inet)
     by_target = {t: {a: d for tt, a, d in writes if tt == t} for t in LoadTarget}
-    assert len(writes) == prm.pattern_depth + prm.weight_depth + prm.lut_depth + prm.n
+    assert len(writes) == (prm.pattern_depth + prm.weight_depth + prm.lut_depth
+                           + prm.threshold_depth)
     assert sorted(by_target[LoadTarget.PATTERN]) == list(range(prm.pattern_depth))
     assert sorted(by_target[LoadTarget.WEIGHT]) == list(range(prm.weight_depth))
     assert sorted(by_target[LoadTarget.LUT]) == list(range(prm.lut_depth))
-    assert sorted(by_target[LoadTarget.THRESHOLD]) == [
-        (i // lanes) * 2 ** prm.threshold_lane_bits + i % lanes for i in range(prm.n)]
+    assert sorted(by_target[LoadTarget.THRESHOLD]) == list(range(prm.threshold_depth))
     assert all(0 <= d < 2 ** prm.load_data_bits for _, _, d in writes)
     assert all(a < 2 ** prm.load_addr_bits for _, a, _ in writes)
     assert [by_target[LoadTarget.LUT][d] for d in range(prm.lut_depth)] == inet.lut.tolist()
@@ -146,15 +145,22 @@ def test_load_words_cover_every_memory_word_once(lanes, width, r_fx):
         inet.patterns, 1, 0, width)
     assert by_target[LoadTarget.WEIGHT][prm.weight_depth - 1] == ref_weight_word(
         inet.codes, prm.p - 1, prm.blocks - 1, lanes, 3)
-    # One write per neuron i = b*L + l at b * 2^lane_bits + l: r_fx[i] in two's complement of
-    # threshold_bits; the memory words they make unpack to r_fx.
-    tb = prm.threshold_bits
-    words = [0] * prm.threshold_depth
+    # Word b * digits + j holds digit j (D bits) of the thresholds of block b, lane l at bits
+    # l*D, each in two's complement of digits * D bits; the words unpack to r_fx.
+    dbits, digits = prm.threshold_digit_bits, prm.threshold_digits
+    tb = digits * dbits
+    words = [by_target[LoadTarget.THRESHOLD][a] for a in range(prm.threshold_depth)]
     for i in range(prm.n):
-        t = by_target[LoadTarget.THRESHOLD][threshold_address(prm, i)]
-        assert t < 2 ** tb
+        b, lane = divmod(i, lanes)
+        t = sum(((words[b * digits + j] >> (lane * dbits)) & (2 ** dbits - 1)) << (j * dbits)
+                for j in range(digits))
         assert (t - 2 ** tb if t >> (tb - 1) else t) == inet.r_fx[i]
-        words[i // lanes] |= t << (i % lanes * tb)
+    for a, w in enumerate(words):          # lanes past n are 0
+        b = a // digits
+        for lane in range(lanes):
+            if b * lanes + lane >= prm.n:
+                assert (w >> (lane * dbits)) & (2 ** dbits - 1) == 0
+        assert w < 2 ** prm.threshold_width
     assert words == threshold_words(prm, inet.r_fx)
     np.testing.assert_array_equal(unpack_threshold_words(prm, words), inet.r_fx)
 

@@ -106,14 +106,14 @@ def test_ridge_figures_by_hand():
     assert prm.threshold_bits == 20             # k + R + 2
     assert prm.product_bits == 44
     assert prm.memory_bits == {"pattern": 300 * 100, "weight": 300 * 7 * 32, "lut": 101 * 16,
-                               "threshold": 7 * 16 * 20}
+                               "threshold": (7 * 5) * (16 * 4)}
     assert (prm.threshold_digit_bits, prm.threshold_digits) == (4, 5)
     assert prm.accumulator_bits == 7 * 16 * 25
     assert prm.bound_cycles_per_step == 2100
-    # 1 + (1 + 4) + 299 * 7 + 7 + 4 + 7 * 5 + 2: within 1.03 of the bound (issue 12)
-    assert prm.cycles_per_step == 2147
+    # 1 + (1 + 4) + 299 * 7 + 7 + 4 + 7 * (5 + 1) + 2: within 1.03 of the bound (issue 12)
+    assert prm.cycles_per_step == 2154
     assert prm.cycles_per_step <= 1.03 * prm.bound_cycles_per_step
-    assert prm.cycles_per_query(3) == 3 * 2147
+    assert prm.cycles_per_query(3) == 3 * 2154
 
 
 def test_chunked_figures_by_hand():
@@ -127,13 +127,14 @@ def test_chunked_figures_by_hand():
     # T <= 9 * 1 * 2^9 = 4608 < 2^13; S_K <= 9 * 2^9 = 4608.
     assert (prm.acc_bits, prm.sum_bits) == (13, 13)
     assert prm.threshold_bits == 11
-    assert prm.memory_bits == {"pattern": 225, "weight": 225, "lut": 240, "threshold": 275}
-    assert prm.load_addr_bits == 6               # addresses 0..44 (thresholds: 0..36)
-    assert prm.threshold_lane_bits == 3          # neuron b*5 + l at b*8 + l
-    assert prm.load_data_bits == 11              # the threshold is the widest word
     assert prm.threshold_digits == 3             # ceil(11 / 4)
-    # 1 + (5 + 4) + 8 * 5 + 5 + 4 + 5 * 3 + 2
-    assert prm.cycles_per_step == 76
+    # Thresholds digit-sliced: 5 * 3 words of 5 lanes * 4 bits (12-bit two's complement).
+    assert (prm.threshold_depth, prm.threshold_width) == (15, 20)
+    assert prm.memory_bits == {"pattern": 225, "weight": 225, "lut": 240, "threshold": 300}
+    assert prm.load_addr_bits == 6               # addresses 0..44 (thresholds: 0..14)
+    assert prm.load_data_bits == 20              # the threshold word is the widest word
+    # 1 + (5 + 4) + 8 * 5 + 5 + 4 + 5 * (3 + 1) + 2
+    assert prm.cycles_per_step == 81
 
 
 def test_distance_bound_figures():
@@ -141,8 +142,8 @@ def test_distance_bound_figures():
     prm = accel_params(n=30, p=10, weight_bits=4, lanes=7, popcount_width=4)
     assert (prm.blocks, prm.chunks, prm.cycles_per_pattern) == (5, 8, 8)
     assert prm.bound_cycles_per_step == 50
-    # 1 + (8 + 4) + 9 * 8 + 5 + 4 + 5 * ceil(22 / 4) + 2
-    assert prm.cycles_per_step == 126
+    # 1 + (8 + 4) + 9 * 8 + 5 + 4 + 5 * (ceil(22 / 4) + 1) + 2
+    assert prm.cycles_per_step == 131
 
 
 @pytest.mark.parametrize(("n", "p", "k", "kernel_bits"), [
@@ -193,10 +194,10 @@ def test_cycles_per_step_is_the_sum_of_its_named_terms():
                        threshold_frac_bits=8)
     names = {**prm.cycle_names(), "__builtins__": {}}
     terms = [eval(expr, names) for _, expr in STEP_CYCLE_TERMS]
-    assert terms == [1, 5 + 4, 8 * 5, 5, 4, 5 * 3 + 2]
-    assert sum(terms) == prm.cycles_per_step == 76
+    assert terms == [1, 5 + 4, 8 * 5, 5, 4, 5 * (3 + 1) + 2]
+    assert sum(terms) == prm.cycles_per_step == 81
     assert step_cycle_formula() == ("cycles_per_step = chunks + (p - 1) * max(blocks, chunks) "
-                                    "+ blocks + blocks * threshold_digits + 11")
+                                    "+ blocks + blocks * (threshold_digits + 1) + 11")
     formula = step_cycle_formula().split("=", 1)[1]
     assert eval(formula, names) == prm.cycles_per_step
 

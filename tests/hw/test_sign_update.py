@@ -58,9 +58,7 @@ async def set_thresholds(ctx, dut, prm, r_fx):
     """Write the thresholds ``r_fx`` (one per neuron, or one for all) while the FSM is idle."""
     port = dut.threshold_write
     for addr, value in threshold_writes(prm, r_fx):
-        block, lane = divmod(addr, 2 ** prm.threshold_lane_bits)
-        ctx.set(port.addr, block)
-        ctx.set(port.lane, lane)
+        ctx.set(port.addr, addr)
         ctx.set(port.data, value)
         ctx.set(port.en, 1)
         await ctx.tick()
