@@ -48,6 +48,14 @@ def _view_of_fixed(name):
                     doc=f"``fixed.{name}`` (:class:`FixedConfig`), read-only.")
 
 
+def _shape_of(memory, axis):
+    """A read-only property of :class:`AccelParams`: the depth (``axis`` 0) or width (1) of
+    ``memory`` in :attr:`AccelParams.memory_shapes`."""
+    return property(lambda self: self.memory_shapes[memory][axis],
+                    doc=f"{('depth', 'width')[axis]} of the {memory} memory "
+                        f"(:attr:`memory_shapes`).")
+
+
 @dataclass(frozen=True)
 class AccelParams:
     """Configuration of :class:`khop.hw.accelerator.RetrievalAccelerator`.
@@ -188,42 +196,30 @@ class AccelParams:
     # Memories -------------------------------------------------------------------------------
 
     @property
-    def pattern_depth(self):
-        return self.p * self.chunks
+    def memory_shapes(self):
+        """``{memory: (depth, width)}``, the one home of the memory shapes: ``pattern``
+        (``p * chunks`` words of ``popcount_width`` bits), ``weight`` (``p * blocks`` words of
+        ``lanes * weight_bits``), ``lut`` (``n + 1`` entries of ``kernel_bits``) and
+        ``threshold`` (digit-sliced: ``blocks * threshold_digits`` words of
+        ``lanes * threshold_digit_bits``, one digit of each lane's threshold)."""
+        return {"pattern": (self.p * self.chunks, self.popcount_width),
+                "weight": (self.p * self.blocks, self.lanes * self.weight_bits),
+                "lut": (self.n + 1, self.kernel_bits),
+                "threshold": (self.blocks * self.threshold_digits,
+                              self.lanes * self.threshold_digit_bits)}
 
-    @property
-    def pattern_width(self):
-        return self.popcount_width
-
-    @property
-    def weight_depth(self):
-        return self.p * self.blocks
-
-    @property
-    def weight_width(self):
-        return self.lanes * self.weight_bits
-
-    @property
-    def lut_depth(self):
-        return self.n + 1
-
-    @property
-    def threshold_depth(self):
-        """``blocks * threshold_digits``: one word per block and digit (digit-sliced)."""
-        return self.blocks * self.threshold_digits
-
-    @property
-    def threshold_width(self):
-        """``lanes * threshold_digit_bits``: one digit of each lane's threshold."""
-        return self.lanes * self.threshold_digit_bits
+    pattern_depth = _shape_of("pattern", 0)
+    pattern_width = _shape_of("pattern", 1)
+    weight_depth = _shape_of("weight", 0)
+    weight_width = _shape_of("weight", 1)
+    lut_depth = _shape_of("lut", 0)
+    threshold_depth = _shape_of("threshold", 0)
+    threshold_width = _shape_of("threshold", 1)
 
     @property
     def memory_bits(self):
         """Bits of every memory: pattern, weight, kernel lookup table and thresholds."""
-        return {"pattern": self.pattern_depth * self.pattern_width,
-                "weight": self.weight_depth * self.weight_width,
-                "lut": self.lut_depth * self.kernel_bits,
-                "threshold": self.threshold_depth * self.threshold_width}
+        return {name: depth * width for name, (depth, width) in self.memory_shapes.items()}
 
     @property
     def accumulator_bits(self):

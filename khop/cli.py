@@ -265,7 +265,7 @@ def cmd_verilog(args):
     params, inet = configure(net, **hardware_options(args))
     v_path, j_path = export(params, inet, args.out,
                             network_info={"file": str(args.network), "gamma": net.gamma,
-                                          "r_fx": inet.uniform_threshold})
+                                          "quantizer": params.fixed.quantizer})
     info = json.loads(j_path.read_text())
     cm = info["cycle_model"]
     print(f"wrote {v_path} and {j_path} in {info['generation_seconds']:.1f} s")

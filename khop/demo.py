@@ -66,7 +66,8 @@ class DemoContext:
     ridge: Ridge = RIDGE
     stream: TextIO = field(default_factory=lambda: sys.stdout)
     net: object = None          # khop.model.netfile.Network, from the train stage
-    rows: dict = None           # {label: {metric: value}}, from the evaluate stage
+    rows: dict = None           # {label: {metric: value}}, the paper's, from the evaluate stage
+    quantizer_rows: dict = None  # the same for the default quantizer's variants
     hw: tuple = None            # (AccelParams, IntegerNetwork), from _hardware
     failed: bool = False        # a stage found the hardware wrong
 
@@ -133,7 +134,8 @@ def stage_evaluate(ctx):
              for label, ev in evals.items()}
     paper = {variant_label(*variant_spec(v)) for v in r.bits}
     ctx.rows = {label: row for label, row in table.items() if label in paper}
-    extra = {label: row for label, row in table.items() if label not in paper}
+    ctx.quantizer_rows = extra = {label: row for label, row in table.items()
+                                  if label not in paper}
     noise = f"{r.noise:.0%}"
     columns = {"bit_accuracy": "bit acc", "stability_margin": "margin",
                "recall_accuracy": f"recall@{noise}", "exact_recall": f"exact@{noise}",
@@ -201,7 +203,8 @@ def stage_verilog(ctx):
     params, inet = _hardware(ctx)
     v_path, j_path = export(params, inet, ctx.out / "rtl",
                             network_info={"file": str(ctx.out / "net.npz"),
-                                          "gamma": ctx.net.gamma, "r_fx": inet.uniform_threshold})
+                                          "gamma": ctx.net.gamma,
+                                          "quantizer": params.fixed.quantizer})
     info = json.loads(j_path.read_text())
     ok, output = verilator_lint(v_path)
     ctx.say(f"wrote {v_path} ({v_path.stat().st_size // 1024} KiB) and {j_path} in "
@@ -211,13 +214,16 @@ def stage_verilog(ctx):
         ctx.say(output)
     mem = params.memory_bits
     ctx.say(f"memories: patterns {mem['pattern']} b, weights {mem['weight']} b, "
-            f"LUT {mem['lut']} b; accumulator ring {params.accumulator_bits} FFs")
+            f"LUT {mem['lut']} b, thresholds {mem['threshold']} b; accumulator ring "
+            f"{params.accumulator_bits} FFs")
     ctx.say(f"cycles per retrieval step {params.cycles_per_step} against the bound "
             f"P*ceil(N/L) = {params.bound_cycles_per_step} "
             f"(x{params.cycles_per_step / params.bound_cycles_per_step:.3f})")
     int_acc = inet.bit_accuracy()
-    ctx.say(f"integer model (kernel_bits {params.kernel_bits}): bit accuracy {int_acc:.5f} "
-            f"(float 2-bit {ctx.rows['2-bit']['bit_accuracy']:.5f})")
+    label = variant_label(params.weight_bits, params.fixed.quantizer)
+    float_acc = {**ctx.rows, **ctx.quantizer_rows}[label]["bit_accuracy"]
+    ctx.say(f"integer model (kernel_bits {params.kernel_bits}, {label}): bit accuracy "
+            f"{int_acc:.5f} (float {label} {float_acc:.5f})")
 
 
 def stage_cosim(ctx):
