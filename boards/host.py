@@ -325,13 +325,16 @@ def run_network(device: Device, net, *, queries=100, noise=0.2, seed=0, options=
     returns the :class:`RunReport`.
 
     ``options``: the hardware options the user set; each must equal the board's
-    (:func:`check_options`). ``port`` and ``name`` label the report and the errors.
+    (:func:`check_options`), except ``quantizer``, which is not the board's to say: unset, it
+    is the network's own (``paper`` for a network file of format version 1). ``port`` and
+    ``name`` label the report and the errors.
     """
     device.sync()
     prm = device.params()
     check_options(prm, options or {})
+    chosen = {**prm.options(), "quantizer": (options or {}).get("quantizer")}
     try:
-        _, inet = configure(net, **prm.options())
+        _, inet = configure(net, **chosen)
         prm.check_network(inet)
     except (ValueError, KhopError) as e:
         raise KhopError(f"{name} does not fit the board: {e}") from None

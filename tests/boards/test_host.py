@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from khop.boards.emulator import EmulatedDevice
-from khop.boards.host import Device, DeviceError, LinkError, check_against_model
+from khop.boards.host import Device, DeviceError, LinkError, check_against_model, run_network
 from khop.boards.protocol import END, Command, ErrorCode, encode_frame
 from khop.hw.params import AccelParams
 from khop.model.fixed import FixedConfig, integer_network, to_bits
@@ -132,3 +132,29 @@ def test_per_neuron_thresholds_load_and_recall_equal_the_model(setup):
     queries, _ = noisy_queries(patterns, 0.2, 20, np.random.default_rng(4))
     figures = check_against_model(dev, net, to_bits(queries))
     assert figures["mismatches"] == 0 and figures["queries"] == 20
+
+
+@pytest.mark.parametrize(("file_quantizer", "option", "used"), [
+    ("paper", None, "paper"),        # what a network file of format version 1 means
+    ("neuron", None, "neuron"),
+    ("paper", "bias", "bias"),
+])
+def test_run_quantizes_with_the_network_or_the_users_quantizer(file_quantizer, option, used):
+    """The board fixes the arithmetic and the geometry, not the quantizer: khop run loads the
+    network quantized as its file says (or as --quantizer says), and recalls like that model."""
+    from khop.hw.params import configure
+    from khop.model.netfile import Network
+
+    rng = np.random.default_rng(5)
+    patterns = random_patterns(rng, 24, 30)
+    alpha = rng.normal(0, 2.5, size=patterns.shape)
+    net = Network(patterns=patterns, alpha=alpha, gamma=0.05, quantizer=file_quantizer)
+    prm, _ = configure(net, lanes=8)
+    emu = EmulatedDevice(prm)
+    with Device(transport=emu) as device:
+        report = run_network(device, net, queries=12, noise=0.2, seed=1,
+                             options={"quantizer": option})
+    assert report.mismatches == 0
+    _, expect = configure(net, lanes=8, quantizer=used)
+    np.testing.assert_array_equal(emu.network().r_fx, expect.r_fx)
+    np.testing.assert_array_equal(emu.network().codes, expect.codes)
