@@ -138,8 +138,12 @@ class SignUpdate(wiring.Component):
         high = [Signal(high_bits, name=f"high{lane}") for lane in range(lanes)]
         sticky = [Signal(name=f"sticky{lane}") for lane in range(lanes)]
         gt, lt = [], []
+        # The digit word of this cycle's step, registered off the memory (a block RAM's output
+        # has a long clock-to-output; the lanes' adders see only flip-flops). The memory's
+        # output holds the word after it: a two-deep prefetch, refilled by every step.
+        word = Signal(prm.threshold_width)
         for lane in range(lanes):
-            digit = rd.data[lane * dbits:(lane + 1) * dbits]
+            digit = word[lane * dbits:(lane + 1) * dbits]
             prod = Mux(digit[0], shared[0], 0)
             for b in range(1, dbits):
                 prod = prod + Mux(digit[b], shared[b], 0)
@@ -202,14 +206,17 @@ class SignUpdate(wiring.Component):
             with m.If(beat == blocks - 1):
                 m.d.sync += [steps.eq(steps + 1), decide.eq(1)]
 
-        # The threshold words are read in address order, one per digit step: `naddr` is the
-        # next one's address, read during the step before its own.
-        naddr = Signal(range(prm.threshold_depth + 1))
+        # The threshold words are read in address order, one per digit step: `word` holds the
+        # step's own, the memory's output the next, and `naddr` is the address read when a
+        # step moves the next word into `word` (the one two steps ahead).
+        depth = prm.threshold_depth
+        naddr = Signal(range(depth + 2))
+        primed = Signal()                  # the first two words are in `word` and the output
 
         def step_outcome():
             """After a digit step: the next digit, or the compare of the block."""
-            m.d.sync += [mblock.eq(sblock), naddr.eq(naddr + 1)]
-            m.d.comb += [rd.addr.eq(naddr), rd.en.eq(~(top & (sblock == blocks - 1)))]
+            m.d.sync += [mblock.eq(sblock), naddr.eq(naddr + 1), word.eq(rd.data)]
+            m.d.comb += [rd.addr.eq(naddr), rd.en.eq(naddr < depth)]
             with m.If(top):
                 m.d.sync += sums_ready.eq(1)
                 m.next = "COMPARE"
@@ -231,13 +238,17 @@ class SignUpdate(wiring.Component):
 
             with m.State("START"):
                 m.d.comb += [self.o_start.eq(1), rd.addr.eq(0), rd.en.eq(1)]
-                m.d.sync += [changed.eq(0), beat.eq(0), decide.eq(0), naddr.eq(1),
-                             last_step.eq(steps + 1 == prm.max_steps)]
+                m.d.sync += [changed.eq(0), beat.eq(0), decide.eq(0), naddr.eq(2),
+                             primed.eq(0), last_step.eq(steps + 1 == prm.max_steps)]
                 m.next = "WAIT"
 
             with m.State("WAIT"):
-                # S_K is final once the MAC array presents its first sum beat.
-                with m.If(self.i_sums.valid):
+                # First cycle: word 0 into `word`, word 1 read (the MAC array's first sum beat
+                # is many cycles away). S_K is final once that beat is presented.
+                with m.If(~primed):
+                    m.d.sync += [word.eq(rd.data), primed.eq(1)]
+                    m.d.comb += [rd.addr.eq(1), rd.en.eq(depth > 1)]
+                with m.Elif(self.i_sums.valid):
                     m.d.sync += mblock.eq(0)
                     next_digit(0)
                     m.next = "MULTIPLY"
