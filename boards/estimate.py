@@ -147,14 +147,13 @@ LINK_MEMORIES = {}
 
 
 def memory_maps(params: AccelParams, device):
-    """The :class:`MemoryMap` of the pattern memory, the weight memory, the lookup table and the
+    """The :class:`MemoryMap` of each memory of the accelerator
+    (:attr:`~khop.hw.params.AccelParams.memory_shapes`: patterns, weights, lookup table,
+    thresholds; each with one synchronous read port and one word-wide write port) and of the
     link's memories (:data:`LINK_MEMORIES`)."""
     dev = get_device(device)
-    shapes = {"pattern": (params.pattern_depth, params.pattern_width),
-              "weight": (params.weight_depth, params.weight_width),
-              "lut": (params.lut_depth, params.kernel_bits)}
     maps = {}
-    for name, (depth, width) in shapes.items():
+    for name, (depth, width) in params.memory_shapes.items():
         if name == "weight" and dev.weights_in_spram:
             maps[name] = _spram_map(depth, width, name)
         else:
@@ -171,32 +170,55 @@ def _link_buffer_bits(params: AccelParams):
     return 8 * (LinkFormat(params).max_payload + 2)
 
 
+def _sign_update_widths(params: AccelParams):
+    """``(adder, high)``: the width of each lane's adder in the sign update (the digit-serial
+    product ``r_i * S_K``, reused for the compare ``Q - T``) and of its result register below
+    the accumulator (the product's bits from ``2^R`` up to the digits' top), as
+    :mod:`khop.hw.sign_update` sizes them."""
+    prm = params
+    high = prm.threshold_digits * prm.threshold_digit_bits - prm.threshold_frac_bits
+    acc_width = prm.sum_bits + 2
+    adder = max(prm.sum_bits + prm.threshold_digit_bits + 2,
+                max(acc_width, prm.acc_bits - high + 1) + 1)
+    return adder, high
+
+
 def model_terms(params: AccelParams, device):
     """The physical terms of the LUT/carry model and of the flip-flop model.
 
     LUT and carry terms: ``const``; ``acc`` lanes x accumulator width (the per-lane
-    accumulate adders and the two threshold compares of each lane, as wide as ``T``); ``mac``
-    lanes x weight bits x kernel bits (the shift-and-add products); ``lanes`` (per-lane
-    control: tie rule, state bit, product gating); ``pop`` the popcount width (XOR/popcount
-    tree); ``state`` n (state, query and result multiplexers of the accelerator and the link);
-    ``mem`` the width of each inferred memory times its banks (Yosys' read-first emulation and
-    bank multiplexers; a memory left in logic counts its bits); ``macbank`` the products again
-    for each extra bank of the weight memory (the bank multiplexer feeds every product bit).
+    accumulate adders); ``mac`` lanes x weight bits x kernel bits (the shift-and-add products);
+    ``sign`` the sign update's lanes (:mod:`khop.hw.sign_update`): per lane, the adder of the
+    digit-serial product ``r_i * S_K`` that also computes the compare (its operand multiplexer
+    included), the adders summing a digit's ``threshold_digit_bits`` shared multiples of
+    ``S_K`` and the borrow and equality compares of the product's low part; ``lanes``
+    (per-lane control: tie rule, state bit, product gating); ``pop`` the popcount width
+    (XOR/popcount tree); ``state`` n (state, query and result multiplexers of the accelerator
+    and the link); ``mem`` the width of each inferred memory times its banks (Yosys'
+    read-first emulation and bank multiplexers; a memory left in logic counts its bits);
+    ``macbank`` the products again for each extra bank of the weight memory (the bank
+    multiplexer feeds every product bit).
 
-    Flip-flop terms: ``const``; ``ring`` the accumulator ring; ``pipe`` the per-lane pipeline
-    registers (the products ``q * K``, the two compare flags); ``regs`` the other registers whose
-    width depends on the parameters (state, threshold multiplier and its quotients, S_K, kernel
-    and distance pipeline, addresses and counters, the link's frame buffer); ``mem`` the
-    registers of Yosys' read-first emulation of each inferred memory (2 x width + address + 2).
+    Flip-flop terms: ``const``; ``ring`` the accumulator ring; ``pipe`` the per-lane registers
+    (the products ``q * K``, the threshold digit registered off the memory, the sign update's
+    accumulator, product bits and sticky bit, the two decision flags); ``regs`` the other
+    registers whose width depends on the parameters (state, S_K and its
+    ``threshold_digit_bits`` shared registered multiples, the digit and block counters and the
+    threshold address, kernel and distance pipeline, addresses and counters, the link's frame
+    buffer); ``mem`` the registers of Yosys' read-first emulation of each
+    inferred memory (2 x width + address + 2).
     """
     prm = params
     maps = memory_maps(prm, device)
     inferred = [mm for mm in maps.values() if mm.kind in ("bram", "lutram")]
     logic = [mm for mm in maps.values() if mm.kind == "logic"]
+    adder, high = _sign_update_widths(prm)
+    dbits, sbits = prm.threshold_digit_bits, prm.sum_bits
     luts = {
         "const": 1.0,
         "acc": prm.lanes * prm.acc_bits,
         "mac": prm.lanes * prm.weight_bits * prm.kernel_bits,
+        "sign": prm.lanes * (adder + (dbits - 1) * (sbits + dbits) + high),
         "lanes": prm.lanes,
         "pop": prm.popcount_width,
         "state": prm.n,
@@ -206,18 +228,22 @@ def model_terms(params: AccelParams, device):
     }
     addr = (max(1, (prm.pattern_depth - 1).bit_length())
             + max(1, (prm.weight_depth - 1).bit_length()))
-    quotient = prm.quotient_bits
+    shared = dbits * (sbits + 1) + dbits * (dbits - 1) // 2   # S_K * 2^b, b < dbits
+    counters = (max(prm.threshold_digits, 2) - 1).bit_length() + 2 * prm.blocks.bit_length()
     regs = (prm.blocks * prm.lanes                        # state register
-            + prm.product_bits + 2 * prm.threshold_bits   # theta, r_shift, the threshold
-            + 2 * quotient                                # floor and ceil of theta / 2^R
-            + prm.sum_bits + 2 * prm.kernel_bits          # S_K, k_cur, k1
+            + prm.sum_bits + shared                       # S_K and its shared multiples
+            + counters + prm.threshold_depth.bit_length() # digit, block, beat; threshold address
+            + 2 * prm.kernel_bits                         # k_cur, k1
             + prm.popcount_width + 2 * prm.distance_bits  # XOR word, popcount, distance sum
             + prm.p.bit_length() + 2 * addr               # accepted, memory addresses
             + _link_buffer_bits(prm))
     ffs = {
         "const": 1.0,
         "ring": prm.accumulator_bits,
-        "pipe": prm.lanes * (prm.kernel_bits + prm.weight_bits + 2),
+        "pipe": prm.lanes * (prm.kernel_bits + prm.weight_bits    # the products q * K
+                             + dbits                              # the threshold digit
+                             + sbits + 2 + high + 1               # accumulator, high, sticky
+                             + 2),                                # the decision flags
         "regs": regs,
         "mem": (sum(2 * mm.width + mm.addr_bits + 2 for mm in inferred)
                 + sum(mm.bits for mm in logic)),
@@ -304,7 +330,7 @@ class Estimate:
                   f"{p['lanes']} lanes, popcount width {p['popcount_width']}, kernel_bits "
                   f"{p['kernel_bits']}")]
         labels = {"pattern": "patterns", "weight": "weights", "lut": "lookup table",
-                  "reply_fifo": "reply FIFO"}
+                  "threshold": "thresholds", "reply_fifo": "reply FIFO"}
         for name, mm in self.memories.items():
             lines.append(f"  {labels.get(name, name):16s} {mm['where']}")
         lines.append(f"  block RAM        {self.bram}/{self.bram_available} "

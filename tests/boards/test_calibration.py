@@ -14,8 +14,8 @@ from khop.boards.targets import get_device
 CONFIGS = [SweepConfig(dev, n, 2, k, lanes) for dev in ("hx8k", "ecp5-25f")
            for n in (32, 64, 100) for k in (1, 2, 3) for lanes in (8, 16)]
 
-TRUE = {"luts": {"const": 900.0, "acc": 1.6, "mac": 1.5, "lanes": 9.0, "pop": 1.0,
-                 "state": 3.0, "mem": 2.0, "macbank": 0.4},
+TRUE = {"luts": {"const": 900.0, "acc": 1.6, "mac": 1.5, "sign": 1.2, "lanes": 9.0,
+                 "pop": 1.0, "state": 3.0, "mem": 2.0, "macbank": 0.4},
         "ffs": {"const": 400.0, "ring": 1.0, "pipe": 1.0, "regs": 1.0, "mem": 1.0}}
 
 

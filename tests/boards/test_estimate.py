@@ -46,6 +46,8 @@ YOSYS_MAPPINGS = [
     ("ice40", 17446, 8, "bram", 36),     # 2048 x 2, not 35 in 512 x 8 (a 35-way read mux)
     ("ice40", 5161, 276, "bram", 380),
     ("ice40", 15031, 1, "bram", 4),
+    ("ice40", 152, 8, "bram", 1),        # thresholds of N=64, 8 lanes, 1-bit digits
+    ("ice40", 38, 32, "bram", 2),        # thresholds of N=64, 32 lanes: 256 x 16, side by side
     ("ecp5", 17, 4, "lutram", 2),        # TRELLIS_DPR16X4
     ("ecp5", 8, 16, "lutram", 4),
     ("ecp5", 3, 281, "lutram", 71),
@@ -54,6 +56,10 @@ YOSYS_MAPPINGS = [
     ("ecp5", 2370, 240, "bram", 34),
     ("ecp5", 13391, 277, "bram", 217),
     ("ecp5", 6589, 6, "bram", 3),
+    ("ecp5", 80, 16, "lutram", 20),      # thresholds of N=64, 8 lanes, 2-bit digits
+    ("ecp5", 40, 64, "lutram", 48),      # thresholds of N=100, 32 lanes
+    ("ecp5", 130, 16, "bram", 1),        # thresholds of N=100, 8 lanes
+    ("ecp5", 80, 64, "bram", 2),         # thresholds of N=256, 32 lanes
 ]
 
 
@@ -68,6 +74,17 @@ def test_weights_go_to_spram_on_the_up5k_only():
     maps = memory_maps(params, "up5k")
     assert (maps["weight"].kind, maps["weight"].cells) == ("spram", 1)   # 3900 x 16
     assert memory_maps(params, "hx8k")["weight"].kind == "bram"
+
+
+def test_the_threshold_memory_is_mapped_like_the_other_memories():
+    for device in ("up5k", "hx8k", "ecp5-85f"):
+        params = device_params(device, 100, 300, bits=2, lanes=16)
+        mm = memory_maps(params, device)["threshold"]
+        assert (mm.depth, mm.width) == params.memory_shapes["threshold"]
+        assert mm == map_memory(mm.depth, mm.width, get_device(device).family, "threshold")
+    params = device_params("up5k", 100, 300, bits=2, lanes=8)
+    assert params.memory_shapes["threshold"] == (13 * 20, 8)     # 1-bit digits
+    assert memory_maps(params, "up5k")["threshold"].describe() == "1 SB_RAM40_4K (260 x 8)"
 
 
 def test_device_params_use_the_narrow_popcount_and_the_device_kernel_width():
@@ -95,7 +112,8 @@ def test_estimate_applies_the_calibrated_coefficients():
     assert est.carries == round(0.5 * 16 * params.acc_bits)
     assert est.logic == round(est.luts + est.ffs - 0.5 * min(est.luts, est.ffs))
     ecp5 = estimate(params, "ecp5-25f", calibration=_calibration())
-    assert ecp5.logic == ecp5.luts + 4 * ecp5.lutram and ecp5.lutram == 15
+    # lookup table 65 x 12 in 15 TRELLIS_DPR16X4, thresholds 20 x 64 in 32
+    assert ecp5.logic == ecp5.luts + 4 * ecp5.lutram and ecp5.lutram == 15 + 32
 
 
 def test_estimate_cycles_and_retrieval_rate():
@@ -137,6 +155,28 @@ def test_model_terms_hold_the_accumulator_ring_and_the_memory_emulation():
     assert terms["ffs"]["mem"] == sum(2 * m.width + m.addr_bits + 2 for m in maps.values()
                                       if m.kind == "bram")
     assert terms["luts"]["acc"] == 16 * params.acc_bits
+    assert terms["ffs"]["mem"] > 0 and maps["threshold"].kind == "bram"
+
+
+def test_model_terms_of_the_sign_update_follow_the_digit_serial_lanes():
+    """Per lane one adder of sum_bits + digit bits + 2 bits (the product r_i * S_K and the
+    compare) and the product's bits past 2^R; a digit of D bits adds D - 1 adders; no
+    multiplier, no quotient registers."""
+    params = device_params("up5k", 100, 300, bits=2, lanes=8)
+    d, s = params.threshold_digit_bits, params.sum_bits
+    high = params.threshold_digits * d - params.threshold_frac_bits
+    terms = model_terms(params, "up5k")
+    assert d == 1 and terms["luts"]["sign"] == 8 * (s + d + 2 + high)
+    wide = device_params("ecp5-85f", 100, 300, bits=2, lanes=8)
+    d, s = wide.threshold_digit_bits, wide.sum_bits
+    high = wide.threshold_digits * d - wide.threshold_frac_bits
+    assert d == 2
+    assert model_terms(wide, "ecp5-85f")["luts"]["sign"] == 8 * (s + d + 2 + (s + d) + high)
+    narrow = hardware_params(100, 300, bits=2, lanes=8, threshold_digit_bits=1)
+    one = model_terms(narrow, "hx8k")["ffs"]["regs"]
+    two = model_terms(hardware_params(100, 300, bits=2, lanes=8, threshold_digit_bits=2),
+                      "hx8k")["ffs"]["regs"]
+    assert two > one     # one more registered multiple of S_K
 
 
 def test_committed_calibration_covers_both_families():
@@ -153,6 +193,7 @@ def test_cli_estimate_prints_the_figures(capsys):
     out = capsys.readouterr().out
     assert out.startswith("up5k (iCE40UP5K): N=100 P=300 2-bit, 8 lanes")
     assert "SPRAM            1/4 (exact)" in out and "fits the iCE40UP5K" in out
+    assert "thresholds       1 SB_RAM40_4K (260 x 8)" in out
     assert f"cycles per step  {device_params('up5k', 100, 300, lanes=8).cycles_per_step}" in out
 
 
