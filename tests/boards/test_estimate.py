@@ -167,7 +167,7 @@ def test_model_terms_of_the_sign_update_follow_the_digit_serial_lanes():
     high = params.threshold_digits * d - params.threshold_frac_bits
     terms = model_terms(params, "up5k")
     assert d == 1 and terms["luts"]["sign"] == 8 * (s + d + 2 + high)
-    wide = device_params("ecp5-85f", 100, 300, bits=2, lanes=8)
+    wide = hardware_params(100, 300, bits=2, lanes=8, kernel_bits=16, threshold_digit_bits=2)
     d, s = wide.threshold_digit_bits, wide.sum_bits
     high = wide.threshold_digits * d - wide.threshold_frac_bits
     assert d == 2
