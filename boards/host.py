@@ -252,20 +252,15 @@ def check_against_model(device: Device, inet: IntegerNetwork, queries):
             "converged": hw_conv, "model": ref}
 
 
-#: The hardware options of the command line and the :class:`AccelParams` field each names.
-_OPTION_FIELDS = {"bits": "weight_bits", "lanes": "lanes", "popcount_width": "popcount_width",
-                  "kernel_bits": "kernel_bits", "threshold_frac_bits": "threshold_frac_bits",
-                  "max_steps": "max_steps"}
-
-
 def check_options(params, options):
     """Raise :class:`~khop.model.errors.ParameterError` naming both values when a hardware option
     the user set (``options``: :data:`khop.hw.params.HARDWARE_OPTIONS`, ``None`` = unset)
-    differs from what the board reports (``params``)."""
-    differ = [f"{field}={getattr(params, field)} but --{name.replace('_', '-')} "
-              f"{options[name]} was given"
-              for name, field in _OPTION_FIELDS.items()
-              if options.get(name) is not None and options[name] != getattr(params, field)]
+    differs from what the board reports (``params``, as :meth:`AccelParams.options`). The
+    quantizer is not the board's: it is never compared."""
+    board = params.options()
+    differ = [f"{name}={board[name]} but --{name.replace('_', '-')} {value} was given"
+              for name, value in options.items()
+              if value is not None and name != "quantizer" and value != board[name]]
     if differ:
         raise ParameterError("the board is built for " + "; ".join(differ))
 

@@ -84,11 +84,6 @@ class SweepConfig:
     max_steps: int | None = None
     quantizer: str | None = None
 
-    def __post_init__(self):
-        # The fields after ``pnr`` are exactly the other hardware options (one home: the list).
-        extra = tuple(f.name for f in fields(self))[6:]
-        assert extra == EXTRA_OPTIONS, f"SweepConfig fields {extra} != {EXTRA_OPTIONS}"
-
     @property
     def p(self):
         return self.load * self.n
@@ -108,6 +103,11 @@ class SweepConfig:
     def label(self):
         return (f"{self.device} N={self.n} P={self.p} {self.bits}-bit {self.lanes} lanes"
                 + (" +pnr" if self.pnr else ""))
+
+
+# The fields after ``pnr`` are exactly the other hardware options (one home: the option list).
+assert tuple(f.name for f in fields(SweepConfig))[6:] == EXTRA_OPTIONS, \
+    "SweepConfig's option fields must be EXTRA_OPTIONS"
 
 
 def config_grid(devices, neurons, loads, bits=None, lanes=None, *, pnr=False, **options):

@@ -158,3 +158,21 @@ def test_run_quantizes_with_the_network_or_the_users_quantizer(file_quantizer, o
     _, expect = configure(net, lanes=8, quantizer=used)
     np.testing.assert_array_equal(emu.network().r_fx, expect.r_fx)
     np.testing.assert_array_equal(emu.network().codes, expect.codes)
+
+
+def test_run_refuses_hardware_options_the_board_does_not_have(setup):
+    """An option the user sets must equal what the board reports; one error names both."""
+    from khop.model.errors import ParameterError
+    from khop.model.netfile import Network
+
+    emu, _, _ = setup
+    params = emu.params
+    rng = np.random.default_rng(7)
+    net = Network(patterns=random_patterns(rng, params.n, params.p),
+                  alpha=rng.normal(0, 2.5, (params.p, params.n)), gamma=0.05)
+    with Device(transport=emu) as device, \
+            pytest.raises(ParameterError, match=r"^the board is built for lanes=8 but --lanes 4 "
+                                                r"was given; kernel_bits=16 but --kernel-bits 12"):
+        run_network(device, net, options={"lanes": 4, "kernel_bits": 12, "bits": 2,
+                                          "quantizer": "bias"})
+    assert emu.counters["loads"] == 0   # nothing was loaded

@@ -46,15 +46,22 @@ def test_weight_words_hand_example():
     assert weight_words(prm, codes) == [0b0011, 0b1001, 0b01, 0b0100, 0b1110, 0b10]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize(("n", "p", "k", "lanes", "width"), [
-    (23, 4, 3, 5, 7), (16, 3, 4, 4, 16), (9, 2, 1, 9, 1), (31, 5, 2, 1, 30),
-])
-def test_words_match_the_documented_bit_positions(seed, n, p, k, lanes, width):
+#: (n, p, weight_bits, lanes, popcount_width): divisible and not, one lane, one bit.
+WORD_SHAPES = [(23, 4, 3, 5, 7), (16, 3, 4, 4, 16), (9, 2, 1, 9, 1), (31, 5, 2, 1, 30)]
+
+
+def _random_network_words(seed, n, p, k, lanes, width):
+    """``(params, bits, codes)``: a configuration and random pattern bits and weight codes."""
     rng = np.random.default_rng(seed)
     prm = accel_params(n=n, p=p, weight_bits=k, lanes=lanes, popcount_width=width)
-    bits = rng.integers(0, 2, size=(p, n), dtype=np.uint8)
-    codes = rng.integers(0, 2 ** k, size=(p, n), dtype=np.uint8)
+    return (prm, rng.integers(0, 2, size=(p, n), dtype=np.uint8),
+            rng.integers(0, 2 ** k, size=(p, n), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("n", "p", "k", "lanes", "width"), WORD_SHAPES)
+def test_words_match_the_documented_bit_positions(seed, n, p, k, lanes, width):
+    prm, bits, codes = _random_network_words(seed, n, p, k, lanes, width)
     pw, ww = pattern_words(prm, bits), weight_words(prm, codes)
     assert len(pw) == prm.pattern_depth and len(ww) == prm.weight_depth
     assert pw == [ref_pattern_word(bits, mu, c, width)
@@ -208,14 +215,9 @@ def test_unpack_load_inverts_pack_load(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize(("n", "p", "k", "lanes", "width"), [
-    (23, 4, 3, 5, 7), (16, 3, 4, 4, 16), (9, 2, 1, 9, 1), (31, 5, 2, 1, 30),
-])
+@pytest.mark.parametrize(("n", "p", "k", "lanes", "width"), WORD_SHAPES)
 def test_unpack_memory_words_invert_the_packers(seed, n, p, k, lanes, width):
-    rng = np.random.default_rng(seed)
-    prm = accel_params(n=n, p=p, weight_bits=k, lanes=lanes, popcount_width=width)
-    bits = rng.integers(0, 2, size=(p, n), dtype=np.uint8)
-    codes = rng.integers(0, 2 ** k, size=(p, n), dtype=np.uint8)
+    prm, bits, codes = _random_network_words(seed, n, p, k, lanes, width)
     back_bits = unpack_pattern_words(prm, pattern_words(prm, bits))
     back_codes = unpack_weight_words(prm, weight_words(prm, codes))
     assert back_bits.dtype == back_codes.dtype == np.uint8
