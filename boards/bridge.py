@@ -3,17 +3,23 @@
 Protocol: :mod:`boards.protocol` (SLIP framing, CRC-16/CCITT-FALSE); its Python model is
 :class:`boards.emulator.EmulatedDevice`.
 
-- :class:`FrameParser` un-escapes received bytes, checks the CRC on the fly and keeps the last
-  ``max_payload + 2`` body bytes in a shift register; a complete frame is held, with its error
-  code, until the executor is done with it (bytes received meanwhile are dropped and counted).
+- A receive buffer (:class:`amaranth.lib.fifo.SyncFIFOBuffered`, :data:`~boards.protocol.RX_BUFFER`
+  bytes) takes every received byte; only a byte arriving when it is full is dropped (and
+  counted as an overrun).
+- :class:`FrameParser` reads the buffer, un-escapes, checks the CRC on the fly and keeps the
+  command, the request id and the last ``max_payload + 2`` body bytes in a shift register; a
+  complete frame is held, with its error code, until the executor is done with it (the parser
+  reads no byte meanwhile: they wait in the buffer).
 - :class:`FrameEncoder` wraps reply bytes into a frame: ``END``, escaped bytes, escaped CRC,
   ``END``.
-- :class:`Bridge` checks command and length, executes (LOAD -> ``o_load``, QUERY -> ``o_query``
-  then waits for ``i_result``, STATUS, PARAMS) and sends the reply or an ERROR.
+- :class:`Bridge` checks command, length and LOAD address, executes (LOAD -> ``o_load``, QUERY
+  -> ``o_query`` then waits for ``i_result``, STATUS, PARAMS) and sends the reply, with the
+  request's id, or an ERROR.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from khop.hw.layout import load_layout, result_layout
@@ -26,6 +32,7 @@ from .protocol import (
     ESC,
     ESC_END,
     ESC_ESC,
+    HEADER_BYTES,
     REPLY,
     STATUS_LAYOUT,
     Command,
@@ -47,8 +54,8 @@ def crc16_update(crc, byte):
 
 
 def frame_layout(max_payload):
-    max_body = max_payload + 3
-    return data.StructLayout({"error": 3, "cmd": 8, "length": range(max_body + 1),
+    max_body = HEADER_BYTES + max_payload + 2
+    return data.StructLayout({"error": 3, "cmd": 8, "id": 8, "length": range(max_body + 1),
                               "data": 8 * (max_payload + 2)})
 
 
@@ -56,55 +63,53 @@ class FrameParser(wiring.Component):
     """Receiver of frames (the model is :class:`boards.protocol.FrameDecoder`).
 
     ``o_frame`` becomes valid at the ``END`` closing a non-empty frame, with ``error`` (0 or an
-    :class:`~boards.protocol.ErrorCode`), ``cmd`` (the first body byte), ``length`` (body bytes
-    kept, at most ``max_payload + 3``) and ``data`` (the body bytes after ``cmd``, the last one
-    in the top byte); it holds until ``ready``. Meanwhile every received byte is dropped and
-    ``o_overrun`` pulses. ``i_byte`` is always ready.
+    :class:`~boards.protocol.ErrorCode`), ``cmd`` and ``id`` (the first and second body bytes, 0
+    if none), ``length`` (body bytes kept, at most ``max_payload + 4``) and ``data`` (the body
+    bytes after ``id``, the last one in the top byte); it holds until ``ready``, and
+    ``i_byte`` is not ready meanwhile.
 
     Members
     -------
     i_byte : In(stream.Signature(8))
     o_frame : Out(stream.Signature(frame_layout(max_payload)))
-    o_overrun : Out(1)
     """
 
     def __init__(self, max_payload):
         self._max_payload = max_payload
         super().__init__({"i_byte": In(stream.Signature(8)),
-                          "o_frame": Out(stream.Signature(frame_layout(max_payload))),
-                          "o_overrun": Out(1)})
+                          "o_frame": Out(stream.Signature(frame_layout(max_payload)))})
 
     def elaborate(self, platform):
         m = Module()
-        max_body = self._max_payload + 3
+        max_body = HEADER_BYTES + self._max_payload + 2
         f = self.o_frame.payload
         esc, bad_esc, overflow = Signal(), Signal(), Signal()
         crc = Signal(16, init=0xFFFF)
         count = Signal(range(max_body + 1))
         cmd = Signal(8)
-        buf = Signal(8 * (max_body - 1))
+        ident = Signal(8)
+        buf = Signal(8 * (max_body - HEADER_BYTES))
         m.d.comb += [
-            f.cmd.eq(cmd), f.length.eq(count), f.data.eq(buf),
-            self.i_byte.ready.eq(1),
+            f.cmd.eq(cmd), f.id.eq(ident), f.length.eq(count), f.data.eq(buf),
+            self.i_byte.ready.eq(~self.o_frame.valid),
         ]
         with m.If(overflow):
             m.d.comb += f.error.eq(ErrorCode.OVERFLOW)
         with m.Elif(bad_esc):
             m.d.comb += f.error.eq(ErrorCode.ESCAPE)
-        with m.Elif(count < 3):
+        with m.Elif(count < HEADER_BYTES + 2):
             m.d.comb += f.error.eq(ErrorCode.TRUNCATED)
         with m.Elif(crc != 0):
             m.d.comb += f.error.eq(ErrorCode.CRC)
 
         def clear():
             return [esc.eq(0), bad_esc.eq(0), overflow.eq(0), crc.eq(0xFFFF), count.eq(0),
-                    cmd.eq(0)]
+                    cmd.eq(0), ident.eq(0)]
 
         byte = self.i_byte.payload
         value = Signal(8)
         store = Signal()
         with m.If(self.o_frame.valid):
-            m.d.comb += self.o_overrun.eq(self.i_byte.valid)
             with m.If(self.o_frame.ready):
                 m.d.sync += [self.o_frame.valid.eq(0), *clear()]
         with m.Elif(self.i_byte.valid):
@@ -134,6 +139,8 @@ class FrameParser(wiring.Component):
                 m.d.sync += [count.eq(count + 1), crc.eq(crc16_update(crc, value))]
                 with m.If(count == 0):
                     m.d.sync += cmd.eq(value)
+                with m.Elif(count == 1):
+                    m.d.sync += ident.eq(value)
                 with m.Else():
                     m.d.sync += buf.eq(Cat(buf[8:], value))
         return m
@@ -224,7 +231,8 @@ class Bridge(wiring.Component):
     Members
     -------
     i_rx : In(stream.Signature(8))
-        Received bytes (always ready: bytes arriving while busy are dropped and counted).
+        Received bytes (always ready: a byte arriving when the receive buffer is full is dropped
+        and counted).
     o_tx : Out(stream.Signature(8))
         Bytes to transmit.
     o_load : Out(stream.Signature(load_layout(params)))
@@ -260,9 +268,12 @@ class Bridge(wiring.Component):
         fmt = self._format
         prm = self._params
         mp = fmt.max_payload
+        m.submodules.rx_buffer = rx_buffer = SyncFIFOBuffered(width=8, depth=fmt.rx_buffer)
         m.submodules.parser = parser = FrameParser(mp)
         m.submodules.encoder = encoder = FrameEncoder()
-        wiring.connect(m, wiring.flipped(self.i_rx), parser.i_byte)
+        m.d.comb += [rx_buffer.w_data.eq(self.i_rx.payload), rx_buffer.w_en.eq(self.i_rx.valid),
+                     self.i_rx.ready.eq(1)]
+        wiring.connect(m, rx_buffer.r_stream, parser.i_byte)
         wiring.connect(m, encoder.o_byte, wiring.flipped(self.o_tx))
 
         frame = parser.o_frame.payload
@@ -276,13 +287,13 @@ class Bridge(wiring.Component):
             "frames", "errors", "overruns", "loads", "queries"))
         loaded = Signal()
         m.d.comb += [self.o_loaded.eq(loaded)]
-        with m.If(parser.o_overrun):
+        with m.If(self.i_rx.valid & ~rx_buffer.w_rdy):
             m.d.sync += overruns.eq(overruns + 1)
 
         # Reply: command byte and payload bytes, sent from one wide value.
         kinds = {"error": payload_bytes(ERROR_LAYOUT), "status": payload_bytes(STATUS_LAYOUT),
                  "params": len(fmt.params_payload()), "ack": 0, "result": fmt.result_bytes}
-        reply_bytes = 1 + max(kinds.values())
+        reply_bytes = HEADER_BYTES + max(kinds.values())
         reply = Signal(8 * reply_bytes)
         reply_len = Signal(range(reply_bytes + 1))
         kind = Signal(range(len(kinds)))
@@ -293,29 +304,30 @@ class Bridge(wiring.Component):
 
         params_value = int.from_bytes(fmt.params_payload(), "little")
         status_value = Signal(STATUS_LAYOUT)
-        m.d.comb += [status_value.nonce.eq(payload(1)[:8]), status_value.idle.eq(idle),
+        m.d.comb += [status_value.idle.eq(idle),
                      status_value.loaded.eq(loaded), status_value.frames.eq(frames),
                      status_value.errors.eq(errors), status_value.overruns.eq(overruns),
                      status_value.loads.eq(loads), status_value.queries.eq(queries)]
         error_value = Signal(ERROR_LAYOUT)
         m.d.comb += [error_value.code.eq(code), error_value.first.eq(frame.cmd)]
+        ident = frame.id
         with m.Switch(kind):
             with m.Case(kind_index["error"]):
-                m.d.comb += [reply.eq(Cat(Const(ERROR, 8), error_value)),
-                             reply_len.eq(1 + kinds["error"])]
+                m.d.comb += reply.eq(Cat(Const(ERROR, 8), ident, error_value))
             with m.Case(kind_index["status"]):
-                m.d.comb += [reply.eq(Cat(Const(Command.STATUS | REPLY, 8), status_value)),
-                             reply_len.eq(1 + kinds["status"])]
+                m.d.comb += reply.eq(Cat(Const(Command.STATUS | REPLY, 8), ident, status_value))
             with m.Case(kind_index["params"]):
-                m.d.comb += [reply.eq(Cat(Const(Command.PARAMS | REPLY, 8),
-                                          Const(params_value, 8 * kinds["params"]))),
-                             reply_len.eq(1 + kinds["params"])]
+                m.d.comb += reply.eq(Cat(Const(Command.PARAMS | REPLY, 8), ident,
+                                         Const(params_value, 8 * kinds["params"])))
             with m.Case(kind_index["ack"]):
-                m.d.comb += [reply.eq(Const(Command.LOAD | REPLY, 8)), reply_len.eq(1)]
+                m.d.comb += reply.eq(Cat(Const(Command.LOAD | REPLY, 8), ident))
             with m.Case(kind_index["result"]):
-                m.d.comb += [reply.eq(Cat(Const(Command.QUERY | REPLY, 8),
-                                          self.i_result.payload.as_value())),
-                             reply_len.eq(1 + kinds["result"])]
+                m.d.comb += reply.eq(Cat(Const(Command.QUERY | REPLY, 8), ident,
+                                         self.i_result.payload.as_value()))
+        with m.Switch(kind):
+            for k, size in kinds.items():
+                with m.Case(kind_index[k]):
+                    m.d.comb += reply_len.eq(HEADER_BYTES + size)
 
         # The reply bytes reach the encoder through a register slice: the wide reply
         # multiplexer and the encoder's escape and CRC logic are in different cycles (and the
@@ -332,6 +344,12 @@ class Bridge(wiring.Component):
         lengths = fmt.request_lengths
         m.d.comb += [self.o_load.payload.eq(payload(fmt.load_bytes)[:fmt.load_bits]),
                      self.o_query.payload.eq(payload(fmt.query_bytes)[:prm.n])]
+        # A LOAD address must be below its memory's depth (:attr:`LinkFormat.load_depths`).
+        address_ok = Signal()
+        with m.Switch(self.o_load.payload.target):
+            for target, depth in fmt.load_depths.items():
+                with m.Case(target):
+                    m.d.comb += address_ok.eq(self.o_load.payload.addr < depth)
 
         def send(k):
             return [kind.eq(kind_index[k]), index.eq(0)]
@@ -346,9 +364,13 @@ class Bridge(wiring.Component):
                         with m.Switch(frame.cmd):
                             for cmd, length in lengths.items():
                                 with m.Case(cmd):
-                                    with m.If(frame.length != length + 3):
+                                    with m.If(frame.length != HEADER_BYTES + length + 2):
                                         m.d.sync += [*send("error"),
                                                      code.eq(ErrorCode.LENGTH)]
+                                    if cmd == Command.LOAD:
+                                        with m.Elif(~address_ok):
+                                            m.d.sync += [*send("error"),
+                                                         code.eq(ErrorCode.ADDRESS)]
                                     with m.Else():
                                         m.d.sync += frames.eq(frames + 1)
                                         if cmd == Command.STATUS:

@@ -17,7 +17,7 @@ from pathlib import Path
 from khop.environ import environment
 from khop.hw.params import AccelParams
 from khop.model.errors import KhopError
-from khop.outputs import atomic_directory, atomic_write
+from khop.outputs import atomic_directory, to_json, write_files
 
 from .estimate import memory_counts, memory_maps
 from .targets import get_board
@@ -199,8 +199,8 @@ class BuildReport:
 
     def write(self, directory):
         """``report.json`` and ``report.txt`` in ``directory``."""
-        atomic_write(Path(directory) / "report.json", json.dumps(self.as_dict(), indent=2) + "\n")
-        atomic_write(Path(directory) / "report.txt", self.format() + "\n")
+        write_files({Path(directory) / "report.json": to_json(self.as_dict(), indent=2) + "\n",
+                     Path(directory) / "report.txt": self.format() + "\n"})
 
 
 def failed_dir(out):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from khop.outputs import atomic_write
+from khop.outputs import atomic_write, to_json
 
 from .estimate import CALIBRATION_PATH, model_terms, synth_luts
 from .sweep import SweepConfig
@@ -149,7 +149,7 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         print(f"calibrate: error: {e}", file=sys.stderr)
         return 2
-    atomic_write(args.output, json.dumps(cal, indent=1) + "\n")
+    atomic_write(args.output, to_json(cal, indent=1) + "\n")
     print(f"wrote {args.output} from {len(cal['baseline'])} synthesised configurations")
     for fam, entry in cal["families"].items():
         figs = ", ".join(f"{k} max {m['max_error_pct']:.1f} % (rms {m['rms_error_pct']:.1f} %)"

@@ -118,16 +118,18 @@ class BoardCosimResult:
 
 
 def run_core(compiled: Compiled, networks, *, divisor, queries=20, noise=0.2, seed=0,
-             test_dir=None, testcase=None):
+             fuzz=0, test_dir=None, testcase=None):
     """Run :mod:`khop.boards.tb_board` on a built core with the integer ``networks`` (loaded one
-    after the other); returns a :class:`BoardCosimResult`."""
+    after the other), and ``fuzz`` random link sequences compared byte for byte with the
+    emulator; returns a :class:`BoardCosimResult`."""
     test_dir = Path(test_dir or compiled.directory / "run").resolve()
     paths = [str(save_integer_network(test_dir / f"network{i}.npz", inet))
              for i, inet in enumerate(networks)]
     summary = test_dir / "summary.json"
     summary.unlink(missing_ok=True)
     env = {"DIVISOR": str(divisor), "NETWORKS": ",".join(paths), "QUERIES": str(queries),
-           "NOISE": repr(float(noise)), "SEED": str(seed), "SUMMARY": str(summary)}
+           "NOISE": repr(float(noise)), "SEED": str(seed), "FUZZ": str(fuzz),
+           "SUMMARY": str(summary)}
     out = simulate(compiled, TEST_MODULE, test_dir, seed=seed, testcase=testcase,
                    extra_env={ENV_PREFIX + k: v for k, v in env.items()})
     try:

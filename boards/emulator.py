@@ -2,7 +2,14 @@
 :class:`boards.bridge.Bridge`, and a transport for testing the host driver without hardware.
 
 It parses frames with :class:`~boards.protocol.FrameDecoder` (the parser's model), executes them
-on memories decoded from the LOAD writes and answers queries with the bit-exact integer model.
+in order on memories decoded from the LOAD writes and answers queries with the bit-exact
+integer model. Its receive buffer never overflows (the hardware's holds
+:data:`~boards.protocol.RX_BUFFER` bytes): as long as the hardware's does not either, both give
+byte-identical replies to any byte sequence.
+
+As a transport it has a virtual clock (:meth:`EmulatedDevice.clock`) that a read finding no
+reply advances by ``read_timeout`` seconds, as a serial port's read would wait: a host's
+deadlines are exercised without waiting.
 """
 
 from collections import deque
@@ -45,8 +52,10 @@ class EmulatedDevice:
         Reported by PARAMS.
     """
 
-    def __init__(self, params: AccelParams, clock_hz=0):
+    def __init__(self, params: AccelParams, clock_hz=0, read_timeout=0.1):
         self.fmt = LinkFormat(params, clock_hz)
+        self.read_timeout = read_timeout
+        self._now = 0.0
         self.params = params
         self._decoder = FrameDecoder(self.fmt.max_payload)
         self._out = deque()
@@ -66,7 +75,13 @@ class EmulatedDevice:
 
     def read(self, size=1):
         out = bytes(self._out.popleft() for _ in range(min(size, len(self._out))))
+        if not out:
+            self._now += self.read_timeout
         return out
+
+    def clock(self):
+        """Seconds of virtual time (see the module docstring)."""
+        return self._now
 
     @property
     def in_waiting(self):
@@ -74,50 +89,52 @@ class EmulatedDevice:
 
     # Executor -------------------------------------------------------------------------------
 
-    def _reply(self, cmd, payload=b""):
-        self._out.extend(encode_frame(cmd, payload))
+    def _reply(self, cmd, ident, payload=b""):
+        self._out.extend(encode_frame(cmd, ident, payload))
 
-    def _error(self, code, first):
+    def _error(self, code, first, ident):
         self.counters["errors"] += 1
-        self._reply(ERROR, bytes((int(code), first)))
+        self._reply(ERROR, ident, bytes((int(code), first)))
 
     def _execute(self, ev):
         if not isinstance(ev, Frame):
-            self._error(ev.code, ev.first)
+            self._error(ev.code, ev.first, ev.id)
             return
         code = check_request(self.fmt, ev)
         if code is not None:
-            self._error(code, ev.cmd)
+            self._error(code, ev.cmd, ev.id)
             return
         self.counters["frames"] += 1
         cmd = Command(ev.cmd)
         if cmd == Command.STATUS:
-            st = Status(ev.payload[0], True, self.loaded, **self.counters)
-            self._reply(cmd | REPLY, st.to_payload())
+            st = Status(True, self.loaded, **self.counters)
+            self._reply(cmd | REPLY, ev.id, st.to_payload())
         elif cmd == Command.PARAMS:
-            self._reply(cmd | REPLY, self.fmt.params_payload())
+            self._reply(cmd | REPLY, ev.id, self.fmt.params_payload())
         elif cmd == Command.LOAD:
-            self._load(int.from_bytes(ev.payload, "little"))
+            self._load(int.from_bytes(ev.payload, "little") & ((1 << self.fmt.load_bits) - 1))
             self.counters["loads"] += 1
             self.loaded = True
-            self._reply(cmd | REPLY)
+            self._reply(cmd | REPLY, ev.id)
         else:
             self.counters["queries"] += 1
             state = int.from_bytes(ev.payload, "little") & ((1 << self.params.n) - 1)
             value = pack_result_fields(self.params, *self._retrieve(state))
-            self._reply(cmd | REPLY, value.to_bytes(self.fmt.result_bytes, "little"))
+            self._reply(cmd | REPLY, ev.id, value.to_bytes(self.fmt.result_bytes, "little"))
 
     def _load(self, value):
+        """One checked write (:func:`~boards.protocol.check_request` refused addresses beyond
+        the memory)."""
         prm = self.params
         target, addr, data = unpack_load(prm, value)
         if target == LoadTarget.PATTERN:
-            self.pattern[addr % prm.pattern_depth] = data & ((1 << prm.pattern_width) - 1)
+            self.pattern[addr] = data & ((1 << prm.pattern_width) - 1)
         elif target == LoadTarget.WEIGHT:
-            self.weight[addr % prm.weight_depth] = data & ((1 << prm.weight_width) - 1)
+            self.weight[addr] = data & ((1 << prm.weight_width) - 1)
         elif target == LoadTarget.LUT:
-            self.lut[addr % prm.lut_depth] = data & ((1 << prm.kernel_bits) - 1)
+            self.lut[addr] = data & ((1 << prm.kernel_bits) - 1)
         else:
-            self.threshold[addr % prm.threshold_depth] = data & ((1 << prm.threshold_width) - 1)
+            self.threshold[addr] = data & ((1 << prm.threshold_width) - 1)
 
     def network(self):
         """The :class:`IntegerNetwork` held by the memories."""

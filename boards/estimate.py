@@ -24,7 +24,7 @@ from pathlib import Path
 
 from khop.hw.params import AccelParams, ceil_div
 
-from .protocol import LinkFormat
+from .protocol import RX_BUFFER, LinkFormat
 from .spram import spram_blocks
 from .targets import device_target, get_device
 
@@ -141,9 +141,10 @@ def _spram_map(depth, width, name):
     return MemoryMap(name, depth, width, "spram", "SB_SPRAM256KA", cols * banks, banks)
 
 
-#: Memories of the UART link around the accelerator (:class:`boards.bridge.Bridge`): none (its
-#: reply path is a register slice and the encoder's holding register).
-LINK_MEMORIES = {}
+#: Memories of the UART link around the accelerator (:class:`boards.bridge.Bridge`): the
+#: receive buffer, a :class:`~amaranth.lib.fifo.SyncFIFOBuffered` of ``RX_BUFFER`` bytes (its
+#: memory holds one byte fewer, the last one waits in its output register).
+LINK_MEMORIES = {"rx_buffer": (RX_BUFFER - 1, 8)}
 
 
 def memory_maps(params: AccelParams, device):
@@ -330,7 +331,7 @@ class Estimate:
                   f"{p['lanes']} lanes, popcount width {p['popcount_width']}, kernel_bits "
                   f"{p['kernel_bits']}")]
         labels = {"pattern": "patterns", "weight": "weights", "lut": "lookup table",
-                  "threshold": "thresholds", "reply_fifo": "reply FIFO"}
+                  "threshold": "thresholds", "rx_buffer": "receive buffer"}
         for name, mm in self.memories.items():
             lines.append(f"  {labels.get(name, name):16s} {mm['where']}")
         lines.append(f"  block RAM        {self.bram}/{self.bram_available} "

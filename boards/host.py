@@ -6,6 +6,7 @@ The transport is injectable: anything with ``write(bytes)`` and ``read(size) -> 
 UART model of the cosimulation.
 """
 
+import math
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -22,16 +23,17 @@ from .protocol import (
     DEFAULT_BAUDRATE,
     END,
     ERROR,
+    ERROR_LAYOUT,
     REPLY,
     Command,
     ErrorCode,
     Frame,
     FrameDecoder,
-    FrameError,
     LinkFormat,
     ProtocolError,
     Status,
     encode_frame,
+    payload_bytes,
 )
 
 __all__ = ["LinkError", "DeviceError", "Device", "open_serial", "check_against_model",
@@ -39,7 +41,8 @@ __all__ = ["LinkError", "DeviceError", "Device", "open_serial", "check_against_m
 
 
 class LinkError(KhopError):
-    """No (valid) reply from the device: timeout, garbled reply, wrong device."""
+    """No (valid) reply from the device within the deadline, a reply that breaks the protocol,
+    or a wrong device."""
 
 
 class DeviceError(LinkError):
@@ -54,105 +57,162 @@ class DeviceError(LinkError):
         super().__init__(f"the device rejected frame 0x{first:02x}: {name}")
 
 
-def open_serial(port, baudrate=DEFAULT_BAUDRATE, timeout=2.0):
+#: Longest reply body the host keeps (a PARAMS reply or the result of the largest accelerator
+#: is far shorter); a longer one is garbage.
+MAX_REPLY_BODY = 4096
+#: Read timeout of the serial port, so that every wait ends close to its deadline.
+SERIAL_POLL = 0.05
+
+
+def open_serial(port, baudrate=DEFAULT_BAUDRATE, timeout=SERIAL_POLL):
     """A pyserial port; a missing or busy port is a :class:`LinkError` naming it."""
     import serial
 
     try:
         return serial.Serial(port, baudrate, timeout=timeout)
-    except (serial.SerialException, OSError) as e:
+    except (serial.SerialException, OSError, ValueError) as e:
         raise LinkError(f"cannot open serial port {port}: {e}") from None
 
 
 class Device:
     """A board with the khop bridge.
 
+    Every operation (a request and its reply; a window of LOAD frames and their acknowledges)
+    ends within ``timeout`` seconds, whatever arrives: each request carries a fresh id, replies
+    with any other id (stale, duplicated) are discarded, a request whose frame the device
+    reports damaged (a framing ERROR with its id) or that got no reply is sent again, up to
+    ``attempts`` times within the deadline, and when the deadline passes the operation raises
+    one :class:`LinkError` saying what was received.
+
     Parameters
     ----------
     port : str or None
         Serial port (``/dev/ttyUSB1``), opened with pyserial at ``baudrate``.
     transport : object or None
-        Instead of ``port``: an object with ``write`` and ``read`` (see the module docstring).
-    retries : int
-        Attempts of :meth:`sync` before giving up.
+        Instead of ``port``: an object with ``write`` and ``read`` (see the module docstring),
+        and optionally ``clock()`` (seconds; the deadlines' clock, e.g. simulated time).
+    timeout : float
+        Seconds each operation may take.
+    attempts : int
+        Sends of a request within its deadline (the wait for a reply is ``timeout /
+        attempts``).
     """
 
     def __init__(self, port=None, *, transport=None, baudrate=DEFAULT_BAUDRATE, timeout=2.0,
-                 retries=4):
+                 attempts=3):
         if (port is None) == (transport is None):
             raise TypeError("give exactly one of port and transport")
-        self._transport = open_serial(port, baudrate, timeout) if transport is None \
-            else transport
-        self._decoder = FrameDecoder()
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if not (isinstance(attempts, int) and attempts >= 1):
+            raise ValueError(f"attempts must be an integer >= 1, not {attempts!r}")
+        self._transport = open_serial(port, baudrate) if transport is None else transport
+        self._clock = getattr(self._transport, "clock", None) or time.monotonic
+        self.timeout = float(timeout)
+        self.attempts = attempts
+        self._decoder = FrameDecoder(max_body=MAX_REPLY_BODY)
         self._events = deque()
-        self._nonce = 0
+        self._ident = 0
+        self._received = 0
         self._format = None
-        self.retries = retries
+        #: Requests sent again (a damaged frame or a lost reply), and replies discarded (stale,
+        #: duplicated, damaged) since the device was opened.
+        self.resent = self.discarded = 0
 
     # Framing ----------------------------------------------------------------------------------
 
-    def _next_event(self):
-        """The next received :class:`Frame`/:class:`FrameError`; ``LinkError`` on timeout."""
+    def _new_id(self):
+        self._ident = (self._ident + 1) & 0xFF
+        return self._ident
+
+    def _receive(self, deadline):
+        """The next received :class:`Frame`/:class:`FrameError`, or ``None`` at ``deadline``."""
         while not self._events:
+            if self._clock() >= deadline:
+                return None
             data = self._transport.read(1)
             if not data:
-                raise LinkError("timeout: no reply from the device")
+                continue
             more = getattr(self._transport, "in_waiting", 0)
             if more:
                 data += self._transport.read(more)
+            self._received += len(data)
             self._events.extend(self._decoder.feed(data))
         return self._events.popleft()
 
-    def request(self, cmd, payload=b""):
-        """Send one request and return its reply's payload; :class:`DeviceError` on an ERROR
-        reply, :class:`LinkError` on a timeout or a reply that does not belong to it."""
-        self._transport.write(encode_frame(cmd, payload))
-        ev = self._next_event()
-        if isinstance(ev, FrameError):
-            raise LinkError(f"garbled reply to command 0x{cmd:02x} ({ev.code.name})")
-        if ev.cmd == ERROR and len(ev.payload) == 2:
-            raise DeviceError(*ev.payload)
-        if ev.cmd != cmd | REPLY:
-            raise LinkError(f"reply 0x{ev.cmd:02x} to command 0x{cmd:02x}")
-        return ev.payload
+    def _flush(self):
+        """Forget everything received so far: it answers no request still waiting."""
+        self.discarded += len(self._events)
+        self._events.clear()
+
+    def _no_reply(self, what, received):
+        if received:
+            detail = f"{received} bytes received, none a reply to it"
+        else:
+            detail = "nothing received"
+        return LinkError(f"no reply to {what} within {self.timeout:g} s ({detail}); check the "
+                         f"port, the baud rate and that the board runs a khop bitstream")
+
+    def request(self, cmd, payload=b"", what=None):
+        """Send one request and return its reply's payload (see the class docstring);
+        :class:`DeviceError` on an ERROR reply other than a damaged frame, :class:`LinkError`
+        when no reply arrives in time."""
+        what = what or _command_name(cmd)
+        deadline = self._clock() + self.timeout
+        received0 = self._received
+        for attempt in range(self.attempts):
+            if attempt:
+                self.resent += 1
+            self._flush()
+            ident = self._new_id()
+            self._transport.write(encode_frame(cmd, ident, payload))
+            wait = min(deadline, self._clock() + self.timeout / self.attempts)
+            if attempt == self.attempts - 1:
+                wait = deadline
+            while (ev := self._receive(wait)) is not None:
+                if not isinstance(ev, Frame) or ev.id != ident:
+                    self.discarded += 1
+                    continue
+                if ev.cmd == ERROR:
+                    code, first = _error_fields(ev)
+                    if code is not None and ErrorCode(code).framing:
+                        break       # the request was damaged on the way: send it again
+                    raise DeviceError(code if code is not None else -1, first)
+                if ev.cmd != cmd | REPLY:
+                    self.discarded += 1
+                    continue
+                return ev.payload
+            if self._clock() >= deadline:
+                break
+        raise self._no_reply(what, self._received - received0)
 
     def sync(self):
-        """Resynchronise after garbage or a lost reply: ``END``, then STATUS with a fresh nonce
-        until the reply carrying it arrives; returns that :class:`Status`."""
-        for _ in range(self.retries):
-            self._nonce = (self._nonce + 1) & 0xFF
-            self._events.clear()
-            self._decoder = FrameDecoder()
-            self._transport.write(bytes((END,)) + encode_frame(Command.STATUS,
-                                                               bytes((self._nonce,))))
-            try:
-                while True:
-                    ev = self._next_event()
-                    if (isinstance(ev, Frame) and ev.cmd == Command.STATUS | REPLY
-                            and ev.payload[:1] == bytes((self._nonce,))):
-                        return Status.from_payload(ev.payload)
-            except LinkError:
-                continue
-        raise LinkError(f"no answer to STATUS after {self.retries} attempts")
+        """Resynchronise after garbage or a lost reply: forget partial input, send ``END`` and
+        a STATUS; returns that :class:`Status`."""
+        self._decoder = FrameDecoder(max_body=MAX_REPLY_BODY)
+        self._flush()
+        self._transport.write(bytes((END,)))
+        return self.status()
 
     # Commands ---------------------------------------------------------------------------------
 
     def status(self):
         """The device's :class:`~boards.protocol.Status` (flags and counters)."""
-        self._nonce = (self._nonce + 1) & 0xFF
-        st = Status.from_payload(self.request(Command.STATUS, bytes((self._nonce,))))
-        if st.nonce != self._nonce:
-            raise LinkError(f"STATUS reply for nonce {st.nonce}, expected {self._nonce}")
-        return st
+        return self._decode(Status.from_payload, self.request(Command.STATUS))
 
     def link_format(self):
         """The device's :class:`~boards.protocol.LinkFormat` (asked once, then cached)."""
         if self._format is None:
-            try:
-                self._format = LinkFormat.from_params_payload(self.request(Command.PARAMS))
-            except ProtocolError as e:
-                raise LinkError(str(e)) from None
+            self._format = self._decode(LinkFormat.from_params_payload,
+                                        self.request(Command.PARAMS))
         return self._format
+
+    @staticmethod
+    def _decode(parse, payload):
+        try:
+            return parse(payload)
+        except ProtocolError as e:
+            raise LinkError(str(e)) from None
 
     def params(self):
         """The hardware's :class:`~hw.params.AccelParams`."""
@@ -162,52 +222,52 @@ class Device:
     def clock_hz(self):
         return self.link_format().clock_hz
 
-    #: LOAD frames sent before their acknowledges are read (see :meth:`load`).
-    LOAD_WINDOW = 32
-    #: ``END`` bytes sent after each pipelined LOAD frame: longer on the line than the
-    #: acknowledge the bridge sends meanwhile (at most 7 bytes), so the next frame starts
-    #: after the bridge is free again; the fill bytes are dropped or read as empty frames.
-    LOAD_FILL = 8
-
     def load(self, network: IntegerNetwork, progress=None, window=None):
-        """Write every pattern word, weight word, lookup-table entry and the threshold of
+        """Write every pattern word, weight word, lookup-table entry and threshold word of
         ``network``; returns the number of writes. ``progress(done, total)`` if given.
 
-        Frames are pipelined: up to ``window`` (default :attr:`LOAD_WINDOW`) LOAD frames, each
-        followed by :attr:`LOAD_FILL` ``END`` bytes, are sent before their acknowledges are
-        read, so a USB-serial adapter's latency is paid once per window instead of once per
-        word. The fill bytes count as overruns in STATUS. ``window=1`` waits for each
-        acknowledge."""
+        Frames are pipelined: up to ``window`` LOAD frames (default and at most
+        :meth:`LinkFormat.window`, what the device's receive buffer holds) are sent before
+        their acknowledges are read, so a USB-serial adapter's latency is paid once per window
+        instead of once per word. A write whose acknowledge does not come (lost, damaged) is
+        sent again on its own (:meth:`request`; a write is idempotent)."""
         fmt = self.link_format()
-        window = self.LOAD_WINDOW if window is None else max(1, int(window))
+        most = fmt.window(Command.LOAD)
+        window = most if window is None else max(1, min(int(window), most))
         try:
-            writes = load_words(fmt.params, network)
+            writes = [fmt.load_payload(t, a, d) for t, a, d in load_words(fmt.params, network)]
         except ValueError as e:
             raise LinkError(f"the network does not fit the device: {e}") from None
-        fill = bytes((END,)) * (self.LOAD_FILL if window > 1 else 0)
         for start in range(0, len(writes), window):
-            chunk = writes[start:start + window]
-            self._transport.write(b"".join(fmt.load_request(t, a, d) + fill
-                                           for t, a, d in chunk))
-            for i in range(start, start + len(chunk)):
-                ev = self._next_event()
-                if isinstance(ev, Frame) and ev.cmd == ERROR and len(ev.payload) == 2:
-                    raise DeviceError(*ev.payload)
-                if not (isinstance(ev, Frame) and ev.cmd == Command.LOAD | REPLY):
-                    raise LinkError(f"no acknowledge for load write {i} of {len(writes)}")
+            self._flush()
+            pending = {self._new_id(): i for i in range(start, min(start + window, len(writes)))}
+            self._transport.write(b"".join(encode_frame(Command.LOAD, ident, writes[i])
+                                           for ident, i in pending.items()))
+            deadline = self._clock() + self.timeout
+            while pending and (ev := self._receive(deadline)) is not None:
+                if not isinstance(ev, Frame) or ev.id not in pending:
+                    self.discarded += 1
+                elif ev.cmd == ERROR:
+                    code, first = _error_fields(ev)
+                    if code is None or not ErrorCode(code).framing:
+                        raise DeviceError(code if code is not None else -1, first)
+                    break
+                elif ev.cmd == Command.LOAD | REPLY and not ev.payload:
+                    del pending[ev.id]
+                else:
+                    self.discarded += 1
+            for i in sorted(pending.values()):
+                self.resent += 1
+                self.request(Command.LOAD, writes[i], what=f"load write {i} of {len(writes)}")
             if progress is not None:
-                progress(start + len(chunk), len(writes))
+                progress(min(start + window, len(writes)), len(writes))
         return len(writes)
 
     def recall_one(self, state):
         """``(state, steps, converged)`` for one packed query (bit i = neuron i)."""
         fmt = self.link_format()
-        payload = self.request(Command.QUERY,
-                               int(state).to_bytes(fmt.query_bytes, "little"))
-        try:
-            return fmt.result_from_payload(payload)
-        except ProtocolError as e:
-            raise LinkError(str(e)) from None
+        payload = self.request(Command.QUERY, fmt.query_payload(state))
+        return self._decode(fmt.result_from_payload, payload)
 
     def recall(self, states):
         """Retrieval from 0/1 states (Q, N) (1 means +1): ``(states, steps, converged)`` as
@@ -235,6 +295,22 @@ class Device:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _command_name(cmd):
+    try:
+        return Command(cmd).name
+    except ValueError:
+        return f"command 0x{cmd:02x}"
+
+
+def _error_fields(frame):
+    """``(code, first)`` of an ERROR reply; ``code`` is ``None`` if it is not an
+    :class:`ErrorCode` or the payload has the wrong length."""
+    if len(frame.payload) != payload_bytes(ERROR_LAYOUT):
+        return None, 0
+    code, first = frame.payload
+    return (code if code in ErrorCode._value2member_map_ else None), first
 
 
 def check_against_model(device: Device, inet: IntegerNetwork, queries):

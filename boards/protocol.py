@@ -3,33 +3,42 @@ the device emulator and the testbenches.
 
 Framing (SLIP, RFC 1055, plus a CRC)
 ------------------------------------
-A frame *body* is ``cmd (1 byte) | payload (0..max_payload bytes) | crc (2 bytes)``, where
-``crc`` is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no final
-XOR) of ``cmd | payload``, most significant byte first, so the CRC of the whole body is 0. On the
-wire a body is SLIP-escaped (``0xC0 -> 0xDB 0xDC``, ``0xDB -> 0xDB 0xDD``) and sent between two
-``END`` bytes (``0xC0``). ``END`` only ever means "frame boundary", so a receiver resynchronises on
-the next ``END`` after any garbage: that is the whole recovery mechanism, no timeouts needed.
-Empty frames (two ``END`` in a row) are ignored.
+A frame *body* is ``cmd (1 byte) | id (1 byte) | payload (0..max_payload bytes) | crc (2
+bytes)``, where ``crc`` is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no
+reflection, no final XOR) of ``cmd | id | payload``, most significant byte first, so the CRC of
+the whole body is 0. On the wire a body is SLIP-escaped (``0xC0 -> 0xDB 0xDC``, ``0xDB -> 0xDB
+0xDD``) and sent between two ``END`` bytes (``0xC0``). ``END`` only ever means "frame boundary",
+so a receiver resynchronises on the next ``END`` after any garbage. Empty frames (two ``END`` in
+a row) are ignored.
+
+Request ids
+-----------
+The ``id`` of a request is the host's choice; the reply to it carries the same ``id``. A host
+matches every reply to its request by it and discards any other (a stale reply to an earlier
+request that timed out, a duplicate), so a result can never be taken for the wrong query. An
+ERROR reply to a frame that failed a framing check carries the frame's second body byte as its
+``id`` (0 if the frame had none): a host treats it as the answer to that id only if it matches.
 
 Receiving a frame (the hardware parser :class:`boards.bridge.FrameParser` does exactly this,
 and :class:`FrameDecoder` is its model), checks in this order:
 
-1. more than ``1 + max_payload + 2`` body bytes -> :attr:`ErrorCode.OVERFLOW`
+1. more than ``2 + max_payload + 2`` body bytes -> :attr:`ErrorCode.OVERFLOW`
 2. ``ESC`` followed by anything but ``ESC_END``/``ESC_ESC`` -> :attr:`ErrorCode.ESCAPE`
-3. fewer than 3 body bytes -> :attr:`ErrorCode.TRUNCATED`
+3. fewer than 4 body bytes -> :attr:`ErrorCode.TRUNCATED`
 4. CRC of the body not 0 -> :attr:`ErrorCode.CRC`
 
 then, by the executor (:func:`check_request`): an unknown command -> :attr:`ErrorCode.COMMAND`,
-a payload of the wrong length -> :attr:`ErrorCode.LENGTH`. A malformed frame gets an ``ERROR``
-reply and changes nothing.
+a payload of the wrong length -> :attr:`ErrorCode.LENGTH`, a LOAD whose address is not below
+its memory's depth -> :attr:`ErrorCode.ADDRESS`. A rejected frame gets an ERROR reply and
+changes nothing.
 
-Commands (host -> device) and replies (device -> host, ``cmd | 0x80``)
------------------------------------------------------------------------
+Commands (host -> device) and replies (device -> host, ``cmd | 0x80``, same ``id``)
+----------------------------------------------------------------------------------
 ============  ====  ============================  ==================================================
 command       code  request payload               reply payload
 ============  ====  ============================  ==================================================
-STATUS        0x01  nonce (1 byte)                :data:`STATUS_LAYOUT`: nonce, flags, frames,
-                                                  errors, overruns, loads, queries
+STATUS        0x01  none                          :data:`STATUS_LAYOUT`: flags, frames, errors,
+                                                  overruns, loads, queries
 PARAMS        0x02  none                          :data:`PARAMS_FIELDS` (the hardware's parameters)
 LOAD          0x03  one ``i_load`` payload        none (acknowledge)
                     (``load_bytes``)
@@ -41,16 +50,26 @@ QUERY         0x04  state, bit i = neuron i       ``o_result`` payload (``result
 
 Multi-byte integers are little-endian; a payload declared as a layout (STATUS, ERROR) is the
 layout's bit image as little-endian bytes, and ``i_load``/``i_query``/``o_result`` payloads are
-the stream payload integers of :mod:`khop.hw.layout` as ``ceil(bits / 8)`` little-endian bytes.
-STATUS ``idle``: the accelerator is idle; ``loaded``: at least one LOAD was executed since reset.
-The counters are modulo 2^16: frames executed without error, ERROR replies, received bytes
-dropped because the bridge was busy, LOAD and QUERY commands executed.
+the stream payload integers of :mod:`khop.hw.layout` as ``ceil(bits / 8)`` little-endian bytes
+(bits above the integer's width are ignored). STATUS ``idle``: the accelerator is idle;
+``loaded``: at least one LOAD was executed since reset. The counters are modulo 2^16: frames
+executed without error, ERROR replies, received bytes dropped because the receive buffer was
+full, LOAD and QUERY commands executed.
 
-The device handles one frame at a time: a host sends the next request after the reply to the
-previous one (bytes arriving while the bridge executes a frame or sends its reply are dropped
-and counted as overruns). A host that lost track (garbage on the line, a timeout) sends ``END``
-and a STATUS with a fresh nonce, and discards replies until the one carrying that nonce
-(:meth:`boards.host.Device.sync`).
+Order and flow control
+----------------------
+The device executes frames one at a time, in the order received, and sends each reply before it
+executes the next frame. Bytes that arrive meanwhile wait in a receive buffer of
+:data:`RX_BUFFER` bytes (reported by PARAMS as ``rx_buffer``): a LOAD sent while a query runs is
+executed after it, never dropped. Only bytes arriving when the buffer is full are dropped (and
+counted as overruns); a host keeps at most ``rx_buffer`` bytes of requests unanswered
+(:meth:`LinkFormat.window`). Replies therefore depend on the received bytes alone, never on
+their timing, as long as the buffer does not overflow: the emulator
+(:class:`boards.emulator.EmulatedDevice`) and the hardware give byte-identical replies.
+
+Version 3 (this one) added the request ids, the receive buffer, the ADDRESS error and
+``rx_buffer`` in PARAMS; STATUS lost its nonce (the id does its work). Version 2 added
+``threshold_digit_bits`` to PARAMS.
 """
 
 import enum
@@ -59,19 +78,33 @@ from dataclasses import dataclass, fields
 
 from amaranth.lib import data
 
-from khop.hw.layout import load_layout, pack_load, result_layout, unpack_result
+from khop.hw.layout import (
+    LoadTarget,
+    load_layout,
+    pack_load,
+    result_layout,
+    unpack_load,
+    unpack_result,
+)
 from khop.hw.params import AccelParams
+from khop.model.errors import KhopError
 
 __all__ = ["END", "ESC", "ESC_END", "ESC_ESC", "PROTOCOL_VERSION", "DEFAULT_BAUDRATE",
-           "Command", "ErrorCode", "REPLY", "ERROR", "PARAMS_FIELDS", "PARAMS_FORMAT",
-           "STATUS_LAYOUT", "ERROR_LAYOUT", "crc16", "slip_escape", "encode_frame", "Frame",
-           "FrameError", "FrameDecoder", "LinkFormat", "Status", "check_request",
-           "ProtocolError", "payload_bytes"]
+           "RX_BUFFER", "Command", "ErrorCode", "REPLY", "ERROR", "PARAMS_FIELDS",
+           "PARAMS_FORMAT", "STATUS_LAYOUT", "ERROR_LAYOUT", "HEADER_BYTES", "crc16",
+           "slip_escape", "encode_frame", "wire_bytes", "Frame", "FrameError", "FrameDecoder",
+           "LinkFormat", "Status", "check_request", "ProtocolError", "payload_bytes"]
 
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 #: UART rate of the boards (8N1) unless told otherwise.
 DEFAULT_BAUDRATE = 115200
+#: Bytes of the device's receive buffer (one iCE40 block RAM of 512 x 8 bits).
+RX_BUFFER = 512
+#: Body bytes before the payload: the command and the request id.
+HEADER_BYTES = 2
+#: Body bytes after the payload: the CRC.
+CRC_BYTES = 2
 
 
 class Command(enum.IntEnum):
@@ -91,33 +124,41 @@ class ErrorCode(enum.IntEnum):
     CRC = 1         # body CRC is not 0
     COMMAND = 2     # unknown command
     LENGTH = 3      # payload length wrong for the command
-    OVERFLOW = 4    # body longer than 1 + max_payload + 2 bytes
+    OVERFLOW = 4    # body longer than 2 + max_payload + 2 bytes
     ESCAPE = 5      # ESC followed by a byte other than ESC_END / ESC_ESC
-    TRUNCATED = 6   # body shorter than 3 bytes (command + CRC)
+    TRUNCATED = 6   # body shorter than 4 bytes (command, id, CRC)
+    ADDRESS = 7     # LOAD address not below the depth of its memory
+
+    @property
+    def framing(self):
+        """The frame was damaged on the line (resending it may succeed)."""
+        return self in (ErrorCode.CRC, ErrorCode.OVERFLOW, ErrorCode.ESCAPE,
+                        ErrorCode.TRUNCATED)
 
 
-class ProtocolError(Exception):
+class ProtocolError(KhopError):
     """A reply that does not follow the protocol, or an ERROR reply where a result was due."""
 
 
 #: PARAMS reply, in order: ``(field, struct code)``; ``version`` is :data:`PROTOCOL_VERSION`,
 #: ``clock_hz`` the board's clock, ``load_addr_bits``/``load_data_bits`` the load port's widths
-#: (a check), the others the :meth:`~khop.hw.params.AccelParams.as_dict` entries of that name.
+#: (a check), ``rx_buffer`` :data:`RX_BUFFER`, the others the
+#: :meth:`~khop.hw.params.AccelParams.as_dict` entries of that name.
 PARAMS_FIELDS = (("version", "B"), ("weight_bits", "B"), ("n", "H"), ("p", "H"),
                  ("lanes", "H"), ("popcount_width", "H"), ("kernel_bits", "B"),
                  ("threshold_frac_bits", "B"), ("max_steps", "B"),
                  ("threshold_digit_bits", "B"), ("load_addr_bits", "B"),
-                 ("load_data_bits", "H"), ("clock_hz", "I"))
+                 ("load_data_bits", "H"), ("clock_hz", "I"), ("rx_buffer", "H"))
 PARAMS_FORMAT = struct.Struct("<" + "".join(code for _, code in PARAMS_FIELDS))
 #: The PARAMS entries that are :class:`~khop.hw.params.AccelParams` parameters.
 _PARAMS_CONFIG = ("weight_bits", "n", "p", "lanes", "popcount_width", "kernel_bits",
                   "threshold_frac_bits", "max_steps", "threshold_digit_bits")
 
-#: STATUS reply (its bit image, little-endian): the request's nonce, two flags, and counters
-#: modulo 2^16 (frames executed without error, ERROR replies, bytes dropped because the bridge
-#: was busy, LOAD and QUERY commands executed).
+#: STATUS reply (its bit image, little-endian): two flags, and counters modulo 2^16 (frames
+#: executed without error, ERROR replies, bytes dropped because the receive buffer was full,
+#: LOAD and QUERY commands executed).
 STATUS_LAYOUT = data.StructLayout({
-    "nonce": 8, "idle": 1, "loaded": 1, "reserved": 6,
+    "idle": 1, "loaded": 1, "reserved": 6,
     "frames": 16, "errors": 16, "overruns": 16, "loads": 16, "queries": 16})
 
 #: ERROR reply: the :class:`ErrorCode` and the rejected frame's first body byte.
@@ -161,11 +202,17 @@ def slip_escape(body):
     return bytes(out)
 
 
-def encode_frame(cmd, payload=b""):
-    """The wire bytes of one frame: ``END | escape(cmd | payload | crc) | END``."""
-    body = bytes((cmd,)) + bytes(payload)
+def encode_frame(cmd, ident, payload=b""):
+    """The wire bytes of one frame: ``END | escape(cmd | ident | payload | crc) | END``."""
+    body = bytes((cmd, ident)) + bytes(payload)
     crc = crc16(body)
     return bytes((END,)) + slip_escape(body + bytes((crc >> 8, crc & 0xFF))) + bytes((END,))
+
+
+def wire_bytes(payload_len):
+    """The most bytes a frame with ``payload_len`` payload bytes takes on the wire (every body
+    byte escaped, two ``END``)."""
+    return 2 + 2 * (HEADER_BYTES + payload_len + CRC_BYTES)
 
 
 @dataclass(frozen=True)
@@ -173,16 +220,18 @@ class Frame:
     """A received frame with a good CRC (its command and payload are not validated yet)."""
 
     cmd: int
+    id: int
     payload: bytes
 
 
 @dataclass(frozen=True)
 class FrameError:
-    """A received frame that failed a framing check; ``first`` is its first body byte (0 if
-    none)."""
+    """A received frame that failed a framing check; ``first`` and ``id`` are its first and
+    second body bytes (0 if none)."""
 
     code: ErrorCode
     first: int
+    id: int = 0
 
 
 class FrameDecoder:
@@ -192,17 +241,20 @@ class FrameDecoder:
     ----------
     max_payload : int or None
         Payload bytes beyond which a frame is an :attr:`ErrorCode.OVERFLOW`; ``None``: no limit
-        (the host side).
+        (the host side, which bounds frames by ``max_body`` instead).
+    max_body : int or None
+        With ``max_payload=None``: body bytes kept at most (a longer frame is an OVERFLOW), so
+        that garbage without ``END`` cannot grow the buffer without bound.
     """
 
-    def __init__(self, max_payload=None):
-        self.max_body = None if max_payload is None else max_payload + 3
+    def __init__(self, max_payload=None, max_body=None):
+        self.max_body = max_body if max_payload is None \
+            else HEADER_BYTES + max_payload + CRC_BYTES
         self._reset()
 
     def _reset(self):
         self._body = bytearray()
         self._esc = self._bad_escape = self._overflow = False
-        self._first = None
 
     def feed(self, data):
         """Feed bytes; returns the list of completed :class:`Frame`/:class:`FrameError`."""
@@ -232,8 +284,6 @@ class FrameDecoder:
         elif b == ESC:
             self._esc = True
             return None
-        if self._first is None:
-            self._first = b
         if self.max_body is not None and len(self._body) >= self.max_body:
             self._overflow = True
         else:
@@ -242,18 +292,18 @@ class FrameDecoder:
 
     def _finish(self):
         body = bytes(self._body)
-        first = self._first if self._first is not None else 0
         if not body and not (self._bad_escape or self._overflow):
             return None
+        first, ident = (tuple(body[:2]) + (0, 0))[:2]
         if self._overflow:
-            return FrameError(ErrorCode.OVERFLOW, first)
+            return FrameError(ErrorCode.OVERFLOW, first, ident)
         if self._bad_escape:
-            return FrameError(ErrorCode.ESCAPE, first)
-        if len(body) < 3:
-            return FrameError(ErrorCode.TRUNCATED, first)
+            return FrameError(ErrorCode.ESCAPE, first, ident)
+        if len(body) < HEADER_BYTES + CRC_BYTES:
+            return FrameError(ErrorCode.TRUNCATED, first, ident)
         if crc16(body) != 0:
-            return FrameError(ErrorCode.CRC, first)
-        return Frame(body[0], body[1:-2])
+            return FrameError(ErrorCode.CRC, first, ident)
+        return Frame(body[0], body[1], body[HEADER_BYTES:-CRC_BYTES])
 
 
 def _nbytes(bits):
@@ -264,7 +314,6 @@ def _nbytes(bits):
 class Status:
     """A STATUS reply (:data:`STATUS_LAYOUT`)."""
 
-    nonce: int
     idle: bool
     loaded: bool
     frames: int
@@ -296,23 +345,31 @@ class LinkFormat:
     params : AccelParams
     clock_hz : int
         The board's accelerator clock, reported by PARAMS (0 when unknown, e.g. simulation).
+    rx_buffer : int
+        The device's receive buffer in bytes (:data:`RX_BUFFER`).
     """
 
-    def __init__(self, params: AccelParams, clock_hz=0):
+    def __init__(self, params: AccelParams, clock_hz=0, rx_buffer=RX_BUFFER):
         if not isinstance(params, AccelParams):
             raise TypeError(f"params must be an AccelParams, not {params!r}")
         self.params = params
         self.clock_hz = int(clock_hz)
+        self.rx_buffer = int(rx_buffer)
         self.load_bits = load_layout(params).size
         self.result_bits = result_layout(params).size
         self.load_bytes = _nbytes(self.load_bits)
         self.query_bytes = _nbytes(params.n)
         self.result_bytes = _nbytes(self.result_bits)
+        #: Depth of each :class:`~khop.hw.layout.LoadTarget`'s memory: LOAD addresses below it.
+        self.load_depths = {LoadTarget.PATTERN: params.pattern_depth,
+                            LoadTarget.WEIGHT: params.weight_depth,
+                            LoadTarget.LUT: params.lut_depth,
+                            LoadTarget.THRESHOLD: params.threshold_depth}
 
     @property
     def request_lengths(self):
         """Payload length of each command's request."""
-        return {Command.STATUS: 1, Command.PARAMS: 0, Command.LOAD: self.load_bytes,
+        return {Command.STATUS: 0, Command.PARAMS: 0, Command.LOAD: self.load_bytes,
                 Command.QUERY: self.query_bytes}
 
     @property
@@ -320,34 +377,51 @@ class LinkFormat:
         """Longest request payload: the parser's buffer holds this plus the CRC."""
         return max(self.request_lengths.values())
 
+    def window(self, cmd):
+        """Requests of command ``cmd`` a host may send before reading their replies: as many
+        as the receive buffer holds in the worst case (every byte escaped), at least 1."""
+        return max(1, self.rx_buffer // wire_bytes(self.request_lengths[cmd]))
+
     # Requests ---------------------------------------------------------------------------------
 
-    def load_request(self, target, addr, data):
-        value = pack_load(self.params, target, addr, data)
-        return encode_frame(Command.LOAD, value.to_bytes(self.load_bytes, "little"))
+    def load_payload(self, target, addr, data):
+        """The payload of a LOAD writing ``data`` at ``addr`` of memory ``target``."""
+        return pack_load(self.params, target, addr, data).to_bytes(self.load_bytes, "little")
 
-    def query_request(self, state):
-        return encode_frame(Command.QUERY, int(state).to_bytes(self.query_bytes, "little"))
+    def query_payload(self, state):
+        """The payload of a QUERY of packed ``state`` (bit i = neuron i)."""
+        return int(state).to_bytes(self.query_bytes, "little")
+
+    def load_request(self, ident, target, addr, data):
+        return encode_frame(Command.LOAD, ident, self.load_payload(target, addr, data))
+
+    def query_request(self, ident, state):
+        return encode_frame(Command.QUERY, ident, self.query_payload(state))
 
     # Replies ----------------------------------------------------------------------------------
 
     def params_payload(self):
         p = self.params
         values = {**p.as_dict(), "version": PROTOCOL_VERSION, "clock_hz": self.clock_hz,
-                  "load_addr_bits": p.load_addr_bits, "load_data_bits": p.load_data_bits}
+                  "load_addr_bits": p.load_addr_bits, "load_data_bits": p.load_data_bits,
+                  "rx_buffer": self.rx_buffer}
         return PARAMS_FORMAT.pack(*(values[name] for name, _ in PARAMS_FIELDS))
 
     @staticmethod
     def from_params_payload(payload):
         """The :class:`LinkFormat` described by a PARAMS reply."""
         if len(payload) != PARAMS_FORMAT.size:
+            version = f" (version {payload[0]})" if payload else ""
             raise ProtocolError(f"PARAMS reply of {len(payload)} bytes, expected "
-                                f"{PARAMS_FORMAT.size}")
+                                f"{PARAMS_FORMAT.size}: the device speaks another protocol"
+                                f"{version} than this host ({PROTOCOL_VERSION}); rebuild the "
+                                f"bitstream with this khop")
         values = dict(zip((name for name, _ in PARAMS_FIELDS), PARAMS_FORMAT.unpack(payload),
                           strict=True))
         if values["version"] != PROTOCOL_VERSION:
             raise ProtocolError(f"the device speaks protocol version {values['version']}, "
-                                f"this host {PROTOCOL_VERSION}")
+                                f"this host {PROTOCOL_VERSION}; rebuild the bitstream with "
+                                f"this khop")
         try:
             params = AccelParams.from_dict({k: values[k] for k in _PARAMS_CONFIG})
         except (TypeError, ValueError) as e:
@@ -357,7 +431,9 @@ class LinkFormat:
             raise ProtocolError(f"the device's load port is {addr_bits} address and "
                                 f"{data_bits} data bits, expected {params.load_addr_bits} and "
                                 f"{params.load_data_bits}")
-        return LinkFormat(params, values["clock_hz"])
+        if values["rx_buffer"] < 1:
+            raise ProtocolError("the device reports a receive buffer of 0 bytes")
+        return LinkFormat(params, values["clock_hz"], values["rx_buffer"])
 
     def result_from_payload(self, payload):
         """``(state, steps, converged)`` of a QUERY reply."""
@@ -376,4 +452,9 @@ def check_request(fmt: LinkFormat, frame: Frame):
         return ErrorCode.COMMAND
     if len(frame.payload) != fmt.request_lengths[cmd]:
         return ErrorCode.LENGTH
+    if cmd == Command.LOAD:
+        value = int.from_bytes(frame.payload, "little") & ((1 << fmt.load_bits) - 1)
+        target, addr, _ = unpack_load(fmt.params, value)
+        if addr >= fmt.load_depths[target]:
+            return ErrorCode.ADDRESS
     return None

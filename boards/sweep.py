@@ -30,7 +30,7 @@ from pathlib import Path
 
 from khop.hw.params import HARDWARE_OPTIONS
 from khop.model.errors import KhopError, ParameterError
-from khop.outputs import atomic_write
+from khop.outputs import atomic_write, output_directory, to_json
 
 from .core import BoardCore
 from .estimate import memory_maps
@@ -373,52 +373,50 @@ def run_sweep(configs, out, *, jobs=2, executor="process", scheduler=None,
     """
     job = run_config if job is None else job
     out = Path(out)
-    cache = out / "cache"
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SweepError(f"cannot create {cache}: {e.strerror or e}") from None
-    versions = tool_versions() if versions is None else versions
-    keys = [cache_key(c, versions) for c in configs]
-    results = {}
-    todo = []
-    for cfg, key in zip(configs, keys, strict=True):
-        hit = _load_cached(cache / f"{key}.json")
-        if hit is not None:
-            results[key] = {**hit, "cached": True, "key": key}
-        elif key not in {k for _, k in todo}:
-            todo.append((cfg, key))
-    if todo:
-        submit, as_completed, close = _submitter(executor, jobs, scheduler)
-        bar = _progress_bar(len(todo)) if progress is None else progress
-        try:
-            futures = {}
-            for cfg, key in todo:
-                workdir = str(out / "work" / key[:16]) if executor == "process" else None
-                futures[submit(job, cfg.as_dict(), workdir, timeout)] = (cfg, key)
-            for fut in as_completed(list(futures)):
-                cfg, key = futures[fut]
-                try:
-                    res = fut.result()
-                except Exception as e:  # a worker that died: a failed row, not a crash
-                    res = {"config": cfg.as_dict(), "status": "failed",
-                           "reason": f"{type(e).__name__}: {e}", "synth": None, "pnr": None}
-                built = versions
-                if res.get("design") and res["design"] != versions.get("design"):
-                    # The sources changed while the sweep ran: file the result under the
-                    # design it was built from, so that it is not taken for this one.
-                    built = {**versions, "design": res["design"]}
-                res = {**res, "versions": built}
-                atomic_write(cache / f"{cache_key(cfg, built)}.json",
-                             json.dumps(res, indent=1) + "\n")
-                results[key] = {**res, "cached": False, "key": key}
-                bar.set_postfix_str(f"{cfg.label()}: {res['status']}", refresh=False)
-                bar.update(1)
-        finally:
-            close()
-            if progress is None:
-                bar.close()
-    return [results[k] for k in keys]
+    # The cache directory is made up front (an unwritable OUT fails before any build) and
+    # removed again if the sweep fails before it holds anything.
+    with output_directory(out / "cache") as cache:
+        versions = tool_versions() if versions is None else versions
+        keys = [cache_key(c, versions) for c in configs]
+        results = {}
+        todo = []
+        for cfg, key in zip(configs, keys, strict=True):
+            hit = _load_cached(cache / f"{key}.json")
+            if hit is not None:
+                results[key] = {**hit, "cached": True, "key": key}
+            elif key not in {k for _, k in todo}:
+                todo.append((cfg, key))
+        if todo:
+            submit, as_completed, close = _submitter(executor, jobs, scheduler)
+            bar = _progress_bar(len(todo)) if progress is None else progress
+            try:
+                futures = {}
+                for cfg, key in todo:
+                    workdir = str(out / "work" / key[:16]) if executor == "process" else None
+                    futures[submit(job, cfg.as_dict(), workdir, timeout)] = (cfg, key)
+                for fut in as_completed(list(futures)):
+                    cfg, key = futures[fut]
+                    try:
+                        res = fut.result()
+                    except Exception as e:  # a worker that died: a failed row, not a crash
+                        res = {"config": cfg.as_dict(), "status": "failed",
+                               "reason": f"{type(e).__name__}: {e}", "synth": None, "pnr": None}
+                    built = versions
+                    if res.get("design") and res["design"] != versions.get("design"):
+                        # The sources changed while the sweep ran: file the result under the
+                        # design it was built from, so that it is not taken for this one.
+                        built = {**versions, "design": res["design"]}
+                    res = {**res, "versions": built}
+                    atomic_write(cache / f"{cache_key(cfg, built)}.json",
+                                 to_json(res, indent=1) + "\n")
+                    results[key] = {**res, "cached": False, "key": key}
+                    bar.set_postfix_str(f"{cfg.label()}: {res['status']}", refresh=False)
+                    bar.update(1)
+            finally:
+                close()
+                if progress is None:
+                    bar.close()
+        return [results[k] for k in keys]
 
 
 def _progress_bar(total):

@@ -8,11 +8,10 @@ flip-flops; whether the memory blocks are exact); :func:`write_outputs` writes
 
 import csv
 import io
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from khop.outputs import atomic_write
+from khop.outputs import to_json, write_files
 
 from .estimate import estimate, load_calibration, memory_counts, memory_maps, synth_luts
 from .sweep import SweepConfig
@@ -220,17 +219,16 @@ def write_outputs(results, out, *, calibration=None, meta=None, plots=True):
     dicts = _as_dicts(rows)
     doc = {"meta": meta or {}, "summary": summary, "rows": dicts,
            "results": [{k: v for k, v in r.items() if k != "cached"} for r in results]}
-    atomic_write(out / "results.json", json.dumps(doc, indent=1) + "\n")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     w.writerows(dicts)
-    atomic_write(out / "results.csv", buf.getvalue())
     md = ["# khop sweep", ""]
     if meta and meta.get("command"):
         md += ["    " + meta["command"], ""]
     md += [line + "  " for line in summary_lines(summary)] + ["", markdown_table(rows), ""]
-    atomic_write(out / "results.md", "\n".join(md))
+    write_files({out / "results.json": to_json(doc, indent=1) + "\n",
+                 out / "results.csv": buf.getvalue(), out / "results.md": "\n".join(md)})
     if plots:
         from .sweep_plots import write_plots
         write_plots(dicts, out)

@@ -8,13 +8,12 @@ reference-model writer needs without reading the code (docs/datasheet.md): ``por
 :class:`~khop.hw.params.AccelParams`, so the description cannot drift from the design.
 """
 
-import json
 import time
 from pathlib import Path
 
 from amaranth.back import verilog
 
-from khop.outputs import atomic_write
+from khop.outputs import to_json, write_files
 
 from .accelerator import RetrievalAccelerator
 from .layout import LoadTarget, field_slices, load_layout, result_layout
@@ -307,12 +306,15 @@ def describe(params: AccelParams, network_info=None):
 
 
 def export(params: AccelParams, network, out_dir, network_info=None, *, fault=None):
-    """Write ``khop_top.v`` and ``khop_top.json`` into ``out_dir``; returns their paths."""
+    """Write ``khop_top.v`` and ``khop_top.json`` into ``out_dir``; returns their paths.
+
+    The two files appear together or not at all (:func:`khop.outputs.write_files`).
+    """
     out = Path(out_dir)
     t0 = time.perf_counter()
     text = generate_verilog(params, network, fault=fault)
     info = describe(params, network_info)
     info["generation_seconds"] = round(time.perf_counter() - t0, 3)
-    v_path = atomic_write(out / f"{TOP_NAME}.v", text)
-    j_path = atomic_write(out / f"{TOP_NAME}.json", json.dumps(info, indent=2) + "\n")
+    v_path, j_path = write_files({out / f"{TOP_NAME}.v": text,
+                                  out / f"{TOP_NAME}.json": to_json(info, indent=2) + "\n"})
     return v_path, j_path

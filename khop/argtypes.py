@@ -1,11 +1,14 @@
 """argparse option types shared by every ``khop`` subcommand.
 
-Their messages become ``argument --x: <message>``, then the one-line ``khop: error: ...``.
+Their messages become ``argument --x: <message>``, then the one-line ``khop: error: ...``. Every
+number option goes through one of these: none accepts NaN or an infinity (``float("inf")`` parses,
+but no khop quantity is meaningful there).
 """
 
 import argparse
+import math
 
-__all__ = ["int_in", "fraction", "fraction_list", "positive", "int_list", "name_list"]
+__all__ = ["int_in", "finite", "fraction", "fraction_list", "positive", "int_list", "name_list"]
 
 
 def int_in(lo, hi=None):
@@ -25,13 +28,24 @@ def int_in(lo, hi=None):
 
 def _number(text):
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def finite(text):
+    """Any finite number (its range is checked where it is used, e.g. by a config class)."""
+    return _number(text)
+
+
+finite.__name__ = "number"
 
 
 def fraction(text):
-    """A number in [0, 1]."""
+    """A number in [0, 1] (NaN is refused)."""
     value = _number(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1], not {value}")
@@ -50,7 +64,7 @@ fraction_list.__name__ = "number list"
 
 
 def positive(text):
-    """A number above 0."""
+    """A finite number above 0."""
     value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")

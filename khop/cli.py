@@ -19,18 +19,20 @@ from importlib.metadata import PackageNotFoundError, version
 from khop.model.compress import DEFAULT_QUANTIZER, QUANTIZERS
 from khop.model.errors import KhopError
 from khop.model.evaluate import plot_recall_sweep, recall_sweep, variant_label, variant_spec
-from khop.model.klr import DTYPES, GRADIENTS, TrainConfig
+from khop.model.klr import DTYPES, GRADIENTS, TrainConfig, TrainingDiverged
+from khop.model.memory import check_queries
 from khop.model.netfile import load_network, save_network
 from khop.model.paper import QUICK_TRIALS, TRIALS
 from khop.model.retrieval import DEFAULT_MAX_STEPS
 from khop.model.train import RIDGE_CONFIG, RIDGE_N, RIDGE_P, ridge_network, train_network
 
 from . import bench, demo
-from .argtypes import fraction, fraction_list, int_in, int_list
+from .argtypes import finite, fraction, fraction_list, int_in, int_list
 from .cli_boards import add_build, add_estimate, add_run, add_sweep
 from .cli_common import HelpFormatter, UsageError, add_subcommand, checked, explains_default
 from .cli_cosim import add_cosim
 from .options import ARITHMETIC_OPTIONS, add_hardware_options, hardware_options
+from .outputs import to_json
 from .progress import training_progress
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -50,19 +52,19 @@ def add_train(subparsers):
                    help="number of neurons (pattern width)")
     p.add_argument("-P", "--patterns", dest="p", type=int_in(1), default=300,
                    help="number of stored random patterns")
-    p.add_argument("--gamma", type=float, default=0.02,
+    p.add_argument("--gamma", type=finite, default=0.02,
                    help="RBF kernel width: K = exp(-gamma ||x - y||^2)")
     p.add_argument("--seed", type=int_in(0), default=42,
                    help="seed of numpy.random.default_rng drawing the patterns")
-    p.add_argument("--eta", type=float, default=0.1, help="learning rate")
-    p.add_argument("--lam", "--lambda", dest="lam", type=float, default=0.01,
+    p.add_argument("--eta", type=finite, default=0.1, help="learning rate")
+    p.add_argument("--lam", "--lambda", dest="lam", type=finite, default=0.01,
                    help="L2 (RKHS norm) regularization strength")
     p.add_argument("--epochs", type=int_in(1), default=300, help="maximum number of epochs")
     p.add_argument("--gradient", choices=GRADIENTS, default="exact",
                    help="exact gradient K (sigmoid(H) - Y + lambda A), or the functional form "
                         "without the leading K")
     p.add_argument("--dtype", choices=DTYPES, default="float64", help="training precision")
-    p.add_argument("--tol", type=float, default=None,
+    p.add_argument("--tol", type=finite, default=None,
                    help="stop early once an epoch decreases the loss by less than TOL relative "
                         "to it; unset, every epoch runs")
     p.add_argument("--quantizer", choices=QUANTIZERS, default=DEFAULT_QUANTIZER, metavar="NAME",
@@ -77,12 +79,12 @@ def cmd_train(args):
     """
     config = checked(TrainConfig, gamma=args.gamma, eta=args.eta, lam=args.lam,
                       epochs=args.epochs, gradient=args.gradient, dtype=args.dtype, tol=args.tol)
-    with training_progress(config.epochs) as progress:
-        net = train_network(args.n, args.p, args.seed, config, progress, args.quantizer)
     try:
-        save_network(args.output, net)
-    except OSError as e:
-        raise KhopError(f"cannot write {args.output}: {e.strerror or e}") from None
+        with training_progress(config.epochs) as progress:
+            net = train_network(args.n, args.p, args.seed, config, progress, args.quantizer)
+    except TrainingDiverged as e:
+        raise TrainingDiverged(e.epoch, e.loss, e.eta, option="--eta") from None
+    save_network(args.output, net)
     t = net.training
     early = " (stopped early by --tol)" if t["stopped_early"] else ""
     print(f"saved {args.output}")
@@ -146,6 +148,7 @@ def cmd_eval(args):
     """
     nets = _eval_networks(args)
     first = nets[0][1]
+    check_queries(args.queries, first.n, first.p)
     quantizer = args.quantizer or first.quantizer
     variants = [None]
     for b in args.bits:
@@ -167,7 +170,7 @@ def cmd_eval(args):
             doc.update({side: {m: (v[0][0] if isinstance(v[0], list) else v[0])
                                for m, v in sweep.scores[label].items()}
                         for side, label in sides.items()})
-        print(json.dumps(doc, indent=2))
+        print(to_json(doc, indent=2))
         return
     if args.network is not None:
         print(f"{args.network}: N={first.n} P={first.p} gamma={first.gamma:g}, quantizer "
@@ -229,8 +232,8 @@ def cmd_bench(args):
     """
     if args.json:
         figures = bench.run_bench(args.quick)
-        print(json.dumps({"machine": bench.machine(), "quick": args.quick,
-                          "figures": [f.as_dict() for f in figures]}, indent=2))
+        print(to_json({"machine": bench.machine(), "quick": args.quick,
+                       "figures": [f.as_dict() for f in figures]}, indent=2))
         return
     print(f"khop bench ({bench.machine()})")
     figures = bench.run_bench(args.quick,
@@ -308,6 +311,7 @@ def cmd_precision(args):
     from khop.model.precision import precision_sweep
 
     net = load_network(args.network)
+    check_queries(args.queries, net.n, net.p)
     options = hardware_options(args)
     widths = options.pop("kernel_bits")
     options["quantizer"] = options.get("quantizer") or net.quantizer
@@ -319,12 +323,12 @@ def cmd_precision(args):
                            max_steps=fixed.max_steps, quantizer=fixed.quantizer,
                            center=fixed.center)
     if args.json:
-        print(json.dumps({"network": args.network, "bits": fixed.weight_bits,
-                          "quantizer": fixed.quantizer,
-                          "threshold_frac_bits": fixed.threshold_frac_bits,
-                          "max_steps": fixed.max_steps, "noise": args.noise,
-                          "queries": args.queries, "seed": args.seed,
-                          "rows": [r.as_dict() for r in rows]}, indent=2))
+        print(to_json({"network": args.network, "bits": fixed.weight_bits,
+                       "quantizer": fixed.quantizer,
+                       "threshold_frac_bits": fixed.threshold_frac_bits,
+                       "max_steps": fixed.max_steps, "noise": args.noise,
+                       "queries": args.queries, "seed": args.seed,
+                       "rows": [r.as_dict() for r in rows]}, indent=2))
         return
     print(f"{args.network}: integer model vs float {fixed.weight_bits}-bit model, quantizer "
           f"{fixed.quantizer}, "

@@ -5,14 +5,15 @@ default geometry come from the target table (:mod:`khop.boards.targets`).
 """
 
 import argparse
-import json
 import sys
 
+from khop.model.memory import check_queries
 from khop.model.netfile import load_network
 
 from .argtypes import fraction, int_in, int_list, name_list, positive
 from .cli_common import UsageError, add_subcommand, checked
 from .options import add_hardware_options, hardware_options
+from .outputs import to_json
 
 __all__ = ["add_build", "add_run", "add_estimate", "add_sweep"]
 
@@ -92,7 +93,9 @@ def add_run(subparsers):
     p.add_argument("network", metavar="NET", help="network file written by 'khop train'")
     p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB1")
     p.add_argument("--baud", type=int_in(1200), default=DEFAULT_BAUDRATE, help="UART baud rate")
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply")
+    p.add_argument("--timeout", type=positive, default=2.0,
+                   help="seconds each link operation may take (a request with its resends, "
+                        "or a window of LOADs); a finite number above 0")
     p.add_argument("--queries", type=int_in(1), default=100, help="number of noisy queries")
     p.add_argument("--noise", type=fraction, default=0.2,
                    help="fraction of the bits flipped in each query")
@@ -112,6 +115,7 @@ def cmd_run(args):
     from khop.boards.host import Device, run_network
 
     net = load_network(args.network)
+    check_queries(args.queries, net.n, net.p)
     if args.emulate_lanes is not None:
         from khop.boards.emulator import EmulatedDevice
         from khop.hw.params import hardware_params
@@ -166,7 +170,7 @@ def cmd_estimate(args):
     params = target.params(args.n, args.p, **hardware_options(args))
     est = checked(estimate, params=params, device=target.device, clock_mhz=args.clock_mhz,
                   steps=args.steps)
-    print(json.dumps(est.as_dict(), indent=2) if args.json else est.format())
+    print(to_json(est.as_dict(), indent=2) if args.json else est.format())
     return 0 if est.fits else 1
 
 

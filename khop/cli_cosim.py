@@ -6,8 +6,6 @@ user can fix (missing simulator, unreadable network, bad parameters) are raised 
 :class:`khop.model.errors.KhopError`.
 """
 
-import json
-
 from khop.model.errors import ParameterError
 from khop.sim.config import FLOWS, SCENARIOS
 from khop.sim.runner import DEFAULT_BUILD_ROOT, run_cosim
@@ -16,6 +14,7 @@ from khop.sim.tools import SIMULATORS
 from .argtypes import fraction, int_in, name_list
 from .cli_common import add_subcommand
 from .options import add_hardware_options, hardware_options
+from .outputs import to_json
 
 __all__ = ["add_cosim", "cmd_cosim"]
 
@@ -60,7 +59,7 @@ def cmd_cosim(args):
     except (ValueError, TypeError) as e:
         raise ParameterError(str(e)) from None
     if args.json:
-        print(json.dumps({**res.as_dict(), "network": args.network}, indent=2))
+        print(to_json({**res.as_dict(), "network": args.network}, indent=2))
     else:
         print(res.format(args.network))
     if not res.clean:

@@ -30,7 +30,7 @@ from khop.model.netfile import load_network, save_network
 from khop.model.retrieval import DEFAULT_MAX_STEPS
 from khop.model.train import RIDGE_CONFIG, RIDGE_N, RIDGE_P, same_recipe, train_network
 
-from .outputs import atomic_write
+from .outputs import atomic_write, output_directory, to_json
 from .progress import training_progress
 
 __all__ = ["DemoContext", "Stage", "STAGES", "RIDGE", "run_demo"]
@@ -151,7 +151,7 @@ def stage_evaluate(ctx):
            "seed": r.query_seed, "max_steps": r.max_steps,
            "metrics": [*METRICS, "small_weight_fraction"], "rows": ctx.rows,
            "quantizer": r.quantizer, "quantizer_rows": extra}
-    atomic_write(path, json.dumps(doc, indent=2) + "\n")
+    atomic_write(path, to_json(doc, indent=2) + "\n")
     ctx.say(f"wrote {path}")
 
 
@@ -250,11 +250,10 @@ STAGES = (
 
 def run_demo(out, quick=False, stages=STAGES, stream=None, ridge=RIDGE):
     """Run ``stages`` in order on a fresh :class:`DemoContext`; returns the context."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(out=out, quick=quick, ridge=ridge, stream=stream or sys.stdout)
-    todo = [s for s in stages if not (quick and s.slow)]
-    for i, stage in enumerate(todo, 1):
-        ctx.say(f"\n== [{i}/{len(todo)}] {stage.name}: {stage.title} ==")
-        stage.run(ctx)
+    with output_directory(out) as out:
+        ctx = DemoContext(out=out, quick=quick, ridge=ridge, stream=stream or sys.stdout)
+        todo = [s for s in stages if not (quick and s.slow)]
+        for i, stage in enumerate(todo, 1):
+            ctx.say(f"\n== [{i}/{len(todo)}] {stage.name}: {stage.title} ==")
+            stage.run(ctx)
     return ctx

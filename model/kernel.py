@@ -7,7 +7,12 @@ For bipolar vectors ``x, y`` in {-1,+1}^N, ``||x - y||^2 = 4 * hamming(x, y)``, 
 
 import numpy as np
 
-__all__ = ["random_patterns", "hamming", "kernel_from_distance", "kernel_matrix", "gram_matrix"]
+__all__ = ["MAX_GAMMA", "random_patterns", "hamming", "kernel_from_distance", "kernel_matrix",
+           "gram_matrix"]
+
+#: The largest kernel parameter: ``4 gamma d`` must stay finite for every distance ``d`` (above
+#: about 186 the kernel at ``d >= 1`` is 0 in float64 already; beyond ~1e307 ``-inf * 0`` is NaN).
+MAX_GAMMA = 1e300
 
 
 def random_patterns(rng, n, p):

@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .kernel import gram_matrix
+from .errors import ParameterError
+from .kernel import MAX_GAMMA, gram_matrix
+from .memory import require_memory
 
-__all__ = ["TrainConfig", "TrainResult", "klr_loss", "klr_gradient", "train_klr", "GRADIENTS"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "klr_loss", "klr_gradient",
+           "train_klr", "training_bytes", "check_training_memory", "GRADIENTS"]
 
 GRADIENTS = ("exact", "functional")
 DTYPES = ("float64", "float32")
@@ -38,8 +41,9 @@ class TrainConfig:
     tol: float | None = None  # stop when the relative loss decrease falls below tol
 
     def __post_init__(self):
-        if not (self.gamma > 0 and np.isfinite(self.gamma)):
-            raise ValueError(f"gamma must be a positive number, not {self.gamma!r}")
+        if not (0 < self.gamma <= MAX_GAMMA):
+            raise ValueError(f"gamma must be a positive number at most {MAX_GAMMA:g}, not "
+                             f"{self.gamma!r}")
         if not (self.eta > 0 and np.isfinite(self.eta)):
             raise ValueError(f"eta must be a positive number, not {self.eta!r}")
         if not (self.lam >= 0 and np.isfinite(self.lam)):
@@ -52,8 +56,26 @@ class TrainConfig:
                              f"not {self.gradient!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
-        if self.tol is not None and not self.tol > 0:
+        if self.tol is not None and not (self.tol > 0 and np.isfinite(self.tol)):
             raise ValueError(f"tol must be a positive number or None, not {self.tol!r}")
+
+
+class TrainingDiverged(ParameterError):
+    """Gradient descent diverged: the loss became NaN or infinite (the step size is too large).
+
+    ``epoch`` is the epoch whose update made the loss non-finite, ``loss`` that loss, ``eta`` the
+    step size; ``option`` is how the message names it (``"--eta"`` on the command line).
+    """
+
+    def __init__(self, epoch, loss, eta, option="eta"):
+        self.epoch, self.loss, self.eta = epoch, loss, eta
+        what = "NaN" if loss != loss else "infinite"
+        super().__init__(f"training diverged at epoch {epoch} (the loss became {what}); lower "
+                         f"the step size {option} ({eta:g})")
+        self.option = option
+
+    def __reduce__(self):  # raised in a worker process, re-raised in the parent
+        return type(self), (self.epoch, self.loss, self.eta, self.option)
 
 
 @dataclass
@@ -92,6 +114,27 @@ def klr_gradient(K, A, Y, lam, gradient="exact", H=None):
     return K @ E if gradient == "exact" else E
 
 
+def training_bytes(n, p, dtype="float64"):
+    """Estimated peak bytes of :func:`train_klr` on ``p`` patterns of ``n`` neurons.
+
+    The larger of building the Gram matrix (:func:`~model.kernel.gram_matrix`: the patterns in
+    float64 twice, then three P x P float64 arrays at once: dot products, distances, kernel) and
+    the training loop (the P x P kernel matrix in ``dtype`` and about ten (P, N) arrays: A, H, Y,
+    E, the step and their temporaries).
+    """
+    n, p, size = int(n), int(p), np.dtype(dtype).itemsize
+    gram = 3 * p * p * 8 + 2 * p * n * 8
+    loop = p * p * size + 10 * p * n * size
+    return max(gram, loop)
+
+
+def check_training_memory(n, p, dtype="float64"):
+    """Raise a :class:`~model.errors.ParameterError` when training ``p`` patterns of ``n``
+    neurons needs more memory than the machine has (:func:`training_bytes`)."""
+    require_memory(training_bytes(n, p, dtype), f"N={n} P={p}",
+                   "the P x P kernel matrix and its temporaries")
+
+
 def train_klr(patterns, config=TrainConfig(), progress=None):
     """Train the dual weights of every neuron at once.
 
@@ -105,31 +148,45 @@ def train_klr(patterns, config=TrainConfig(), progress=None):
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    ParameterError
+        The sizes need more memory than the machine has (before anything is allocated).
+    TrainingDiverged
+        The loss became NaN or infinite (checked once per epoch, on the loss computed anyway).
     """
     dtype = np.dtype(config.dtype)
     X = np.asarray(patterns)
+    if X.ndim == 2:
+        check_training_memory(X.shape[1], X.shape[0], dtype)
     K = gram_matrix(X, config.gamma, dtype)
     Y = ((X + 1) // 2).astype(dtype)
     A = np.zeros(X.shape, dtype=dtype)
     H = np.zeros(X.shape, dtype=dtype)  # K @ A, kept up to date
-    eta = dtype.type(config.eta)
-    lam = dtype.type(config.lam)
+    with np.errstate(over="ignore"):  # an eta beyond float32 is inf: divergence at epoch 1
+        eta = dtype.type(config.eta)
+        lam = dtype.type(config.lam)
 
     losses = [klr_loss(K, A, Y, lam, H)]
     stopped_early = False
     epoch = 0
-    for epoch in range(1, config.epochs + 1):
-        E = _sigmoid(H) - Y + lam * A
-        step = K @ E if config.gradient == "exact" else E
-        A -= eta * step
-        H = K @ A
-        losses.append(klr_loss(K, A, Y, lam, H))
-        if progress is not None:
-            progress(epoch, losses[-1])
-        if config.tol is not None:
-            prev, cur = losses[-2], losses[-1]
-            if abs(prev - cur) <= config.tol * max(1.0, abs(prev)):
-                stopped_early = True
-                break
+    # Overflow on the way to divergence is reported once, as TrainingDiverged.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(1, config.epochs + 1):
+            E = _sigmoid(H) - Y + lam * A
+            step = K @ E if config.gradient == "exact" else E
+            A -= eta * step
+            H = K @ A
+            losses.append(klr_loss(K, A, Y, lam, H))
+            if not np.isfinite(losses[-1]):
+                raise TrainingDiverged(epoch, losses[-1], config.eta)
+            if progress is not None:
+                progress(epoch, losses[-1])
+            if config.tol is not None:
+                prev, cur = losses[-2], losses[-1]
+                if abs(prev - cur) <= config.tol * max(1.0, abs(prev)):
+                    stopped_early = True
+                    break
     return TrainResult(alpha=A, loss_history=np.array(losses), epochs_run=epoch,
                        stopped_early=stopped_early, config=config)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .memory import check_queries
 from .retrieval import DEFAULT_MAX_STEPS, potentials, retrieve, sign_update
 
 __all__ = ["bit_accuracy", "stability_margin", "noisy_queries", "RecallStats", "recall_stats",
@@ -29,7 +30,9 @@ def stability_margin(patterns, weights, gamma):
 def noisy_queries(patterns, noise, count, rng):
     """Noisy copies of stored patterns: ``round(noise * N)`` distinct bits flipped in each.
 
-    Targets are drawn without replacement when ``count <= P``, else with replacement.
+    Targets are drawn without replacement when ``count <= P``, else with replacement. A count
+    whose queries and their retrieval would not fit the machine's memory is refused first
+    (:func:`~khop.model.memory.check_queries`).
     Returns ``(queries (count, N) int8, targets (count,) int64)``.
     """
     X = np.asarray(patterns)
@@ -38,6 +41,7 @@ def noisy_queries(patterns, noise, count, rng):
         raise ValueError(f"noise must be in [0, 1], not {noise!r}")
     if count < 1:
         raise ValueError(f"the query count must be positive, not {count!r}")
+    check_queries(count, n, p)
     targets = rng.choice(p, size=count, replace=count > p)
     flips = int(round(noise * n))
     # For each query, the `flips` positions of smallest random keys are flipped.

@@ -9,7 +9,6 @@ paper's (:func:`beyond_rows`). Every file appears whole or not at all
 (:mod:`khop.outputs`). ``khop paper`` is the command line over it.
 """
 
-import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -20,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from khop.environ import environment
-from khop.outputs import atomic_path, atomic_write
+from khop.outputs import atomic_path, output_directory, to_json, write_files
 
 from .experiments import COST, EXPERIMENTS, run_experiment
 
@@ -124,8 +123,11 @@ def run_paper(out, trials=None, seed=42, quick=False, jobs=2, n=None, names=None
     stream = stream or sys.stdout
     if trials is None:
         trials = QUICK_TRIALS if quick else TRIALS
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with output_directory(out) as out:
+        return _run_paper(out, trials, seed, quick, jobs, n, names, stream)
+
+
+def _run_paper(out, trials, seed, quick, jobs, n, names, stream):
     names = list(EXPERIMENTS) if names is None else list(names)
 
     def say(*args):
@@ -143,9 +145,10 @@ def run_paper(out, trials=None, seed=42, quick=False, jobs=2, n=None, names=None
            "experiments": results}
     doc["verdicts"] = verdicts(results) if set(EXPERIMENTS) <= set(results) else []
     written = write_figures(out, results)
-    atomic_write(out / "results.json", json.dumps(doc, indent=1) + "\n")
+    files = {out / "results.json": to_json(doc, indent=1) + "\n"}
     if doc["verdicts"]:
-        atomic_write(out / "REPORT.md", report_markdown(doc, written))
+        files[out / "REPORT.md"] = report_markdown(doc, written)
+    write_files(files)
     wall = time.perf_counter() - start
     say(f"wrote {len(written)} figures, {out / 'results.json'}"
         f"{' and ' + str(out / 'REPORT.md') if doc['verdicts'] else ''}")

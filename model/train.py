@@ -12,7 +12,7 @@ import numpy as np
 
 from .compress import DEFAULT_QUANTIZER
 from .kernel import random_patterns
-from .klr import TrainConfig, train_klr
+from .klr import TrainConfig, check_training_memory, train_klr
 from .netfile import Network
 
 __all__ = ["recipe", "train_network", "same_recipe", "RIDGE_N", "RIDGE_P", "RIDGE_CONFIG",
@@ -40,10 +40,13 @@ def train_network(n, p, seed, config=None, progress=None, quantizer=DEFAULT_QUAN
     :func:`~model.klr.train_klr` (called as ``progress(epoch, loss)``); ``quantizer`` is recorded
     as the network's (:attr:`~model.netfile.Network.quantizer`).
     Returns a :class:`~model.netfile.Network` whose ``training`` dict is the :func:`recipe` plus
-    ``epochs_run``, ``stopped_early``, ``final_loss`` and ``wall_seconds``.
+    ``epochs_run``, ``stopped_early``, ``final_loss`` and ``wall_seconds``. Sizes the machine
+    cannot hold raise a :class:`~model.errors.ParameterError` before anything is allocated, a
+    diverging run a :class:`~model.klr.TrainingDiverged`.
     """
     config = TrainConfig() if config is None else config
     rec = recipe(seed, config)
+    check_training_memory(n, p, config.dtype)
     patterns = random_patterns(np.random.default_rng(seed), n, p)
     start = time.perf_counter()
     result = train_klr(patterns, config, progress)

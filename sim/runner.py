@@ -49,6 +49,7 @@ from khop.hw.export import SIMULATOR_FLAGS, TOP_NAME, export
 from khop.hw.params import AccelParams, configure
 from khop.model.errors import KhopError
 from khop.model.fixed import IntegerNetwork
+from khop.model.memory import check_queries
 from khop.model.netfile import Network, load_network
 from khop.outputs import atomic_write
 
@@ -503,6 +504,7 @@ def run_cosim(network, *, hardware=None, queries=300, noise=0.2, seed=0, sim=Non
         without results.
     """
     net = network if isinstance(network, Network) else load_network(network)
+    check_queries(queries, net.n, net.p)
     params, inet = configure(net, **{k: v for k, v in (hardware or {}).items()
                                      if v is not None})
     return cosimulate(params, inet, queries=queries, noise=noise, seed=seed, sim=sim,

@@ -45,7 +45,7 @@ def test_board_core_over_uart_equals_the_integer_model(tmp_path):
     res = run_core(core, [a, b], divisor=DIVISOR, queries=20, test_dir=tmp_path / "run")
     assert res.tests is not None, "the simulation wrote no results"
     failed = [c for c in res.tests.cases if c.status != "passed"]
-    assert not failed and res.tests.passed == 2, res.format()
+    assert not failed and res.tests.passed == res.tests.total >= 2, res.format()
     assert res.passed
     summary = res.summary
     phases = summary["phases"]
@@ -53,3 +53,35 @@ def test_board_core_over_uart_equals_the_integer_model(tmp_path):
     assert phases[0]["writes"] == params.pattern_depth + params.weight_depth \
         + params.lut_depth + params.threshold_depth     # one word per block and digit
     assert summary["status"]["errors"] >= 2 and summary["status"]["queries"] == 45
+
+
+def _fuzz(tmp_path, count, seed):
+    a = _network(1)
+    params = AccelParams(a.n, a.p, a.config, lanes=4)
+    core = build_core(params, DIVISOR, BUILD_ROOT, spram=True)
+    res = run_core(core, [a], divisor=DIVISOR, fuzz=count, seed=seed,
+                   test_dir=tmp_path / "fuzz", testcase="fuzz_sequences_equal_the_emulator")
+    assert res.passed and res.tests.passed == 1, res.format()
+    fuzz, recall = res.summary["fuzz"], res.summary["recall"]
+    assert fuzz["sequences"] == count and recall == {"queries": 20, "mismatches": 0}
+    return fuzz
+
+
+def test_board_core_fuzz_equals_the_emulator_byte_for_byte(tmp_path, record_property):
+    """200 random link sequences (valid, invalid, damaged frames, out-of-range LOADs, garbage)
+    at full line rate into the iCEBreaker's core in Verilator: every reply byte equals the
+    emulator's; then 20 noisy queries through the host driver equal the integer model."""
+    fuzz = _fuzz(tmp_path, 200, seed=11)
+    record_property("fuzz", f"link sequences through the Verilator board core: "
+                            f"{fuzz['sequences']} sequences, {fuzz['bytes_to_board']} bytes in, "
+                            f"{fuzz['bytes_from_board']} bytes out, board = emulator byte for "
+                            f"byte; then 20 noisy queries = model")
+
+
+@pytest.mark.slow
+def test_board_core_fuzz_2000_sequences(tmp_path, record_property):
+    fuzz = _fuzz(tmp_path, 2000, seed=12)
+    record_property("fuzz", f"link sequences through the Verilator board core (slow): "
+                            f"{fuzz['sequences']} sequences, {fuzz['bytes_to_board']} bytes in, "
+                            f"{fuzz['bytes_from_board']} bytes out, board = emulator byte for "
+                            f"byte")

@@ -38,8 +38,9 @@ def test_unsupported_board_lists_the_allowed_ones():
 def test_estimate_ridge_on_icebreaker_puts_weights_in_spram():
     est = estimate("icebreaker", RIDGE)
     # patterns 300 x 100 bits: 13 block RAMs in 512 x 8 mode; LUT 101 x 16: 1; thresholds
-    # (digit-sliced, 35 words x 64 bits at the generic 4-bit digits): 4.
-    assert (est["bram"], est["spram"], est["short"]) == (18, 2, [])
+    # (digit-sliced, 35 words x 64 bits at the generic 4-bit digits): 4; the link's receive
+    # buffer (511 x 8): 1.
+    assert (est["bram"], est["spram"], est["short"]) == (19, 2, [])
     assert est["accumulator_ffs"] == 7 * 16 * 25
 
 

@@ -1,13 +1,14 @@
 """The host driver against the device emulator (the bridge's executable specification)."""
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
 
 from khop.boards.emulator import EmulatedDevice
 from khop.boards.host import Device, DeviceError, LinkError, check_against_model, run_network
-from khop.boards.protocol import END, Command, ErrorCode, encode_frame
+from khop.boards.protocol import END, Command, ErrorCode, FrameDecoder, encode_frame
 from khop.hw.params import AccelParams
 from khop.model.fixed import FixedConfig, integer_network, to_bits
 from khop.model.kernel import random_patterns
@@ -76,10 +77,10 @@ def test_sync_after_garbage(setup):
     emu.write(bytes(range(256)) + bytes((END, 0x12)))
     st = dev.sync()
     assert st.errors >= 1
-    assert dev.status().nonce == (st.nonce + 1) & 0xFF
+    assert dev.status().frames == st.frames + 1
 
 
-def test_timeout_is_a_link_error():
+def test_timeout_is_a_link_error_within_the_deadline():
     class Silent:
         def write(self, data):
             return len(data)
@@ -87,8 +88,32 @@ def test_timeout_is_a_link_error():
         def read(self, size=1):
             return b""
 
-    with pytest.raises(LinkError, match="timeout"):
-        Device(transport=Silent()).status()
+    t0 = time.monotonic()
+    with pytest.raises(LinkError, match=r"no reply to STATUS within 0.3 s \(nothing received\)"):
+        Device(transport=Silent(), timeout=0.3).status()
+    assert time.monotonic() - t0 < 0.3 + 0.2
+
+
+def test_a_babbling_line_is_a_link_error_within_the_deadline():
+    """Bytes that keep coming and never form a reply (the issue's hang): the operation still
+    ends at its deadline, with one error saying what was received."""
+    class Babble:
+        def __init__(self):
+            self.rng = np.random.default_rng(0)
+
+        def write(self, data):
+            return len(data)
+
+        def read(self, size=1):
+            return self.rng.integers(0, 256, size=size, dtype=np.uint8).tobytes()
+
+        in_waiting = 64
+
+    t0 = time.monotonic()
+    with pytest.raises(LinkError, match=r"no reply to STATUS within 0.5 s \(\d+ bytes received, "
+                                        r"none a reply to it\)"):
+        Device(transport=Babble(), timeout=0.5).sync()
+    assert time.monotonic() - t0 < 0.5 + 0.2
 
 
 def test_open_missing_port_is_one_clear_error():
@@ -96,24 +121,86 @@ def test_open_missing_port_is_one_clear_error():
         Device("/dev/nonexistent-khop")
 
 
-def test_wrong_reply_is_detected(setup):
-    emu, _, _ = setup
+class Replay:
+    """A transport in front of the emulator that answers each request first with a copy of an
+    earlier reply (a stale or duplicated reply), then with the real one."""
 
-    class Mixed:
+    def __init__(self, emu):
+        self.emu, self.clock, self.replies, self.out = emu, emu.clock, [], bytearray()
+
+    def write(self, data):
+        self.emu.write(data)
+        reply = self.emu.read(1 << 16)
+        self.out += (self.replies[-1] if self.replies else b"") + reply
+        self.replies.append(reply)
+        return len(data)
+
+    def read(self, size=1):
+        data, self.out[:size] = bytes(self.out[:size]), b""
+        return data or self.emu.read(size)
+
+
+def test_stale_and_duplicated_replies_are_never_taken_for_the_answer(setup):
+    """Every request is answered first by the previous request's reply (the issue's stale
+    QUERY results after a timeout): the ids tell them apart, every result is this query's."""
+    emu, inet, patterns = setup
+    dev = Device(transport=Replay(emu))
+    dev.load(inet, window=1)
+    queries, _ = noisy_queries(patterns, 0.2, 12, np.random.default_rng(0))
+    figures = check_against_model(dev, inet, to_bits(queries))
+    assert figures["mismatches"] == 0 and figures["queries"] == 12
+    assert dev.discarded >= 12
+
+
+def test_a_reply_of_the_wrong_length_is_one_link_error(setup):
+    """A QUERY reply with this request's id and a valid CRC but the wrong length (the issue's
+    ProtocolError traceback) is one LinkError."""
+    emu, inet, patterns = setup
+
+    class Short:
+        clock = emu.clock
+
         def __init__(self):
-            self.sent = False
+            self.out = b""
 
         def write(self, data):
+            emu.write(data)
+            [frame] = FrameDecoder().feed(emu.read(1 << 16))
+            self.out = encode_frame(frame.cmd, frame.id, frame.payload[:-1]) \
+                if frame.cmd == Command.QUERY | 0x80 else encode_frame(frame.cmd, frame.id,
+                                                                      frame.payload)
             return len(data)
 
         def read(self, size=1):
-            if self.sent:
-                return b""
-            self.sent = True
-            return encode_frame(Command.PARAMS | 0x80, b"")
+            data, self.out = self.out[:size], self.out[size:]
+            return data
 
-    with pytest.raises(LinkError, match="reply 0x82 to command 0x01"):
-        Device(transport=Mixed()).status()
+    dev = Device(transport=Short())
+    dev.load(inet, window=1)
+    with pytest.raises(LinkError, match=r"QUERY reply of \d+ bytes, expected \d+"):
+        dev.recall(to_bits(patterns[:1]))
+
+
+def test_out_of_range_load_is_refused_and_writes_nothing(setup):
+    """LOAD addresses at and past each memory's depth get an ADDRESS error (the issue: PATTERN
+    address = depth overwrote pattern 0); nothing is written."""
+    from khop.hw.layout import LoadTarget
+    emu, inet, _ = setup
+    dev = Device(transport=emu)
+    dev.load(inet)
+    before = emu.network()
+    fmt = dev.link_format()
+    for target, depth in fmt.load_depths.items():
+        for addr in sorted({depth, (1 << emu.params.load_addr_bits) - 1} - set(range(depth))):
+            with pytest.raises(DeviceError, match="ADDRESS") as e:
+                dev.request(Command.LOAD, fmt.load_payload(target, addr, 0))
+            assert e.value.code == ErrorCode.ADDRESS
+    after = emu.network()
+    np.testing.assert_array_equal(after.patterns, before.patterns)
+    np.testing.assert_array_equal(after.codes, before.codes)
+    np.testing.assert_array_equal(after.lut, before.lut)
+    np.testing.assert_array_equal(after.r_fx, before.r_fx)
+    assert LoadTarget.PATTERN in fmt.load_depths
 
 
 def test_per_neuron_thresholds_load_and_recall_equal_the_model(setup):
@@ -176,3 +263,53 @@ def test_run_refuses_hardware_options_the_board_does_not_have(setup):
         run_network(device, net, options={"lanes": 4, "kernel_bits": 12, "bits": 2,
                                           "quantizer": "bias"})
     assert emu.counters["loads"] == 0   # nothing was loaded
+
+
+def test_khop_run_on_a_babbling_port_exits_within_its_timeout(tmp_path):
+    """``khop run`` on a pseudo-terminal that sends random bytes without end (the issue: it
+    hung forever): exit status 2 and one clear line within ``--timeout`` plus one second,
+    counted from the process start."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    from khop.model.netfile import Network, save_network
+
+    rng = np.random.default_rng(9)
+    patterns = random_patterns(rng, 24, 30)
+    path = tmp_path / "net.npz"
+    save_network(path, Network(patterns=patterns, alpha=rng.normal(0, 2.5, size=patterns.shape),
+                               gamma=0.05))
+    master, slave = os.openpty()
+    stop = threading.Event()
+
+    def babble():
+        gen = np.random.default_rng(10)
+        while not stop.is_set():
+            try:
+                os.write(master, gen.integers(0, 256, 256, dtype=np.uint8).tobytes())
+            except OSError:
+                break
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=babble, daemon=True)
+    thread.start()
+    try:
+        t0 = time.monotonic()
+        proc = subprocess.run([str(Path(sys.executable).parent / "khop"), "run", str(path),
+                               "--port", os.ttyname(slave), "--timeout", "1"],
+                              capture_output=True, text=True, timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        stop.set()
+        thread.join()
+        os.close(master)
+        os.close(slave)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("khop: error: no reply to STATUS within 1 s"), \
+        proc.stderr
+    assert "bytes received, none a reply to it" in lines[0]
+    assert elapsed < 1 + 1, elapsed

@@ -11,6 +11,7 @@ from khop.boards.protocol import (
     ESC_END,
     ESC_ESC,
     PARAMS_FORMAT,
+    RX_BUFFER,
     Command,
     ErrorCode,
     Frame,
@@ -23,6 +24,7 @@ from khop.boards.protocol import (
     crc16,
     encode_frame,
     slip_escape,
+    wire_bytes,
 )
 from khop.hw.params import hardware_params
 
@@ -35,17 +37,18 @@ def test_crc16_is_ccitt_false_check_value():
 
 
 def test_body_with_its_crc_has_crc_zero():
-    frame = encode_frame(Command.QUERY, bytes(range(20)))
-    body = bytes((Command.QUERY, *range(20)))
+    frame = encode_frame(Command.QUERY, 0x5A, bytes(range(20)))
+    body = bytes((Command.QUERY, 0x5A, *range(20)))
     crc = crc16(body)
     assert crc16(body + bytes((crc >> 8, crc & 0xFF))) == 0
-    assert FrameDecoder().feed(frame) == [Frame(Command.QUERY, bytes(range(20)))]
+    assert FrameDecoder().feed(frame) == [Frame(Command.QUERY, 0x5A, bytes(range(20)))]
 
 
 def test_slip_escapes_end_and_esc_only():
     assert slip_escape(bytes((1, END, 2, ESC, 3))) == bytes((1, ESC, ESC_END, 2, ESC, ESC_ESC, 3))
-    wire = encode_frame(Command.LOAD, bytes((END, ESC, END)))
+    wire = encode_frame(Command.LOAD, END, bytes((END, ESC, END)))
     assert wire[0] == END and wire[-1] == END and END not in wire[1:-1]
+    assert len(wire) <= wire_bytes(3)   # the bound: every body byte (cmd, id, payload, CRC) escaped
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -56,9 +59,9 @@ def test_random_frames_round_trip(seed):
     for _ in range(50):
         payload = bytes(rng.choice([END, ESC, 0, 255, rng.randrange(256)])
                         for _ in range(rng.randrange(40)))
-        cmd = rng.randrange(256)
-        sent.append(Frame(cmd, payload))
-        wire += encode_frame(cmd, payload)
+        cmd, ident = rng.randrange(256), rng.choice([END, ESC, rng.randrange(256)])
+        sent.append(Frame(cmd, ident, payload))
+        wire += encode_frame(cmd, ident, payload)
     # Split the byte stream at random points: the decoder keeps its state between calls.
     events, i = [], 0
     while i < len(wire):
@@ -72,31 +75,42 @@ def test_empty_frames_are_ignored():
     assert FrameDecoder().feed(bytes((END, END, END))) == []
 
 
-def test_bad_crc_is_reported_with_the_first_byte():
-    wire = bytearray(encode_frame(Command.QUERY, b"\x01\x02\x03"))
-    wire[3] ^= 0x10
-    assert FrameDecoder().feed(wire) == [FrameError(ErrorCode.CRC, Command.QUERY)]
+def test_bad_crc_is_reported_with_the_first_byte_and_the_id():
+    wire = bytearray(encode_frame(Command.QUERY, 0x33, b"\x01\x02\x03"))
+    wire[4] ^= 0x10
+    assert FrameDecoder().feed(wire) == [FrameError(ErrorCode.CRC, Command.QUERY, 0x33)]
 
 
 def test_truncated_frame():
-    assert FrameDecoder().feed(bytes((END, 0x01, 0x02, END))) == \
-        [FrameError(ErrorCode.TRUNCATED, 0x01)]
+    assert FrameDecoder().feed(bytes((END, 0x01, 0x02, 0x03, END))) == \
+        [FrameError(ErrorCode.TRUNCATED, 0x01, 0x02)]
+    assert FrameDecoder().feed(bytes((END, 0x01, END))) == \
+        [FrameError(ErrorCode.TRUNCATED, 0x01, 0)]
 
 
 def test_bad_escape():
-    assert FrameDecoder().feed(bytes((END, 0x01, ESC, 0x55, 0x00, 0x00, END))) == \
-        [FrameError(ErrorCode.ESCAPE, 0x01)]
+    assert FrameDecoder().feed(bytes((END, 0x01, 0x07, ESC, 0x55, 0x00, 0x00, END))) == \
+        [FrameError(ErrorCode.ESCAPE, 0x01, 0x07)]
     assert FrameDecoder().feed(bytes((0x02, ESC, END))) == [FrameError(ErrorCode.ESCAPE, 0x02)]
 
 
 def test_overflow_beyond_max_payload():
     dec = FrameDecoder(max_payload=4)
-    assert dec.feed(encode_frame(0x04, bytes(4))) == [Frame(0x04, bytes(4))]
-    assert dec.feed(encode_frame(0x04, bytes(5))) == [FrameError(ErrorCode.OVERFLOW, 0x04)]
+    assert dec.feed(encode_frame(0x04, 9, bytes(4))) == [Frame(0x04, 9, bytes(4))]
+    assert dec.feed(encode_frame(0x04, 9, bytes(5))) == [FrameError(ErrorCode.OVERFLOW, 0x04, 9)]
+
+
+def test_host_decoder_bounds_garbage_without_end():
+    """Bytes that never form a frame do not grow the host's buffer: past ``max_body`` they
+    make the frame an OVERFLOW."""
+    dec = FrameDecoder(max_body=16)
+    assert dec.feed(bytes(range(1, 100)) * 100) == []
+    assert len(dec._body) == 16
+    assert dec.feed(bytes((END,))) == [FrameError(ErrorCode.OVERFLOW, 1, 2)]
 
 
 def test_every_single_bit_flip_is_detected():
-    frame = encode_frame(Command.LOAD, bytes(range(1, 15)))
+    frame = encode_frame(Command.LOAD, 0x21, bytes(range(1, 15)))
     for i in range(1, len(frame) - 1):
         for bit in range(8):
             bad = bytearray(frame)
@@ -116,8 +130,8 @@ def test_fuzzed_garbage_then_a_good_frame_is_recovered(seed):
     assert sum(isinstance(e, Frame) for e in events) <= 1
     # The good frame's leading END closes the garbage (one event at most), then the frame
     # itself follows, intact.
-    out = dec.feed(encode_frame(Command.STATUS, b"\x2a"))
-    assert out[-1] == Frame(Command.STATUS, b"\x2a")
+    out = dec.feed(encode_frame(Command.STATUS, 0x2a))
+    assert out[-1] == Frame(Command.STATUS, 0x2a, b"")
     assert len(out) <= 2 and all(isinstance(e, FrameError | Frame) for e in out[:-1])
 
 
@@ -132,12 +146,30 @@ def test_garbage_error_codes_are_always_known():
 
 def test_check_request_unknown_command_and_length():
     fmt = LinkFormat(PARAMS)
-    assert check_request(fmt, Frame(0x55, b"")) == ErrorCode.COMMAND
-    assert check_request(fmt, Frame(Command.PARAMS, b"\x00")) == ErrorCode.LENGTH
-    assert check_request(fmt, Frame(Command.STATUS, b"")) == ErrorCode.LENGTH
-    assert check_request(fmt, Frame(Command.QUERY, bytes(fmt.query_bytes))) is None
-    assert check_request(fmt, Frame(Command.LOAD, bytes(fmt.load_bytes - 1))) == \
+    assert check_request(fmt, Frame(0x55, 1, b"")) == ErrorCode.COMMAND
+    assert check_request(fmt, Frame(Command.PARAMS, 1, b"\x00")) == ErrorCode.LENGTH
+    assert check_request(fmt, Frame(Command.STATUS, 1, b"\x00")) == ErrorCode.LENGTH
+    assert check_request(fmt, Frame(Command.STATUS, 1, b"")) is None
+    assert check_request(fmt, Frame(Command.QUERY, 1, bytes(fmt.query_bytes))) is None
+    assert check_request(fmt, Frame(Command.LOAD, 1, bytes(fmt.load_bytes - 1))) == \
         ErrorCode.LENGTH
+
+
+@pytest.mark.parametrize("n", [24, 100])
+def test_check_request_load_addresses_below_each_memorys_depth(n):
+    """A LOAD address is checked against its own memory's depth (powers of two or not); the
+    largest valid address passes, the next one is an ADDRESS error, as is every address up to
+    the address field's limit."""
+    from khop.hw.layout import LoadTarget
+    prm = hardware_params(n, 3 * n, bits=2, lanes=8)
+    fmt = LinkFormat(prm)
+    for target, depth in fmt.load_depths.items():
+        def check(addr, target=target):
+            return check_request(fmt, Frame(Command.LOAD, 1, fmt.load_payload(target, addr, 0)))
+        assert check(depth - 1) is None
+        for addr in {depth, (1 << prm.load_addr_bits) - 1} - set(range(depth)):
+            assert check(addr) == ErrorCode.ADDRESS, (target, addr, depth)
+    assert fmt.load_depths[LoadTarget.WEIGHT] == prm.weight_depth
 
 
 def test_link_format_sizes_follow_the_layouts():
@@ -159,20 +191,23 @@ def test_params_round_trip_and_version_check():
         LinkFormat.from_params_payload(bytes(bad))
     with pytest.raises(ProtocolError, match="bytes"):
         LinkFormat.from_params_payload(bytes(PARAMS_FORMAT.size - 1))
+    assert back.rx_buffer == RX_BUFFER
+    # The most LOAD frames that fit the receive buffer when every byte is escaped.
+    assert back.window(Command.LOAD) == RX_BUFFER // wire_bytes(back.load_bytes)
 
 
 def test_status_round_trip_wraps_counters():
-    st = Status(7, True, False, 1, 2, 3, 4, 70000)
-    # The wire format of STATUS_LAYOUT: nonce, flags (bit 0 idle, bit 1 loaded), 5 x u16 LE.
-    assert st.to_payload() == struct.pack("<BBHHHHH", 7, 1, 1, 2, 3, 4, 70000 & 0xFFFF)
+    st = Status(True, False, 1, 2, 3, 4, 70000)
+    # The wire format of STATUS_LAYOUT: flags (bit 0 idle, bit 1 loaded), 5 x u16 LE.
+    assert st.to_payload() == struct.pack("<BHHHHH", 1, 1, 2, 3, 4, 70000 & 0xFFFF)
     back = Status.from_payload(st.to_payload())
-    assert back == Status(7, True, False, 1, 2, 3, 4, 70000 & 0xFFFF)
+    assert back == Status(True, False, 1, 2, 3, 4, 70000 & 0xFFFF)
 
 
 def test_load_request_carries_the_pack_load_integer():
     from khop.hw.layout import LoadTarget, pack_load
     fmt = LinkFormat(PARAMS)
-    [frame] = FrameDecoder().feed(fmt.load_request(LoadTarget.WEIGHT, 5, 0xBEEF))
-    assert frame.cmd == Command.LOAD
+    [frame] = FrameDecoder().feed(fmt.load_request(77, LoadTarget.WEIGHT, 5, 0xBEEF))
+    assert (frame.cmd, frame.id) == (Command.LOAD, 77)
     assert int.from_bytes(frame.payload, "little") == pack_load(PARAMS, LoadTarget.WEIGHT, 5,
                                                                 0xBEEF)
