@@ -145,8 +145,11 @@ class Device:
         self.discarded += len(self._events)
         self._events.clear()
 
-    def _no_reply(self, what, received):
-        if received:
+    def _no_reply(self, what, received, damaged=0):
+        if damaged:
+            detail = (f"the device received it damaged {damaged} time"
+                      f"{'s' if damaged > 1 else ''}; a noisy line")
+        elif received:
             detail = f"{received} bytes received, none a reply to it"
         else:
             detail = "nothing received"
@@ -160,6 +163,7 @@ class Device:
         what = what or _command_name(cmd)
         deadline = self._clock() + self.timeout
         received0 = self._received
+        damaged = 0
         for attempt in range(self.attempts):
             if attempt:
                 self.resent += 1
@@ -176,6 +180,7 @@ class Device:
                 if ev.cmd == ERROR:
                     code, first = _error_fields(ev)
                     if code is not None and ErrorCode(code).framing:
+                        damaged += 1
                         break       # the request was damaged on the way: send it again
                     raise DeviceError(code if code is not None else -1, first)
                 if ev.cmd != cmd | REPLY:
@@ -184,7 +189,7 @@ class Device:
                 return ev.payload
             if self._clock() >= deadline:
                 break
-        raise self._no_reply(what, self._received - received0)
+        raise self._no_reply(what, self._received - received0, damaged)
 
     def sync(self):
         """Resynchronise after garbage or a lost reply: forget partial input, send ``END`` and

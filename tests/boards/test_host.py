@@ -313,3 +313,25 @@ def test_khop_run_on_a_babbling_port_exits_within_its_timeout(tmp_path):
         proc.stderr
     assert "bytes received, none a reply to it" in lines[0]
     assert elapsed < 1 + 1, elapsed
+
+
+def test_a_request_damaged_on_every_attempt_says_so(setup):
+    """A line that damages every request: the device answers each with a CRC error carrying
+    its id; the host sends it ``attempts`` times, then says the line is noisy."""
+    emu, _, _ = setup
+
+    class Flip:
+        clock = emu.clock
+
+        def write(self, data):
+            data = bytearray(data)
+            data[-3] ^= 0x01            # a CRC byte (or an escaped one): the frame is damaged
+            return emu.write(bytes(data))
+
+        def read(self, size=1):
+            return emu.read(size)
+
+    dev = Device(transport=Flip(), attempts=3)
+    with pytest.raises(LinkError, match=r"received it damaged 3 times; a noisy line"):
+        dev.status()
+    assert dev.resent == 2 and emu.counters["errors"] == 3
