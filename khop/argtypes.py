@@ -8,7 +8,8 @@ but no khop quantity is meaningful there).
 import argparse
 import math
 
-__all__ = ["int_in", "finite", "fraction", "fraction_list", "positive", "int_list", "name_list"]
+__all__ = ["int_in", "finite", "number_in", "fraction", "fraction_list", "positive", "int_list",
+           "name_list"]
 
 
 def int_in(lo, hi=None):
@@ -42,6 +43,17 @@ def finite(text):
 
 
 finite.__name__ = "number"
+
+
+def number_in(lo, hi):
+    """A finite number in ``lo..hi``."""
+    def parse(text):
+        value = _number(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be a number in [{lo:g}, {hi:g}], not {text}")
+        return value
+    parse.__name__ = "number"
+    return parse
 
 
 def fraction(text):

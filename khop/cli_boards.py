@@ -9,8 +9,9 @@ import sys
 
 from khop.model.memory import check_queries
 from khop.model.netfile import load_network
+from khop.model.retrieval import MAX_STEPS_RANGE
 
-from .argtypes import fraction, int_in, int_list, name_list, positive
+from .argtypes import fraction, int_in, int_list, name_list, number_in, positive
 from .cli_common import UsageError, add_subcommand, checked
 from .options import add_hardware_options, hardware_options
 from .outputs import to_json
@@ -133,6 +134,10 @@ def cmd_run(args):
 
 # khop estimate
 
+#: The fastest clock ``khop estimate`` takes: beyond every supported device's fabric.
+MAX_CLOCK_MHZ = 1000.0
+
+
 def add_estimate(subparsers):
     from khop.boards.targets import device_names
 
@@ -145,10 +150,11 @@ def add_estimate(subparsers):
     p.add_argument("-P", "--patterns", dest="p", type=int_in(1), default=300,
                    help="number of stored patterns")
     add_hardware_options(p)
-    p.add_argument("--clock-mhz", type=positive, default=None,
-                   help="clock of the retrieval rate; None means the device's default")
-    p.add_argument("--steps", type=positive, default=2.0,
-                   help="mean retrieval steps per query assumed for the retrieval rate")
+    p.add_argument("--clock-mhz", type=number_in(0.001, MAX_CLOCK_MHZ), default=None,
+                   help="clock of the retrieval rate (MHz); None means the device's default")
+    p.add_argument("--steps", type=number_in(1, MAX_STEPS_RANGE[1]), default=2.0,
+                   help="mean retrieval steps per query assumed for the retrieval rate "
+                        f"(1..{MAX_STEPS_RANGE[1]}: a query takes at least one step)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -152,11 +152,19 @@ def test_train_config_refuses_an_infinite_tolerance():
 # Standard JSON
 
 def test_estimate_json_has_no_infinity(capsys):
-    # 1e-320 steps per query: the retrieval rate overflows to infinity.
-    status = main(["estimate", "--device", "up5k", "--steps", "1e-320", "--json"])
+    """1e-320 steps per query made the retrieval rate infinite and the JSON hold ``Infinity``;
+    now a mean below one step (and a clock beyond any device) is refused, and the JSON of the
+    extreme accepted values is standard."""
+    for args, what in ((["--steps", "1e-320"], "--steps"), (["--clock-mhz", "1e308"],
+                                                            "--clock-mhz")):
+        assert main(["estimate", "--device", "up5k", *args, "--json"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"argument {what}: must be a number in" in err
+    status = main(["estimate", "--device", "up5k", "--steps", "1", "--clock-mhz", "1000",
+                   "--json"])
     assert status in (0, 1)
     doc = _strict_json(capsys.readouterr().out)
-    assert doc["retrievals_per_s"] is None
+    assert doc["retrievals_per_s"] > 0
 
 
 def test_to_json_maps_non_finite_floats_to_null():
