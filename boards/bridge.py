@@ -5,7 +5,7 @@ Protocol: :mod:`boards.protocol` (SLIP framing, CRC-16/CCITT-FALSE); its Python 
 
 - A receive buffer (:class:`amaranth.lib.fifo.SyncFIFOBuffered`, :data:`~boards.protocol.RX_BUFFER`
   bytes) takes every received byte; only a byte arriving when it is full is dropped (and
-  counted as an overrun).
+  counted as an overrun). A register passes its bytes to the parser.
 - :class:`FrameParser` reads the buffer, un-escapes, checks the CRC on the fly and keeps the
   command, the request id and the last ``max_payload + 2`` body bytes in a shift register; a
   complete frame is held, with its error code, until the executor is done with it (the parser
@@ -34,6 +34,7 @@ from .protocol import (
     ESC_ESC,
     HEADER_BYTES,
     REPLY,
+    RX_BUFFER,
     STATUS_LAYOUT,
     Command,
     ErrorCode,
@@ -227,6 +228,9 @@ class Bridge(wiring.Component):
         The accelerator's parameters (reported by PARAMS, and the payload sizes).
     clock_hz : int
         The accelerator clock, reported by PARAMS (0: unknown).
+    rx_buffer : int
+        Bytes of the receive buffer (reported by PARAMS); smaller than
+        :data:`~boards.protocol.RX_BUFFER` only for formal proofs, which need a small state space.
 
     Members
     -------
@@ -243,11 +247,11 @@ class Bridge(wiring.Component):
         ERROR reply (for LEDs).
     """
 
-    def __init__(self, params: AccelParams, clock_hz=0):
+    def __init__(self, params: AccelParams, clock_hz=0, rx_buffer=RX_BUFFER):
         if not isinstance(params, AccelParams):
             raise TypeError(f"params must be an AccelParams, not {params!r}")
         self._params = params
-        self._format = LinkFormat(params, clock_hz)
+        self._format = LinkFormat(params, clock_hz, rx_buffer)
         super().__init__({
             "i_rx": In(stream.Signature(8)),
             "o_tx": Out(stream.Signature(8)),
@@ -273,7 +277,14 @@ class Bridge(wiring.Component):
         m.submodules.encoder = encoder = FrameEncoder()
         m.d.comb += [rx_buffer.w_data.eq(self.i_rx.payload), rx_buffer.w_en.eq(self.i_rx.valid),
                      self.i_rx.ready.eq(1)]
-        wiring.connect(m, rx_buffer.r_stream, parser.i_byte)
+        # A register between the buffer and the parser: the block RAM's output (no output
+        # register on the ECP5) goes into a flip-flop, not into the parser's logic.
+        held = parser.i_byte
+        m.d.comb += rx_buffer.r_en.eq(~held.valid | held.ready)
+        with m.If(rx_buffer.r_en & rx_buffer.r_rdy):
+            m.d.sync += [held.valid.eq(1), held.payload.eq(rx_buffer.r_data)]
+        with m.Elif(held.ready):
+            m.d.sync += held.valid.eq(0)
         wiring.connect(m, encoder.o_byte, wiring.flipped(self.o_tx))
 
         frame = parser.o_frame.payload
