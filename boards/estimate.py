@@ -416,7 +416,7 @@ def estimate(params: AccelParams, device, *, clock_mhz=None, steps=2.0, calibrat
         **figures,
         logic=logic, logic_name=logic_name, logic_available=dev.luts, ffs_available=dev.ffs,
         cycles_per_step=cycles, bound_cycles_per_step=params.bound_cycles_per_step,
-        steps=steps, clock_mhz=clock, retrievals_per_s=clock * 1e6 / (steps * cycles),
+        steps=steps, clock_mhz=clock, retrievals_per_s=clock * 1e6 / params.query_interval(steps),
         fits=not short, short=short,
         calibration={"yosys": cal.get("tools", {}).get("yosys"),
                      "tolerance": fam.get("tolerance", {})})

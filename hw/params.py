@@ -21,7 +21,8 @@ from khop.model.errors import ParameterError
 from khop.model.fixed import FixedConfig, integer_network
 
 __all__ = ["AccelParams", "HardwareDefaults", "GENERIC_DEFAULTS", "HARDWARE_OPTIONS",
-           "STEP_CYCLE_TERMS", "step_cycle_formula", "ceil_div", "narrow_popcount_width",
+           "STEP_CYCLE_TERMS", "QUERY_HANDSHAKE_CYCLES", "step_cycle_formula", "ceil_div",
+           "narrow_popcount_width",
            "hardware_params", "configure"]
 
 
@@ -268,6 +269,13 @@ class AccelParams:
         query (so a result is transferred at the earliest one edge later)."""
         return steps * self.cycles_per_step
 
+    def query_interval(self, steps):
+        """Edges between two back-to-back queries without backpressure, the first taking
+        ``steps`` steps (a mean is fine: the interval is linear in it): its latency
+        :meth:`cycles_per_query` plus :data:`QUERY_HANDSHAKE_CYCLES` (docs/datasheet.md,
+        "Timing"). ``clock_hz / query_interval(steps)`` is the retrieval rate."""
+        return self.cycles_per_query(steps) + QUERY_HANDSHAKE_CYCLES
+
     def as_dict(self):
         """Flat ``{name: value}`` of every parameter (inverse: :meth:`from_dict`)."""
         return {"n": self.n, "p": self.p, **self.fixed.as_dict(), "lanes": self.lanes,
@@ -291,6 +299,11 @@ class AccelParams:
         fixed = {k: values.pop(k) for k in FixedConfig.__dataclass_fields__ if k in values}
         return cls(fixed=FixedConfig(**fixed), **values)
 
+
+#: Edges between a result's transfer-ready edge and the next query's transfer, back to back: the
+#: result is taken one edge after it is valid, the next query one edge later
+#: (:meth:`AccelParams.query_interval`).
+QUERY_HANDSHAKE_CYCLES = 2
 
 #: The cycle model of one retrieval step, term by term, each an expression in ``chunks``,
 #: ``blocks``, ``p`` and ``threshold_digits`` (:meth:`AccelParams.cycle_names`):
