@@ -25,7 +25,8 @@ from khop.model.train import train_network
 
 from .progress import training_progress
 
-__all__ = ["Figure", "time_training", "retrieval_throughput", "run_bench", "format_figures"]
+__all__ = ["Figure", "time_training", "numpy_retrievals", "blas_threads", "retrieval_throughput",
+           "run_bench", "format_figures"]
 
 
 @dataclass(frozen=True)
@@ -52,20 +53,50 @@ def time_training(n, p, config, seed=42, progress=None):
     return net.training["wall_seconds"], net
 
 
+#: BLAS threads of the NumPy retrieval figures: one, because two threads on a busy 2-core machine
+#: are several times slower than one for these matrix sizes (measured: 4,169 against 41,863
+#: retrievals/s of the ridge network while a build ran).
+BLAS_THREADS = 1
+
+
+def numpy_retrievals(net, queries, repeats=3, threads=BLAS_THREADS):
+    """Float retrieval of bipolar ``queries`` in one batch, best of ``repeats``, with NumPy's
+    BLAS limited to ``threads`` threads (``None``: as NumPy started).
+
+    Returns ``(queries per second, update steps per second, mean steps)``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    best, steps = float("inf"), 0
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            res = retrieve(queries, net.patterns, net.alpha, net.gamma)
+            best = min(best, time.perf_counter() - start)
+            steps = int(res.steps.sum())
+    return len(queries) / best, steps / best, steps / len(queries)
+
+
+def blas_threads(threads=BLAS_THREADS):
+    """How the retrieval figures were measured, e.g. ``"1 BLAS thread (openblas)"``."""
+    from threadpoolctl import threadpool_info
+
+    libs = sorted({i.get("internal_api", "?") for i in threadpool_info()
+                   if i.get("user_api") == "blas"}) or ["no BLAS found"]
+    count = "all BLAS threads" if threads is None else \
+        f"{threads} BLAS thread{'s' if threads != 1 else ''}"
+    return f"{count} ({', '.join(libs)})"
+
+
 def retrieval_throughput(net, count=1000, noise=0.2, seed=0, repeats=3):
-    """Best of ``repeats`` float retrievals of ``count`` noisy queries.
+    """Best of ``repeats`` float retrievals of ``count`` noisy queries
+    (:func:`numpy_retrievals`).
 
     Returns ``(queries per second, update steps per second)``.
     """
     queries, _ = noisy_queries(net.patterns, noise, count, np.random.default_rng(seed))
-    best = float("inf")
-    steps = 0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        res = retrieve(queries, net.patterns, net.alpha, net.gamma)
-        best = min(best, time.perf_counter() - start)
-        steps = int(res.steps.sum())
-    return count / best, steps / best
+    qps, sps, _ = numpy_retrievals(net, queries, repeats)
+    return qps, sps
 
 
 def run_bench(quick=False, report: Callable[[Figure], None] | None = None):
@@ -108,4 +139,4 @@ def format_figures(figures):
 
 def machine():
     """A one-line description of where the figures were measured."""
-    return f"{os.cpu_count()} CPUs, NumPy {np.__version__}"
+    return f"{os.cpu_count()} CPUs, NumPy {np.__version__}, retrieval on {blas_threads()}"

@@ -27,7 +27,7 @@ from khop.model.retrieval import DEFAULT_MAX_STEPS
 from khop.model.train import RIDGE_CONFIG, RIDGE_N, RIDGE_P, ridge_network, train_network
 
 from . import bench, demo
-from .argtypes import finite, fraction, fraction_list, int_in, int_list
+from .argtypes import finite, fraction, fraction_list, int_in, int_list, name_list
 from .cli_boards import add_build, add_estimate, add_run, add_sweep
 from .cli_common import HelpFormatter, UsageError, add_subcommand, checked, explains_default
 from .cli_cosim import add_cosim
@@ -218,11 +218,33 @@ def cmd_demo(args):
 # khop bench
 
 def add_bench(subparsers):
-    p = add_subcommand(subparsers, "bench", "time the golden model against its goals", cmd_bench)
+    from khop.boards.targets import board_names
+
+    p = add_subcommand(subparsers, "bench",
+                       "time the golden model against its goals, or (--hardware) the boards' "
+                       "retrievals/s against NumPy", cmd_bench)
     p.add_argument("--quick", action="store_true",
                    help="skip the N=1000/P=3000 training (about two minutes)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object instead of a table")
+    hw = p.add_argument_group("--hardware: each board's accelerator against NumPy")
+    hw.add_argument("--hardware", action="store_true",
+                    help="per board: cycles per step in cosimulation against the cycle model, "
+                         "mean steps, the clock nextpnr meets, retrievals/s, next to NumPy's on "
+                         "the same queries (a ULX3S build takes about 11 minutes the first "
+                         "time, then comes from the cache in --out)")
+    hw.add_argument("--network", metavar="NET", default=None,
+                    help="network file (default: train the ridge network N=100, P=300)")
+    hw.add_argument("--boards", type=name_list(board_names()), default=None,
+                    help=f"comma list of boards (default all: {', '.join(board_names())})")
+    hw.add_argument("--queries", type=int_in(1, 100_000), default=1000,
+                    help="noisy queries (20 %% of the bits flipped) for the mean steps and NumPy")
+    hw.add_argument("--cosim-queries", type=int_in(1, 10_000), default=50,
+                    help="queries cosimulated per board (cycles per step, equality)")
+    hw.add_argument("--no-build", dest="build", action="store_false",
+                    help="skip synthesis and place and route: assume the board clock is met")
+    hw.add_argument("--out", default="build/bench-hardware",
+                    help="cache of the board builds")
 
 
 def cmd_bench(args):
@@ -230,6 +252,8 @@ def cmd_bench(args):
     each next to its goal. A benchmark, not a test: the exit status is 0 whether goals are met or
     missed.
     """
+    if args.hardware:
+        return _bench_hardware(args)
     if args.json:
         figures = bench.run_bench(args.quick)
         print(to_json({"machine": bench.machine(), "quick": args.quick,
@@ -242,6 +266,21 @@ def cmd_bench(args):
         print("train N=1000 P=3000: skipped (--quick)")
     missed = sum(not f.passed for f in figures)
     print("all goals met" if not missed else f"{missed} of {len(figures)} goals missed")
+
+
+def _bench_hardware(args):
+    from khop import hwbench
+
+    net = load_network(args.network) if args.network else None
+    quiet = (lambda s: None) if args.json else (lambda s: print(s, flush=True))
+    figures, numpy = hwbench.run_hardware_bench(
+        net, boards=args.boards, queries=args.queries, cosim_queries=args.cosim_queries,
+        build=args.build, out=args.out, report=quiet)
+    if args.json:
+        print(to_json({"machine": bench.machine(), "numpy": numpy,
+                       "boards": [f.as_dict() for f in figures]}, indent=2))
+    else:
+        print(hwbench.format_hardware_figures(figures, numpy))
 
 
 # khop verilog

@@ -1,0 +1,175 @@
+"""``khop bench --hardware``: retrievals per second of each board's accelerator against NumPy on
+the same queries (a benchmark, not a test: it prints figures, it asserts nothing).
+
+For each board of :data:`khop.boards.targets.TARGETS` and one trained network (default: the
+ridge network, N=100, P=300, trained as ``khop train`` does):
+
+1. the design: the board's default geometry (:meth:`Target.params`), its clock;
+2. cycles per step measured in the Verilator cosimulation (``cosim_queries`` noisy queries, no
+   idle cycles or backpressure) against the cycle model and the memory-bandwidth bound, and the
+   number of results that differ from the integer model (0 expected);
+3. the mean number of steps of ``queries`` noisy queries (20 % of the bits flipped) in the
+   integer model, which the hardware equals on every bit, step and flag;
+4. the clock the design meets: ``khop build``'s nextpnr Fmax against the board clock (a build
+   per board, cached in ``out`` by configuration; ``build=False`` skips it and assumes the board
+   clock);
+5. retrievals/s = clock / :meth:`~khop.hw.params.AccelParams.query_interval` (back-to-back
+   queries, one at a time) at the mean steps;
+
+next to the float model's retrievals/s in NumPy on the same queries (one batch, best of three,
+one BLAS thread: :func:`khop.bench.numpy_retrievals`) and the ratio.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from khop.hw.params import configure
+from khop.model.fixed import to_bits
+from khop.model.metrics import noisy_queries
+
+from .bench import blas_threads, numpy_retrievals
+
+__all__ = ["HardwareFigure", "bench_board", "run_hardware_bench", "format_hardware_figures"]
+
+#: The ridge network of the paper and of ``khop demo``.
+RIDGE = {"n": 100, "p": 300, "gamma": 0.02, "seed": 42}
+
+
+@dataclass(frozen=True)
+class HardwareFigure:
+    """One board's figures (see the module docstring)."""
+
+    board: str
+    device: str
+    n: int
+    p: int
+    weight_bits: int
+    lanes: int
+    batch: int                       # queries in flight
+    clock_mhz: float                 # the board's clock
+    fmax_mhz: float | None           # nextpnr; None when not built
+    build: str                       # "ok", "not built", or why the build failed
+    clock_met_mhz: float | None      # the board clock if met, else None
+    cycles_per_step_model: int
+    cycles_per_step_measured: float | None
+    bound_cycles_per_step: int
+    cosim_queries: int
+    cosim_mismatches: int
+    queries: int
+    noise: float
+    mean_steps: float
+    retrievals_per_s: float | None   # at the clock met
+    numpy_retrievals_per_s: float
+    ratio: float | None              # hardware over NumPy
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _built_fmax(target, params, out, build, report):
+    """``(fmax_mhz, status)`` of ``khop build`` for ``params`` on ``target``, from the cache
+    ``out/<board>-<key>`` or a new build."""
+    if not build:
+        return None, "not built"
+    from khop.boards.build import BuildError, build_board
+
+    key = hashlib.sha256(json.dumps(params.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    directory = Path(out) / f"{target.name}-{key}"
+    cached = directory / "report.json"
+    if cached.exists():
+        doc = json.loads(cached.read_text())
+        return doc.get("fmax_mhz"), "ok (cached)"
+    report(f"  {target.name}: synthesis, place and route (YoWASP) in {directory} ...")
+    try:
+        result = build_board(target.name, params, directory, report=lambda s: None)
+    except BuildError as e:
+        return None, f"build failed: {str(e).splitlines()[0][:160]}"
+    return result.fmax_mhz, "ok"
+
+
+def bench_board(target, net, queries, numpy_rate, *, cosim_queries=50, noise=0.2, seed=0,
+                build=True, out="build/bench-hardware", report=print):
+    """The :class:`HardwareFigure` of ``target`` (a :class:`~khop.boards.targets.Target`) for
+    trained network ``net`` and bipolar ``queries`` (as :func:`noisy_queries` draws them), next
+    to ``numpy_rate`` (NumPy's retrievals/s on the same queries)."""
+    from khop.sim.runner import cosimulate
+
+    params, inet = configure(net, defaults=target.defaults)
+    report(f"  {target.name}: cosimulation of {cosim_queries} queries (Verilator) ...")
+    cos = cosimulate(params, inet, queries=cosim_queries, noise=noise, seed=seed,
+                     progress=False, name=f"bench-{target.name}")
+    model = inet.retrieve(to_bits(queries))
+    mean_steps = float(np.mean(model.steps))
+    fmax, status = _built_fmax(target, params, out, build, report)
+    clock = target.clock_mhz
+    if build:
+        met = clock if fmax is not None and fmax >= clock else None
+    else:
+        met = clock
+    rate = None if met is None else met * 1e6 / params.query_interval(mean_steps)
+    return HardwareFigure(
+        board=target.name, device=target.device.part, n=params.n, p=params.p,
+        weight_bits=params.weight_bits, lanes=params.lanes, batch=1, clock_mhz=clock,
+        fmax_mhz=fmax, build=status, clock_met_mhz=met,
+        cycles_per_step_model=params.cycles_per_step,
+        cycles_per_step_measured=cos.cycles_per_step.measured,
+        bound_cycles_per_step=params.bound_cycles_per_step, cosim_queries=cos.queries,
+        cosim_mismatches=cos.mismatches + cos.cycle_mismatches, queries=len(queries),
+        noise=noise, mean_steps=mean_steps, retrievals_per_s=rate,
+        numpy_retrievals_per_s=numpy_rate,
+        ratio=None if rate is None else rate / numpy_rate)
+
+
+def run_hardware_bench(net=None, *, boards=None, queries=1000, cosim_queries=50, noise=0.2,
+                       seed=0, build=True, out="build/bench-hardware", report=print):
+    """Measure every board (default: every board of the target table); returns ``(figures,
+    numpy)`` with ``numpy`` the NumPy side (retrievals/s, mean steps, BLAS threads)."""
+    from khop.boards.targets import board_names, get_board
+    from khop.model.klr import TrainConfig
+    from khop.model.train import train_network
+
+    if net is None:
+        report(f"training the ridge network (N={RIDGE['n']}, P={RIDGE['p']}) ...")
+        net = train_network(RIDGE["n"], RIDGE["p"], RIDGE["seed"],
+                            TrainConfig(gamma=RIDGE["gamma"]))
+    q, _ = noisy_queries(net.patterns, noise, queries, np.random.default_rng(seed))
+    rate, _, steps = numpy_retrievals(net, q)
+    numpy = {"retrievals_per_s": rate, "mean_steps": steps, "threads": blas_threads(),
+             "queries": queries}
+    figures = [bench_board(get_board(name), net, q, rate, cosim_queries=cosim_queries,
+                           noise=noise, seed=seed, build=build, out=out, report=report)
+               for name in (boards or board_names())]
+    return figures, numpy
+
+
+def _num(value, fmt="{:,.0f}"):
+    return "--" if value is None else fmt.format(value)
+
+
+def format_hardware_figures(figures, numpy):
+    """The table ``khop bench --hardware`` prints."""
+    lines = [(f"NumPy float model, {numpy['queries']} queries at 20 % noise, one batch "
+             f"({numpy['threads']}): {numpy['retrievals_per_s']:,.0f} retrievals/s, mean "
+             f"{numpy['mean_steps']:.2f} steps"),
+             "",
+             (f"{'board':<11} {'lanes':>5} {'B':>2} {'clock':>7} {'Fmax':>7} {'cyc/step':>9} "
+             f"{'model':>6} {'bound':>6} {'differ':>6} {'steps':>5} {'retr/s':>9} "
+             f"{'NumPy':>9} {'ratio':>6}")]
+    for f in figures:
+        lines.append(
+            f"{f.board:<11} {f.lanes:>5} {f.batch:>2} {f.clock_mhz:>7g} "
+            f"{_num(f.fmax_mhz, '{:.2f}'):>7} {_num(f.cycles_per_step_measured, '{:.0f}'):>9} "
+            f"{f.cycles_per_step_model:>6} {f.bound_cycles_per_step:>6} "
+            f"{f.cosim_mismatches:>6} {f.mean_steps:>5.2f} {_num(f.retrievals_per_s):>9} "
+            f"{_num(f.numpy_retrievals_per_s):>9} {_num(f.ratio, '{:.2f}x'):>6}")
+        if not f.build.startswith("ok"):
+            lines.append(f"  {f.board}: {f.build}")
+    lines.append("clock, Fmax in MHz; cyc/step measured in the cosimulation of "
+                 f"{figures[0].cosim_queries if figures else 0} queries, model = cycle model, "
+                 "bound = p x ceil(n / lanes); differ = results not equal to the integer model; "
+                 "retr/s at the board clock when nextpnr meets it")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""``khop bench --hardware`` on a small network: real cosimulations (Verilator), the build
+figures from a cached report (no synthesis in the default suite)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from khop.boards.targets import get_board
+from khop.cli import main
+from khop.hw.params import configure
+from khop.hwbench import format_hardware_figures, run_hardware_bench
+from khop.model.kernel import random_patterns
+from khop.model.netfile import Network, save_network
+from khop.sim.runner import sim_available
+
+OK, WHY = sim_available("verilator")
+pytestmark = pytest.mark.skipif(not OK, reason=WHY)
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    rng = np.random.default_rng(3)
+    patterns = random_patterns(rng, 16, 8)
+    return Network(patterns=patterns, alpha=rng.normal(0, 2.5, patterns.shape), gamma=0.06)
+
+
+def test_figures_follow_the_cycle_model_and_the_cached_build(small_net, tmp_path):
+    """Cycles per step measured = model; the retrieval rate is the board clock over the query
+    interval at the mean steps; the ratio is against NumPy on the same queries; a cached build
+    report that meets the clock gives the clock, one that misses it gives no rate."""
+    ice = get_board("icebreaker")
+    params, _ = configure(small_net, defaults=ice.defaults)
+    figures, numpy = run_hardware_bench(small_net, boards=["icebreaker"], queries=40,
+                                        cosim_queries=6, build=False, out=tmp_path,
+                                        report=lambda s: None)
+    [f] = figures
+    assert f.cosim_mismatches == 0 and f.cosim_queries == 6
+    assert f.cycles_per_step_measured == f.cycles_per_step_model == params.cycles_per_step
+    assert f.retrievals_per_s == pytest.approx(30e6 / params.query_interval(f.mean_steps))
+    assert f.ratio == pytest.approx(f.retrievals_per_s / numpy["retrievals_per_s"])
+    assert "BLAS thread" in numpy["threads"] and f.build == "not built"
+    text = format_hardware_figures(figures, numpy)
+    assert "icebreaker" in text and f"{f.retrievals_per_s:,.0f}" in text
+
+    # A cached build report (what khop build writes) is read instead of building.
+    import hashlib
+    key = hashlib.sha256(json.dumps(params.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    for fmax, rate in ((31.0, True), (25.0, False)):
+        cached = tmp_path / f"icebreaker-{key}"
+        cached.mkdir(exist_ok=True)
+        (cached / "report.json").write_text(json.dumps({"fmax_mhz": fmax}))
+        [g], _ = run_hardware_bench(small_net, boards=["icebreaker"], queries=40,
+                                    cosim_queries=6, build=True, out=tmp_path,
+                                    report=lambda s: None)
+        assert g.fmax_mhz == fmax and g.build == "ok (cached)"
+        assert (g.retrievals_per_s is not None) == rate and (g.clock_met_mhz == 30) == rate
+
+
+def test_cli_bench_hardware_json(small_net, tmp_path, capsys):
+    path = tmp_path / "net.npz"
+    save_network(path, small_net)
+    assert main(["bench", "--hardware", "--network", str(path), "--boards", "icebreaker",
+                 "--queries", "20", "--cosim-queries", "4", "--no-build", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    [board] = doc["boards"]
+    assert board["board"] == "icebreaker" and board["cosim_mismatches"] == 0
+    assert doc["numpy"]["queries"] == 20
