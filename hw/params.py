@@ -110,6 +110,17 @@ class AccelParams:
         set_(self, "threshold_digit_bits",
              _int_param("threshold_digit_bits", self.threshold_digit_bits, 1,
                         self.fixed.threshold_bits))
+        # The sign update compares T's bits above the threshold product's high part: there
+        # must be at least one (hw/sign_update.py).
+        high = self.threshold_digits * self.threshold_digit_bits - self.threshold_frac_bits
+        if self.acc_bits - high < 1:
+            raise ParameterError(
+                f"N={self.n} P={self.p} {self.weight_bits}-bit with kernel_bits "
+                f"{self.kernel_bits}: the accumulators are {self.acc_bits} bits, not wider "
+                f"than the {high} bits the threshold digits take above 2^R "
+                f"({self.threshold_digits} digits of {self.threshold_digit_bits} bits, "
+                f"threshold_frac_bits {self.threshold_frac_bits}); raise kernel_bits or lower "
+                f"threshold_digit_bits")
 
     # The arithmetic -------------------------------------------------------------------------
 

@@ -11,8 +11,9 @@ from .ports import ReadPortSignature
 __all__ = ["SignUpdate", "FAULTS"]
 
 #: Test-only injectable bugs: ``"tie_sets_one"`` makes a tie set the neuron to 1 instead of
-#: keeping it, the wrong tie rule.
-FAULTS = ("tie_sets_one",)
+#: keeping it, the wrong tie rule; ``"drop_under_backpressure"`` presents a result for one cycle
+#: only, so a result the consumer does not take at once is lost.
+FAULTS = ("tie_sets_one", "drop_under_backpressure")
 
 
 class SignUpdate(wiring.Component):
@@ -286,6 +287,9 @@ class SignUpdate(wiring.Component):
 
             with m.State("DONE"):
                 m.d.comb += self.o_result.valid.eq(1)
-                with m.If(self.o_result.ready):
+                taken = self.o_result.ready
+                if self._fault == "drop_under_backpressure":
+                    taken = Const(1)
+                with m.If(taken):
                     m.next = "IDLE"
         return m

@@ -3,8 +3,9 @@
 Each subcommand is a pair of functions: ``add_<name>(subparsers)`` declares its options and
 ``cmd_<name>(args)`` parses, calls the package function that does the work and prints. A new
 subcommand is one more pair and an entry in :data:`COMMANDS`; the board and synthesis
-subcommands are in :mod:`khop.cli_boards`, ``cosim`` in :mod:`khop.cli_cosim`, and every
-subcommand that builds or describes hardware takes the option group of :mod:`khop.options`.
+subcommands are in :mod:`khop.cli_boards`, ``cosim`` in :mod:`khop.cli_cosim`, ``formal`` in
+:mod:`khop.cli_formal`, and every subcommand that builds or describes hardware takes the option
+group of :mod:`khop.options`.
 Errors a user can fix (:class:`~khop.model.errors.KhopError`, bad option values, unreadable or
 unwritable files) end the program with one line ``khop: error: ...`` on stderr and exit
 status 2.
@@ -31,6 +32,7 @@ from .argtypes import finite, fraction, fraction_list, int_in, int_list, name_li
 from .cli_boards import add_build, add_estimate, add_run, add_sweep
 from .cli_common import HelpFormatter, UsageError, add_subcommand, checked, explains_default
 from .cli_cosim import add_cosim
+from .cli_formal import add_formal
 from .options import ARITHMETIC_OPTIONS, add_hardware_options, hardware_options
 from .outputs import to_json
 from .progress import training_progress
@@ -244,7 +246,7 @@ def add_bench(subparsers):
     hw.add_argument("--no-build", dest="build", action="store_false",
                     help="skip synthesis and place and route: assume the board clock is met")
     hw.add_argument("--out", default="build/bench-hardware",
-                    help="cache of the board builds")
+                    help="builds cache")
 
 
 def cmd_bench(args):
@@ -412,7 +414,7 @@ def cmd_paper(args):
 
 
 COMMANDS = (add_train, add_eval, add_demo, add_bench, add_verilog, add_precision, add_cosim,
-            add_paper, add_build, add_run, add_estimate, add_sweep)
+            add_formal, add_paper, add_build, add_run, add_estimate, add_sweep)
 
 
 def build_parser():

@@ -235,7 +235,8 @@ HELP_DEFAULTS = {
     "eval": {"--bits": "2", "--noise": "0.2", "--queries": "300", "--seed": "0",
              "--max-steps": "30", "--json": "False", "--seeds": "None", "--plot": "None"},
     "demo": {"--out": "build/demo", "--quick": "False"},
-    "bench": {"--quick": "False", "--json": "False"},
+    "bench": {"--quick": "False", "--json": "False", "--queries": "1000",
+              "--cosim-queries": "50", "--out": "build/bench-hardware"},
     "verilog": {"--out": "build/rtl", "--lint": "False"},
     "precision": {"--noise": "0.2", "--queries": "300"},
     "paper": {"--out": "build/paper", "--trials": "None", "--quick": "False", "--jobs": "2",
@@ -248,6 +249,8 @@ HELP_DEFAULTS = {
     "sweep": {"--neurons": "64,100,128,256", "--load": "2", "--jobs": "2", "--pnr": "False",
               "--executor": "process", "--scheduler": "None", "--timeout": "1800.0",
               "--out": "build/sweep"},
+    "formal": {"--out": "build/formal", "--jobs": "2", "--quick": "False", "--json": "False",
+               "--list": "False"},
 }
 
 # What an unset hardware option becomes, as the help says it: the defaults these subcommands

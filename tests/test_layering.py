@@ -7,6 +7,7 @@ packages it must not depend on.
 - ``khop.hw`` (the HDL and its cycle model) imports neither ``khop.sim``, ``khop.boards`` nor the
   command line.
 - ``khop.sim`` (the cosimulation library) does not import the command line.
+- ``khop.formal`` (the formal proofs) does not import the command line.
 
 Each package is imported, every module of it, in a fresh interpreter, which then reports the
 modules it loaded: an import made by another test of this session cannot hide a violation.
@@ -29,6 +30,7 @@ RULES = {
     "khop.hw": (("khop.sim", "khop.boards", *CLI), ()),
     "khop.sim": (CLI, (("khop.sim.test_khop_top",
                         "the cocotb test module: it runs inside the simulator only"),)),
+    "khop.formal": (CLI, ()),
 }
 
 _PROBE = textwrap.dedent("""

@@ -390,3 +390,20 @@ def test_check_network_takes_per_neuron_thresholds_in_range():
         r[5] = bad
         with pytest.raises(ValueError, match=r"thresholds r_fx must be 20 values in -65536\.\."):
             prm.check_network(dataclasses.replace(inet, r_fx=r))
+
+
+@pytest.mark.parametrize("n, p, options", [
+    (7, 1, {"bits": 2, "kernel_bits": 3, "threshold_frac_bits": 1}),
+    (7, 1, {"bits": 1, "kernel_bits": 2, "threshold_frac_bits": 8}),
+])
+def test_accumulators_narrower_than_the_threshold_digits_are_one_clear_error(n, p, options):
+    """Small kernel widths with few patterns made the sign update's elaboration fail with a
+    bare AssertionError (found by the formal suite); the configuration is refused up front,
+    naming the widths and what to change."""
+    from khop.model.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"the accumulators are \d+ bits, not wider than "
+                                             r"the \d+ bits the threshold digits take above 2\^R"
+                                             r".*raise kernel_bits or lower "
+                                             r"threshold_digit_bits"):
+        hardware_params(n, p, **options)

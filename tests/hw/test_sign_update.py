@@ -287,7 +287,8 @@ def test_fault_tie_sets_one_is_caught(r_fx, s, t_tie):
 
 
 def test_unknown_fault_is_rejected():
-    rejected(ValueError, "fault must be None or one of tie_sets_one, not 'x'",
+    rejected(ValueError, "fault must be None or one of tie_sets_one, drop_under_backpressure, "
+                         "not 'x'",
              lambda: SignUpdate(small_params(), fault="x"))
 
 
