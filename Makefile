@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.khop-installed
 JOBS   ?= 2
 
 .PHONY: demo test test-slow test-synth cosim-full formal lint bench bench-hardware bench-cosim \
-	sweep sweep-pnr calibrate clean distclean
+	sweep sweep-pnr estimate-check calibrate clean distclean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "khop needs Python >= 3.11"'
@@ -68,6 +68,14 @@ sweep-pnr: $(STAMP)
 		--pnr --jobs $(JOBS) --out build/sweep-pnr
 	@mkdir -p docs/figures
 	cp build/sweep-pnr/fmax_vs_lanes.png docs/figures/sweep_fmax_vs_lanes.png
+
+# The estimate out of sample: Yosys on a grid the calibration was not fitted on (other N, load,
+# weight bits and lanes than make sweep's); prints the largest LUT/FF error and the memory
+# blocks matched.
+ESTIMATE_CHECK_GRID := --device up5k,ecp5-85f --neurons 48,160 --load 3 --bits 2,4 \
+	--lanes 4,12,24
+estimate-check: $(STAMP)
+	$(BIN)/khop sweep $(ESTIMATE_CHECK_GRID) --jobs $(JOBS) --out build/estimate-check
 
 # Refit boards/calibration.json on both sweeps (after a hardware or tool change).
 calibrate: $(STAMP)
