@@ -106,7 +106,9 @@ class FormalTask:
 
     @property
     def key(self):
-        return f"{self.prop}-{self.config.name}-{self.mode}"
+        """The run's folder name (``cover:result`` -> ``cover-result-c1-cover``: no ``:``,
+        which some file systems refuse)."""
+        return f"{self.prop}-{self.config.name}-{self.mode}".replace(":", "-")
 
     def harness(self, invariants=None):
         prm = self.config.params()
