@@ -112,13 +112,13 @@ class EmulatedDevice:
         elif cmd == Command.PARAMS:
             self._reply(cmd | REPLY, ev.id, self.fmt.params_payload())
         elif cmd == Command.LOAD:
-            self._load(int.from_bytes(ev.payload, "little") & ((1 << self.fmt.load_bits) - 1))
+            self._load(self.fmt.load_value(ev.payload))
             self.counters["loads"] += 1
             self.loaded = True
             self._reply(cmd | REPLY, ev.id)
         else:
             self.counters["queries"] += 1
-            state = int.from_bytes(ev.payload, "little") & ((1 << self.params.n) - 1)
+            state = self.fmt.query_state(ev.payload)
             value = pack_result_fields(self.params, *self._retrieve(state))
             self._reply(cmd | REPLY, ev.id, value.to_bytes(self.fmt.result_bytes, "little"))
 

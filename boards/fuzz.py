@@ -10,7 +10,7 @@ from khop.hw.layout import LoadTarget
 
 from .protocol import END, ESC, Command, LinkFormat, encode_frame
 
-__all__ = ["MAX_SEQUENCE", "KINDS", "link_sequence", "NoisyLine"]
+__all__ = ["MAX_SEQUENCE", "KINDS", "link_sequence", "load_bursts", "NoisyLine"]
 
 #: Bytes of a sequence at most: less than the receive buffer, so it never overflows.
 MAX_SEQUENCE = 320
@@ -100,6 +100,16 @@ def link_sequence(rng, fmt: LinkFormat, words=(), items=None):
             break
         out += piece
     return bytes(out)
+
+
+def load_bursts(fmt: LinkFormat, words):
+    """The LOAD frames of ``words`` ((LoadTarget, addr, data) writes) in bursts of at most
+    :meth:`LinkFormat.window` frames, so that a burst sent at full line rate fits the device's
+    receive buffer; the request ids count from 0, modulo 256."""
+    step = fmt.window(Command.LOAD)
+    for start in range(0, len(words), step):
+        yield b"".join(fmt.load_request((start + j) & 0xFF, *w)
+                       for j, w in enumerate(words[start:start + step]))
 
 
 class NoisyLine:

@@ -178,11 +178,9 @@ class Device:
                     self.discarded += 1
                     continue
                 if ev.cmd == ERROR:
-                    code, first = _error_fields(ev)
-                    if code is not None and ErrorCode(code).framing:
-                        damaged += 1
-                        break       # the request was damaged on the way: send it again
-                    raise DeviceError(code if code is not None else -1, first)
+                    _check_damaged(ev)
+                    damaged += 1
+                    break           # the request was damaged on the way: send it again
                 if ev.cmd != cmd | REPLY:
                     self.discarded += 1
                     continue
@@ -253,9 +251,7 @@ class Device:
                 if not isinstance(ev, Frame) or ev.id not in pending:
                     self.discarded += 1
                 elif ev.cmd == ERROR:
-                    code, first = _error_fields(ev)
-                    if code is None or not ErrorCode(code).framing:
-                        raise DeviceError(code if code is not None else -1, first)
+                    _check_damaged(ev)
                     break
                 elif ev.cmd == Command.LOAD | REPLY and not ev.payload:
                     del pending[ev.id]
@@ -309,13 +305,17 @@ def _command_name(cmd):
         return f"command 0x{cmd:02x}"
 
 
-def _error_fields(frame):
-    """``(code, first)`` of an ERROR reply; ``code`` is ``None`` if it is not an
-    :class:`ErrorCode` or the payload has the wrong length."""
+def _check_damaged(frame):
+    """Return quietly when ERROR reply ``frame`` says the request was damaged on the line
+    (:attr:`ErrorCode.framing`: sending it again may succeed); raise :class:`DeviceError` for
+    any other ERROR (code -1: an unknown code or a malformed ERROR payload)."""
     if len(frame.payload) != payload_bytes(ERROR_LAYOUT):
-        return None, 0
+        raise DeviceError(-1, 0)
     code, first = frame.payload
-    return (code if code in ErrorCode._value2member_map_ else None), first
+    if code not in ErrorCode._value2member_map_:
+        raise DeviceError(-1, first)
+    if not ErrorCode(code).framing:
+        raise DeviceError(code, first)
 
 
 def check_against_model(device: Device, inet: IntegerNetwork, queries):

@@ -392,6 +392,15 @@ class LinkFormat:
         """The payload of a QUERY of packed ``state`` (bit i = neuron i)."""
         return int(state).to_bytes(self.query_bytes, "little")
 
+    def load_value(self, payload):
+        """The ``i_load`` payload integer of a LOAD's payload bytes (bits above
+        ``load_bits`` are ignored)."""
+        return int.from_bytes(payload, "little") & ((1 << self.load_bits) - 1)
+
+    def query_state(self, payload):
+        """The packed state of a QUERY's payload bytes (bits above ``n`` are ignored)."""
+        return int.from_bytes(payload, "little") & ((1 << self.params.n) - 1)
+
     def load_request(self, ident, target, addr, data):
         return encode_frame(Command.LOAD, ident, self.load_payload(target, addr, data))
 
@@ -453,8 +462,7 @@ def check_request(fmt: LinkFormat, frame: Frame):
     if len(frame.payload) != fmt.request_lengths[cmd]:
         return ErrorCode.LENGTH
     if cmd == Command.LOAD:
-        value = int.from_bytes(frame.payload, "little") & ((1 << fmt.load_bits) - 1)
-        target, addr, _ = unpack_load(fmt.params, value)
+        target, addr, _ = unpack_load(fmt.params, fmt.load_value(frame.payload))
         if addr >= fmt.load_depths[target]:
             return ErrorCode.ADDRESS
     return None

@@ -21,7 +21,7 @@ from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, FallingEdge, Timer
 
 from khop.boards.emulator import EmulatedDevice
-from khop.boards.fuzz import link_sequence
+from khop.boards.fuzz import link_sequence, load_bursts
 from khop.boards.host import Device, check_against_model
 from khop.boards.protocol import END, Command, FrameDecoder, LinkFormat, encode_frame
 from khop.hw.layout import load_words
@@ -262,10 +262,8 @@ async def fuzz_sequences_equal_the_emulator(dut):
         totals["bytes_from_board"] += len(got)
 
     # The network first, a window of LOADs at a time, then the fuzz sequences.
-    step = fmt.window(Command.LOAD)
-    for i in range(0, len(words), step):
-        await exchange(b"".join(fmt.load_request(i + j, *w)
-                                for j, w in enumerate(words[i:i + step])), f"load {i}")
+    for i, burst in enumerate(load_bursts(fmt, words)):
+        await exchange(burst, f"load burst {i}")
     for k in range(cfg["fuzz"]):
         data = link_sequence(rng, fmt, words) + encode_frame(Command.STATUS, k & 0xFF)
         await exchange(data, f"sequence {k} (seed {cfg['seed']})")

@@ -33,7 +33,8 @@ from khop.model.metrics import noisy_queries
 
 from .bench import blas_threads, numpy_retrievals
 
-__all__ = ["HardwareFigure", "bench_board", "run_hardware_bench", "format_hardware_figures"]
+__all__ = ["HardwareFigure", "build_directory", "bench_board", "run_hardware_bench",
+           "format_hardware_figures"]
 
 #: The ridge network of the paper and of ``khop demo``.
 RIDGE = {"n": 100, "p": 300, "gamma": 0.02, "seed": 42}
@@ -70,6 +71,13 @@ class HardwareFigure:
         return asdict(self)
 
 
+def build_directory(out, target, params):
+    """Where the build of ``params`` on ``target`` is cached: ``out/<board>-<hash of the
+    parameters>``."""
+    key = hashlib.sha256(json.dumps(params.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    return Path(out) / f"{target.name}-{key}"
+
+
 def _built_fmax(target, params, out, build, report):
     """``(fmax_mhz, status)`` of ``khop build`` for ``params`` on ``target``, from the cache
     ``out/<board>-<key>`` or a new build."""
@@ -77,8 +85,7 @@ def _built_fmax(target, params, out, build, report):
         return None, "not built"
     from khop.boards.build import BuildError, build_board
 
-    key = hashlib.sha256(json.dumps(params.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
-    directory = Path(out) / f"{target.name}-{key}"
+    directory = build_directory(out, target, params)
     cached = directory / "report.json"
     if cached.exists():
         doc = json.loads(cached.read_text())

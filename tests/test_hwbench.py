@@ -9,7 +9,7 @@ import pytest
 from khop.boards.targets import get_board
 from khop.cli import main
 from khop.hw.params import configure
-from khop.hwbench import format_hardware_figures, run_hardware_bench
+from khop.hwbench import build_directory, format_hardware_figures, run_hardware_bench
 from khop.model.kernel import random_patterns
 from khop.model.netfile import Network, save_network
 from khop.sim.runner import sim_available
@@ -44,10 +44,8 @@ def test_figures_follow_the_cycle_model_and_the_cached_build(small_net, tmp_path
     assert "icebreaker" in text and f"{f.retrievals_per_s:,.0f}" in text
 
     # A cached build report (what khop build writes) is read instead of building.
-    import hashlib
-    key = hashlib.sha256(json.dumps(params.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
     for fmax, rate in ((31.0, True), (25.0, False)):
-        cached = tmp_path / f"icebreaker-{key}"
+        cached = build_directory(tmp_path, ice, params)
         cached.mkdir(exist_ok=True)
         (cached / "report.json").write_text(json.dumps({"fmax_mhz": fmax}))
         [g], _ = run_hardware_bench(small_net, boards=["icebreaker"], queries=40,

@@ -212,16 +212,14 @@ def test_fuzz_sequences_equal_the_emulator():
     damaged frames, out-of-range LOADs, random writes, garbage) after a full load, fed back to
     back: the bridge's reply bytes equal the emulator's (the Verilator board-core test runs
     200 through the UART)."""
-    from khop.boards.fuzz import link_sequence
+    from khop.boards.fuzz import link_sequence, load_bursts
 
     inet, _ = _network(4)
     params = params_for(inet, lanes=3)
     fmt = LinkFormat(params)
     words = load_words(params, inet)
     rng = random.Random(5)
-    step = fmt.window(Command.LOAD)
-    requests = [(b"".join(fmt.load_request(i + j, *w) for j, w in enumerate(words[i:i + step])),
-                 True) for i in range(0, len(words), step)]
+    requests = [(burst, True) for burst in load_bursts(fmt, words)]
     requests += [(link_sequence(rng, fmt, words) + encode_frame(Command.STATUS, k), True)
                  for k in range(40)]
     hw = _simulate(params, requests, gap=0)
