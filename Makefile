@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.khop-installed
 JOBS   ?= 2
 
 .PHONY: demo test test-slow test-synth cosim-full formal lint bench bench-hardware bench-cosim \
-	sweep sweep-pnr estimate-check calibrate clean distclean
+	sweep sweep-pnr throughput-area estimate-check calibrate clean distclean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "khop needs Python >= 3.11"'
@@ -54,7 +54,7 @@ bench-cosim: $(STAMP)
 # The README's resource sweep: Yosys on 72 configurations of two FPGA families (about 20 min on
 # 2 cores the first time, seconds from the cache), then its plots into docs/figures.
 SWEEP_GRID := --device up5k,ecp5-85f --neurons 64,100,128,256 --load 2 --bits 1,2,3 \
-	--lanes 8,16,32
+	--lanes 8,16,32 --batch 1,2
 sweep: $(STAMP)
 	$(BIN)/khop sweep $(SWEEP_GRID) --jobs $(JOBS) --out build/sweep
 	@mkdir -p docs/figures
@@ -69,17 +69,28 @@ sweep-pnr: $(STAMP)
 	@mkdir -p docs/figures
 	cp build/sweep-pnr/fmax_vs_lanes.png docs/figures/sweep_fmax_vs_lanes.png
 
+# Retrievals/s against area on both devices (the ridge network's shape, lanes x batch; the
+# rate at each device's clock with the ridge network's 4.65 mean steps of 'make
+# bench-hardware'), its plot into docs/figures; the points also enter 'make calibrate'.
+THROUGHPUT_GRID := --device up5k,ecp5-85f --neurons 100 --load 3 --bits 2 \
+	--lanes 8,16,20,32,50,100 --batch 1,2,4 --steps 4.65
+throughput-area: $(STAMP)
+	$(BIN)/khop sweep $(THROUGHPUT_GRID) --jobs $(JOBS) --out build/throughput
+	@mkdir -p docs/figures
+	cp build/throughput/throughput_vs_area.png docs/figures/throughput_vs_area.png
+
 # The estimate out of sample: Yosys on a grid the calibration was not fitted on (other N, load,
 # weight bits and lanes than make sweep's); prints the largest LUT/FF error and the memory
 # blocks matched.
 ESTIMATE_CHECK_GRID := --device up5k,ecp5-85f --neurons 48,160 --load 3 --bits 2,4 \
-	--lanes 4,12,24
+	--lanes 4,12,24 --batch 1,3
 estimate-check: $(STAMP)
 	$(BIN)/khop sweep $(ESTIMATE_CHECK_GRID) --jobs $(JOBS) --out build/estimate-check
 
 # Refit boards/calibration.json on both sweeps (after a hardware or tool change).
 calibrate: $(STAMP)
-	$(BIN)/python -m khop.boards.calibrate build/sweep/results.json build/sweep-pnr/results.json
+	$(BIN)/python -m khop.boards.calibrate build/sweep/results.json build/sweep-pnr/results.json \
+		build/throughput/results.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

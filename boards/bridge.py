@@ -356,18 +356,23 @@ class Bridge(wiring.Component):
         m.d.comb += [self.o_load.payload.eq(payload(fmt.load_bytes)[:fmt.load_bits]),
                      self.o_query.payload.eq(payload(fmt.query_bytes)[:prm.n])]
         # A LOAD address must be below its memory's depth (:attr:`LinkFormat.load_depths`).
+        # The compare is registered, and a frame is decided one cycle after it is presented
+        # (its payload holds until it is taken), so the compare's carry chain and the
+        # decision's logic are in different cycles.
         address_ok = Signal()
         with m.Switch(self.o_load.payload.target):
             for target, depth in fmt.load_depths.items():
                 with m.Case(target):
-                    m.d.comb += address_ok.eq(self.o_load.payload.addr < depth)
+                    m.d.sync += address_ok.eq(self.o_load.payload.addr < depth)
+        frame_seen = Signal()
+        m.d.sync += frame_seen.eq(parser.o_frame.valid & ~parser.o_frame.ready)
 
         def send(k):
             return [kind.eq(kind_index[k]), index.eq(0)]
 
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(parser.o_frame.valid):
+                with m.If(parser.o_frame.valid & frame_seen):
                     m.next = "SEND"
                     with m.If(frame.error != 0):
                         m.d.sync += [*send("error"), code.eq(frame.error)]

@@ -51,7 +51,7 @@ def toolchain_env():
 
 def estimate(board_name, params: AccelParams):
     """Memory blocks of the design before synthesis, exact from the memory shapes
-    (:func:`boards.estimate.memory_maps`), and the flip-flops of the accumulator ring;
+    (:func:`boards.estimate.memory_maps`), and the flip-flops of the accumulators;
     ``short`` lists every resource that does not fit."""
     board = get_board(board_name)
     dev = board.device
@@ -68,7 +68,7 @@ def estimate(board_name, params: AccelParams):
         short.append(f"SPRAM: {spram} needed, {dev.spram} available "
                      f"({spram - dev.spram} short)")
     if ffs > dev.ffs:
-        short.append(f"flip-flops: the accumulator ring alone needs {ffs}, {dev.ffs} "
+        short.append(f"flip-flops: the accumulators alone need {ffs}, {dev.ffs} "
                      f"available ({ffs - dev.ffs} short)")
     return {"board": board.name, "device": dev.part, "bram": bram,
             "bram_available": dev.bram, "spram": spram, "spram_available": dev.spram,
@@ -156,8 +156,9 @@ class BuildReport:
     fmax_mhz: float | None = None
     bitstream: str | None = None
     ok: bool | None = None
+    synth_opts: str = ""
 
-    _RUN = ("seconds", "synthesis", "utilisation", "fmax_mhz", "bitstream", "ok")
+    _RUN = ("seconds", "synthesis", "utilisation", "fmax_mhz", "bitstream", "ok", "synth_opts")
 
     def as_dict(self):
         d = {k: getattr(self, k) for k in ("board", "device", "params", "clock_mhz",
@@ -173,19 +174,21 @@ class BuildReport:
         """Text of the report."""
         p = self.params
         lines = [(f"{self.board} ({self.device}): N={p['n']} P={p['p']} {p['weight_bits']}-bit, "
-                  f"{p['lanes']} lanes, popcount width {p['popcount_width']}"),
+                  f"{p['lanes']} lanes, batch {p.get('batch', 1)}, popcount width "
+                  f"{p['popcount_width']}"),
                  (f"  clock {self.clock_mhz:g} MHz (goal {self.target_mhz:g} MHz), UART "
                   f"{self.baudrate} baud (divisor {self.uart_divisor})")]
         est = self.estimate
         lines.append(f"  estimate: {est['bram']}/{est['bram_available']} block RAM, "
-                     f"{est['spram']}/{est['spram_available']} SPRAM, accumulator ring "
+                     f"{est['spram']}/{est['spram_available']} SPRAM, accumulators "
                      f"{est['accumulator_ffs']} FFs")
         for name, where in est["memories"].items():
             lines.append(f"    {name}: {where}")
         s = self.synthesis
         if s:
+            opts = f" (synth {self.synth_opts}: {ABC9_WORKAROUND})" if self.synth_opts else ""
             lines.append(f"  yosys: {s['luts']} LUT4, {s['ffs']} FFs, {s['carries']} carries, "
-                         f"{s['bram']} block RAM, {s['spram']} SPRAM")
+                         f"{s['bram']} block RAM, {s['spram']} SPRAM{opts}")
         for k, v in (self.utilisation or {}).items():
             if v["used"]:
                 lines.append(f"  nextpnr {k}: {v['used']}/{v['available']}")
@@ -249,11 +252,19 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
             return result
         report(f"synthesis and place-and-route of {board.description} "
                f"({board.device.part}) at {freq:g} MHz in {out} ...")
-        try:
-            plan.execute_local(work)
-            ok, error = True, None
-        except Exception as e:  # the build script failed: look at the logs
-            ok, error = False, str(e)
+        ok, error = _execute(plan, work)
+        tripped = ABC9_ASSERTION in _read(work / f"{TOP}.rpt")
+        if not ok and board.device.family == "ecp5" and tripped:
+            report(f"Yosys stopped on its ABC9 assertion ({ABC9_ASSERTION}); synthesising again "
+                   f"with synth_ecp5 {ABC9_RETRY_OPTS} ({ABC9_WORKAROUND}) ...")
+            for child in Path(work).iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            # A platform prepares one design once: a fresh platform and top.
+            plan = board.platform().build(board.top(params, clock_hz), name=TOP,
+                                          do_build=False, synth_opts=ABC9_RETRY_OPTS,
+                                          **overrides)
+            result.synth_opts = ABC9_RETRY_OPTS
+            ok, error = _execute(plan, work)
         short = _read_results(result, work, out, board.device.family, ok, time.perf_counter() - t0)
         result.write(work)
         if short or not result.ok:
@@ -267,6 +278,22 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
             tail = "\n".join((tim or rpt or error or "").splitlines()[-15:])
             raise BuildError(f"the build failed: {error} (logs in {kept})\n{tail}")
     return result
+
+
+#: What YoWASP Yosys 0.70 prints when ABC9 trips over some ECP5 netlists
+#: (https://github.com/YoWASP/yosys/issues/29); ``synth_ecp5 -dff`` gets through them.
+ABC9_ASSERTION = "rtlil.cc:3091"
+ABC9_RETRY_OPTS = "-dff"
+ABC9_WORKAROUND = "the workaround of Yosys 0.70's ABC9 assertion"
+
+
+def _execute(plan, work):
+    """Run the build script of ``plan`` in ``work``: ``(ok, error text or None)``."""
+    try:
+        plan.execute_local(work)
+        return True, None
+    except Exception as e:  # the build script failed: the caller reads the logs
+        return False, str(e)
 
 
 def _read_results(result, work, out, family, ok, seconds):

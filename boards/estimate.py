@@ -14,15 +14,19 @@ as on the iCEBreaker; everywhere else every memory is inferred by Yosys.
   runs (:mod:`boards.calibrate`) and stored with the tool versions and per-figure tolerances in
   ``boards/calibration.json``.
 - **Cycles** come from :attr:`khop.hw.params.AccelParams.cycles_per_step`; retrievals per second
-  at a clock (default: the device's target clock, :mod:`boards.targets`) assume a mean number of
-  steps per query.
+  at a clock (default: the device's target clock, :mod:`boards.targets`) are those of a stream
+  of queries of the given mean number of steps, back to back
+  (:func:`khop.hw.timing.steady_rate`).
 """
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from khop.hw.layout import STEPS_BITS
+from khop.hw.mac_array import SHARED_MULTIPLE_BITS
 from khop.hw.params import AccelParams, ceil_div
+from khop.hw.timing import steady_rate
 
 from .protocol import RX_BUFFER, LinkFormat
 from .spram import spram_blocks
@@ -82,10 +86,12 @@ class MemoryMap:
     cell: str
     cells: int
     banks: int = 1
+    copies: int = 1
 
     @property
     def bits(self):
-        return self.depth * self.width
+        """Bits of all its copies."""
+        return self.depth * self.width * self.copies
 
     @property
     def addr_bits(self):
@@ -93,7 +99,8 @@ class MemoryMap:
 
     def describe(self):
         where = "logic" if self.kind == "logic" else f"{self.cells} {self.cell}"
-        return f"{where} ({self.depth} x {self.width})"
+        copies = f", {self.copies} copies" if self.copies > 1 else ""
+        return f"{where} ({self.depth} x {self.width}{copies})"
 
 
 def _geometry(ram, depth, width):
@@ -150,7 +157,9 @@ LINK_MEMORIES = {"rx_buffer": (RX_BUFFER - 1, 8)}
 def memory_maps(params: AccelParams, device):
     """The :class:`MemoryMap` of each memory of the accelerator
     (:attr:`~khop.hw.params.AccelParams.memory_shapes`: patterns, weights, lookup table,
-    thresholds; each with one synchronous read port and one word-wide write port) and of the
+    thresholds; each with one synchronous read port and one word-wide write port; the lookup
+    table has a read port per query of the batch, so Yosys makes ``batch`` copies of it), the
+    MAC array's kernel buffer (:attr:`~khop.hw.params.AccelParams.kernel_buffer_shape`) and the
     link's memories (:data:`LINK_MEMORIES`)."""
     dev = get_device(device)
     maps = {}
@@ -159,6 +168,11 @@ def memory_maps(params: AccelParams, device):
             maps[name] = _spram_map(depth, width, name)
         else:
             maps[name] = map_memory(depth, width, dev.family, name)
+    lut = maps["lut"]
+    maps["lut"] = replace(lut, cells=lut.cells * params.batch, copies=params.batch)
+    if params.kernel_buffer_shape is not None:
+        depth, width = params.kernel_buffer_shape
+        maps["kernel_buffer"] = map_memory(depth, width, dev.family, "kernel_buffer")
     for name, (depth, width) in LINK_MEMORIES.items():
         maps[name] = map_memory(depth, width, dev.family, name)
     return maps
@@ -187,66 +201,81 @@ def _sign_update_widths(params: AccelParams):
 def model_terms(params: AccelParams, device):
     """The physical terms of the LUT/carry model and of the flip-flop model.
 
-    LUT and carry terms: ``const``; ``acc`` lanes x accumulator width (the per-lane
-    accumulate adders); ``mac`` lanes x weight bits x kernel bits (the shift-and-add products);
-    ``sign`` the sign update's lanes (:mod:`khop.hw.sign_update`): per lane, the adder of the
-    digit-serial product ``r_i * S_K`` that also computes the compare (its operand multiplexer
-    included), the adders summing a digit's ``threshold_digit_bits`` shared multiples of
-    ``S_K`` and the borrow and equality compares of the product's low part; ``lanes``
-    (per-lane control: tie rule, state bit, product gating); ``pop`` the popcount width
-    (XOR/popcount tree); ``state`` n (state, query and result multiplexers of the accelerator
-    and the link); ``mem`` the width of each inferred memory times its banks (Yosys'
-    read-first emulation and bank multiplexers; a memory left in logic counts its bits);
-    ``macbank`` the products again for each extra bank of the weight memory (the bank
+    LUT and carry terms: ``const``; ``acc`` the accumulate adders (batch x lanes x accumulator
+    width); ``select`` for 1- and 2-bit codes, each lane's choice among the shared multiples of
+    ``K_mu`` (batch x lanes x product bits x (2^k - 1) two-way choices); ``mac`` for 3- and
+    4-bit codes, the shift-and-add products (batch x lanes x product bits x weight bits);
+    ``sign`` the sign update's lanes (:mod:`khop.hw.sign_update`, shared by the batch): per
+    lane, the adder of the digit-serial product ``r_i * S_K`` that also computes the compare
+    (its operand multiplexer included), the adders summing a digit's ``threshold_digit_bits``
+    shared multiples of ``S_K`` and the borrow and equality compares of the product's low part;
+    ``lanes`` (per-lane control: tie rule, state bit); ``pop`` the distance units (batch x
+    popcount width: XOR and popcount tree); ``state`` the slots' states (batch x n: the state
+    registers, the query and result multiplexers of the accelerator and the link); ``summux``
+    the multiplexer choosing a slot's accumulators for the sign update ((batch - 1) x lanes x
+    accumulator width); ``mem`` the width of each inferred memory times its banks and copies
+    (Yosys' read-first emulation and bank multiplexers; a memory left in logic counts its
+    bits); ``macbank`` the products again for each extra bank of the weight memory (the bank
     multiplexer feeds every product bit).
 
-    Flip-flop terms: ``const``; ``ring`` the accumulator ring; ``pipe`` the per-lane registers
-    (the products ``q * K``, the threshold digit registered off the memory, the sign update's
-    accumulator, product bits and sticky bit, the two decision flags); ``regs`` the other
-    registers whose width depends on the parameters (state, S_K and its
-    ``threshold_digit_bits`` shared registered multiples, the digit and block counters and the
-    threshold address, kernel and distance pipeline, addresses and counters, the link's frame
-    buffer); ``mem`` the registers of Yosys' read-first emulation of each
-    inferred memory (2 x width + address + 2).
+    Flip-flop terms: ``const``; ``ring`` the accumulators (batch x lanes x accumulator width);
+    ``pipe`` the per-lane registers (the products ``q * K`` of each query, the threshold digit
+    registered off the memory, the sign update's accumulator, product bits and sticky bit, the
+    two decision flags); ``regs`` the other registers whose width depends on the parameters
+    (each slot's state, steps, flags, S_K, kernels in the MAC pipeline and distance pipeline;
+    the shared multiples of S_K, counters and addresses, the link's frame buffer); ``mem`` the
+    registers of Yosys' read-first emulation of each inferred memory (2 x width + address + 2,
+    per copy).
     """
     prm = params
+    batch = prm.batch
     maps = memory_maps(prm, device)
     inferred = [mm for mm in maps.values() if mm.kind in ("bram", "lutram")]
     logic = [mm for mm in maps.values() if mm.kind == "logic"]
     adder, high = _sign_update_widths(prm)
     dbits, sbits = prm.threshold_digit_bits, prm.sum_bits
+    k = prm.weight_bits
+    shared = k <= SHARED_MULTIPLE_BITS          # hw/mac_array.py: select a shared multiple
+    products = batch * prm.lanes * (prm.kernel_bits + k) * (2 ** k - 1 if shared else k)
     luts = {
         "const": 1.0,
-        "acc": prm.lanes * prm.acc_bits,
-        "mac": prm.lanes * prm.weight_bits * prm.kernel_bits,
+        "acc": batch * prm.lanes * prm.acc_bits,
+        "select": products if shared else 0,
+        "mac": 0 if shared else products,
         "sign": prm.lanes * (adder + (dbits - 1) * (sbits + dbits) + high),
         "lanes": prm.lanes,
-        "pop": prm.popcount_width,
-        "state": prm.n,
-        "mem": sum(mm.width * mm.banks for mm in inferred) + sum(mm.bits for mm in logic),
-        "macbank": (prm.lanes * prm.weight_bits * prm.kernel_bits
+        "pop": batch * prm.popcount_width,
+        "state": batch * prm.n,
+        "summux": (batch - 1) * prm.lanes * prm.acc_bits,
+        "mem": (sum(mm.width * mm.banks * mm.copies for mm in inferred)
+                + sum(mm.bits for mm in logic)),
+        "macbank": (products
                     * (maps["weight"].banks - 1 if maps["weight"].kind != "spram" else 0)),
     }
     addr = (max(1, (prm.pattern_depth - 1).bit_length())
             + max(1, (prm.weight_depth - 1).bit_length()))
-    shared = dbits * (sbits + 1) + dbits * (dbits - 1) // 2   # S_K * 2^b, b < dbits
-    counters = (max(prm.threshold_digits, 2) - 1).bit_length() + 2 * prm.blocks.bit_length()
-    regs = (prm.blocks * prm.lanes                        # state register
-            + prm.sum_bits + shared                       # S_K and its shared multiples
-            + counters + prm.threshold_depth.bit_length() # digit, block, beat; threshold address
-            + 2 * prm.kernel_bits                         # k_cur, k1
-            + prm.popcount_width + 2 * prm.distance_bits  # XOR word, popcount, distance sum
-            + prm.p.bit_length() + 2 * addr               # accepted, memory addresses
+    multiples = dbits * (sbits + 1) + dbits * (dbits - 1) // 2   # S_K * 2^b, b < dbits
+    counters = ((max(prm.threshold_digits, 2) - 1).bit_length() + 2 * prm.blocks.bit_length()
+                + 3 * max(1, (batch - 1).bit_length()))       # digit, block; slot pointers
+    per_slot = (prm.blocks * prm.lanes                    # state register
+                + STEPS_BITS + 5                          # steps and flags
+                + prm.sum_bits                            # S_K
+                + 2 * prm.kernel_bits                     # kernels in the MAC pipeline
+                + 2 * prm.popcount_width                  # state chunk, XOR word
+                + 2 * prm.distance_bits)                  # popcount, distance sum
+    regs = (batch * per_slot + multiples
+            + counters + prm.threshold_depth.bit_length() # threshold read pointer
+            + prm.p.bit_length() + 2 * addr               # pattern count, memory addresses
             + _link_buffer_bits(prm))
     ffs = {
         "const": 1.0,
         "ring": prm.accumulator_bits,
-        "pipe": prm.lanes * (prm.kernel_bits + prm.weight_bits    # the products q * K
+        "pipe": prm.lanes * (batch * (prm.kernel_bits + prm.weight_bits)  # products q * K
                              + dbits                              # the threshold digit
                              + sbits + 2 + high + 1               # accumulator, high, sticky
                              + 2),                                # the decision flags
         "regs": regs,
-        "mem": (sum(2 * mm.width + mm.addr_bits + 2 for mm in inferred)
+        "mem": (sum((2 * mm.width + mm.addr_bits + 2) * mm.copies for mm in inferred)
                 + sum(mm.bits for mm in logic)),
     }
     return {"luts": luts, "carries": luts, "ffs": ffs}
@@ -416,7 +445,8 @@ def estimate(params: AccelParams, device, *, clock_mhz=None, steps=2.0, calibrat
         **figures,
         logic=logic, logic_name=logic_name, logic_available=dev.luts, ffs_available=dev.ffs,
         cycles_per_step=cycles, bound_cycles_per_step=params.bound_cycles_per_step,
-        steps=steps, clock_mhz=clock, retrievals_per_s=clock * 1e6 / params.query_interval(steps),
+        steps=steps, clock_mhz=clock,
+        retrievals_per_s=steady_rate(params, steps) * clock * 1e6,
         fits=not short, short=short,
         calibration={"yosys": cal.get("tools", {}).get("yosys"),
                      "tolerance": fam.get("tolerance", {})})

@@ -78,6 +78,7 @@ class SweepConfig:
     bits: int
     lanes: int
     pnr: bool = False
+    batch: int | None = None
     popcount_width: int | None = None
     kernel_bits: int | None = None
     threshold_frac_bits: int | None = None

@@ -7,6 +7,8 @@ import matplotlib
 
 from khop.outputs import atomic_path
 
+from .targets import device_target
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the Agg backend)
 from matplotlib.ticker import LogLocator, ScalarFormatter  # noqa: E402
@@ -123,7 +125,47 @@ def _fmax_plot(rows, path):
     return path
 
 
-def write_plots(rows, out):
+def _throughput_plot(rows, path, steps):
+    """Retrievals/s (the estimate's, at the device's clock and ``steps`` mean steps) against
+    the synthesised LUT4s, one panel per device: a point per configuration, labelled lanes x
+    batch, hollow when it does not fit; the device's LUT4s as a line."""
+    rows = [r for r in rows if r["luts"] is not None and r["est_retrievals_per_s"]]
+    if not rows:
+        return None
+    devices = sorted({r["device"] for r in rows})
+    fig, axes = plt.subplots(1, len(devices), figsize=(6.0 * len(devices), 4.4), squeeze=False)
+    for ax, dev in zip(axes[0], devices, strict=True):
+        mine = [r for r in rows if r["device"] == dev]
+        target = device_target(dev)
+        batches = sorted({r["batch"] or 1 for r in mine})
+        for i, b in enumerate(batches):
+            pts = [r for r in mine if (r["batch"] or 1) == b]
+            fits = [r for r in pts if r["status"] == "ok"]
+            over = [r for r in pts if r["status"] != "ok"]
+            color = f"C{i % 10}"
+            ax.scatter([r["luts"] for r in fits], [r["est_retrievals_per_s"] for r in fits],
+                       color=color, label=f"batch {b}")
+            ax.scatter([r["luts"] for r in over], [r["est_retrievals_per_s"] for r in over],
+                       facecolors="none", edgecolors=color)
+            for r in pts:
+                ax.annotate(f"{r['lanes']}x{b}", (r["luts"], r["est_retrievals_per_s"]),
+                            fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.axvline(target.device.luts, color="grey", ls="--", lw=1)
+        ax.set_xlabel("LUT4 (Yosys)")
+        ax.set_ylabel(f"retrievals/s at {target.clock_mhz:g} MHz")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ns = sorted({(r["n"], r["p"]) for r in mine})
+        shape = ", ".join(f"N={n} P={p}" for n, p in ns)
+        ax.set_title(f"{target.device.part}: {shape}", fontsize=9)
+    fig.suptitle(f"Retrievals per second against area ({steps:g} steps per query; lanes x "
+                 "batch; hollow: does not fit)")
+    _save(fig, path)
+    return path
+
+
+def write_plots(rows, out, steps=2.0):
     """Write the plots that the rows have data for into ``out``; returns the paths written."""
     out = Path(out)
     written = [
@@ -133,5 +175,6 @@ def write_plots(rows, out):
                      out / "resources_vs_lanes.png"),
         _estimate_plot(rows, out / "estimate_vs_synth.png"),
         _fmax_plot(rows, out / "fmax_vs_lanes.png"),
+        _throughput_plot(rows, out / "throughput_vs_area.png", steps),
     ]
     return [p for p in written if p is not None]

@@ -38,6 +38,7 @@ class SweepRow:
     load: int
     bits: int
     lanes: int
+    batch: int | None = None
     popcount_width: int | None = None
     kernel_bits: int | None = None
     pnr: bool = False
@@ -82,6 +83,7 @@ class SweepRow:
             blocks += f" +{_fmt(self.lutram)}/{_fmt(self.est_lutram)} DPR16X4"
         status = self.status + (f": {self.reason}" if self.reason else "")
         return (f"| {self.device} | {self.n} | {self.p} | {self.bits} | {self.lanes} "
+                f"| {_fmt(self.batch)} "
                 f"| {_fmt(self.luts)} | {_fmt(self.est_luts)} | {_pct(self.err_luts_pct)} "
                 f"| {_fmt(self.ffs)} | {_fmt(self.est_ffs)} | {_pct(self.err_ffs_pct)} "
                 f"| {blocks} | {_fmt(self.blocks_exact)} | {_fmt(self.fmax_mhz, '.1f')} "
@@ -102,8 +104,9 @@ def _err(est, got):
     return round(100.0 * (est - got) / got, 2)
 
 
-def make_rows(results, calibration=None):
-    """One :class:`SweepRow` per result, with the estimate beside synthesis."""
+def make_rows(results, calibration=None, steps=2.0):
+    """One :class:`SweepRow` per result, with the estimate beside synthesis (its retrieval
+    rate with ``steps`` mean steps per query)."""
     try:
         cal = load_calibration() if calibration is None else calibration
     except ValueError:
@@ -121,10 +124,11 @@ def make_rows(results, calibration=None):
             rows.append(SweepRow(**row))
             continue
         params = cfg.params()
-        row.update(popcount_width=params.popcount_width, kernel_bits=params.kernel_bits,
+        row.update(batch=params.batch, popcount_width=params.popcount_width,
+                   kernel_bits=params.kernel_bits,
                    cycles_per_step=params.cycles_per_step)
         try:
-            est = estimate(params, dev, calibration=cal).as_dict()
+            est = estimate(params, dev, calibration=cal, steps=steps).as_dict()
         except ValueError:    # no model of this family yet: the memory blocks only
             est = memory_counts(memory_maps(params, dev))
         for key in ("luts", "ffs", "carries", "bram", "spram", "lutram"):
@@ -184,9 +188,10 @@ def _fmt(v, spec=""):
 
 def markdown_table(rows):
     """The Markdown table of results.md: synthesis next to the estimate for every row."""
-    head = ("| device | N | P | bits | lanes | LUT synth | LUT est | err | FF synth | FF est "
-            "| err | BRAM synth/est | exact | Fmax MHz | status |")
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+    head = ("| device | N | P | bits | lanes | batch | LUT synth | LUT est | err | FF synth "
+            "| FF est | err | BRAM synth/est | exact | Fmax MHz | status |")
+    lines = [head,
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
     return "\n".join(lines + [r.markdown() for r in rows])
 
 
@@ -211,10 +216,11 @@ def summary_lines(s):
     return lines
 
 
-def write_outputs(results, out, *, calibration=None, meta=None, plots=True):
-    """Write results.json/.csv/.md (and the plots) into ``out``; returns ``(rows, summary)``."""
+def write_outputs(results, out, *, calibration=None, meta=None, plots=True, steps=2.0):
+    """Write results.json/.csv/.md (and the plots) into ``out``; returns ``(rows, summary)``.
+    ``steps``: mean steps per query of the retrieval rates."""
     out = Path(out)
-    rows = make_rows(results, calibration)
+    rows = make_rows(results, calibration, steps)
     summary = summarize(rows)
     dicts = _as_dicts(rows)
     doc = {"meta": meta or {}, "summary": summary, "rows": dicts,
@@ -231,6 +237,6 @@ def write_outputs(results, out, *, calibration=None, meta=None, plots=True):
                  out / "results.csv": buf.getvalue(), out / "results.md": "\n".join(md)})
     if plots:
         from .sweep_plots import write_plots
-        write_plots(dicts, out)
+        write_plots(dicts, out, steps=steps)
     return rows, summary
 

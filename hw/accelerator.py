@@ -24,16 +24,23 @@ class RetrievalAccelerator(wiring.Component):
     words, lookup-table entries and threshold words (one digit of ``lanes`` thresholds each;
     layout in :mod:`khop.hw.layout`).
 
-    Priority: a load is accepted only while no query runs (``i_load.ready`` is low from a
-    query's transfer until its result's), and a load offered in IDLE holds ``i_query.ready``
-    low, so on the same edge the load wins and a load never corrupts a query.
+    Priority: a load is accepted only while no query is held (``i_load.ready`` is low from a
+    query's transfer until the last result in flight is taken), and a load offered holds
+    ``i_query.ready`` low, so on the same edge the load wins and a load never corrupts a
+    query.
 
     Reset (synchronous): a running query and a result waiting for ``ready`` are dropped; the
     memories (thresholds included) keep their contents.
 
-    Cycle model: one step costs :attr:`AccelParams.cycles_per_step` cycles; ``o_result.valid``
-    rises just after the edge ``steps * cycles_per_step`` (:meth:`AccelParams.cycles_per_query`)
-    edges after the one that transferred the query.
+    Up to ``params.batch`` queries are in flight, each in a slot of the sign-update
+    controller; every pattern and weight read serves all of them, and results leave in the
+    order the queries came (:class:`khop.hw.sign_update.SignUpdate`).
+
+    Cycle model: one step costs :attr:`AccelParams.cycles_per_step` cycles; for a query that
+    finds the accelerator idle ``o_result.valid`` rises just after the edge
+    :meth:`AccelParams.cycles_per_query` (``join_cycles + steps * cycles_per_step``) edges
+    after the one that transferred the query; with queries in flight, :mod:`khop.hw.timing`
+    gives every edge.
 
     Parameters
     ----------

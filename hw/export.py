@@ -223,21 +223,28 @@ SIMULATORS = {
 
 def _latency(params):
     return {
-        "cycles_per_query": "steps * cycles_per_step",
+        "cycles_per_query": "join_cycles + steps * cycles_per_step for a query that finds the "
+                            "accelerator idle (join_cycles = batch - 1)",
+        "join_cycles": params.join_cycles,
+        "rejoin_cycles": params.rejoin_cycles,
         "convention": "count rising clock edges from the edge that transfers the query (edge "
-                      "0): o_result__valid goes high just after edge steps * cycles_per_step, "
-                      "so the earliest result transfer is at edge steps * cycles_per_step + 1. "
-                      "A cocotb testbench that subtracts the time of the query's transfer edge "
-                      "from the time of the first ReadOnly phase with o_result__valid high "
-                      "measures steps * cycles_per_step periods",
-        "back_to_back": "with i_query__valid and o_result__ready held high, consecutive query "
-                        "transfers are steps * cycles_per_step + 2 edges apart (the result "
-                        "transfers at + 1, the next query at + 2)",
+                      "0): for a query that finds the accelerator idle, o_result__valid goes "
+                      "high just after edge L = join_cycles + steps * cycles_per_step, so the "
+                      "earliest result transfer is at edge L + 1. A cocotb testbench that "
+                      "subtracts the time of the query's transfer edge from the time of the "
+                      "first ReadOnly phase with o_result__valid high measures L periods. With "
+                      "queries in flight (batch > 1) a query joins the next step and results "
+                      "leave in query order: khop.hw.timing gives every edge",
+        "back_to_back": "with one slot (batch 1) and i_query__valid and o_result__ready held "
+                        "high, consecutive query transfers are steps * cycles_per_step + 2 "
+                        "edges apart (the result transfers at + 1, the next query at + 2); with "
+                        "more, a query enters its slot one edge after that slot's previous "
+                        "result is taken (khop.hw.timing.back_to_back)",
         "diagram": [
             "edge      0      1  ..  L      L+1      L+2",
             "i_query   xfer                          xfer (next)",
             "o_result  -      -  ..  valid->  xfer",
-            "L = steps * cycles_per_step",
+            "L = join_cycles + steps * cycles_per_step (query found the accelerator idle)",
         ],
         "cycles_per_step": params.cycles_per_step,
         "max_cycles_per_query": params.cycles_per_query(params.max_steps),
@@ -282,6 +289,12 @@ def describe(params: AccelParams, network_info=None):
                           "word": "b * threshold_digits + j holds digit j of r_fx of neurons "
                                   "b*L .. b*L+L-1, lane l at bits l*D .. l*D+D-1 "
                                   "(D = threshold_digit_bits)"},
+            "kernel_buffer": (None if params.kernel_buffer_shape is None else
+                              {"depth": params.kernel_buffer_shape[0],
+                               "width": params.kernel_buffer_shape[1],
+                               "word": "mu holds K_mu of each query of the batch, query j at "
+                                       "bits j*kernel_bits ..; written in block 0, read by "
+                                       "the later blocks; not loadable"}),
             "accumulator_flipflops": params.accumulator_bits,
         },
         "widths": {"accumulator": params.acc_bits, "kernel_sum": params.sum_bits,
@@ -291,16 +304,18 @@ def describe(params: AccelParams, network_info=None):
                    "quotient": params.quotient_bits,
                    "distance": params.distance_bits},
         "cycle_model": {
-            "loop_order": "pattern-outer",
+            "loop_order": "block-outer",
             "blocks": params.blocks,
             "chunks": params.chunks,
-            "cycles_per_pattern": params.cycles_per_pattern,
+            "batch": params.batch,
             "cycles_per_step": params.cycles_per_step,
             "bound_cycles_per_step": params.bound_cycles_per_step,
+            "bound_cycles_per_query_step": params.bound_cycles_per_query_step,
             "ratio_to_bound": params.cycles_per_step / params.bound_cycles_per_step,
             "formula": step_cycle_formula(),
             "terms": [{"what": what, "cycles": expr} for what, expr in STEP_CYCLE_TERMS],
-            "cycles_per_query": "steps * cycles_per_step (see latency)",
+            "cycles_per_query": "steps * cycles_per_step when the accelerator is idle; with "
+                                "queries in flight, khop.hw.timing (see latency)",
         },
     }
 

@@ -1,13 +1,18 @@
-"""The multiplier-free MAC array: ``lanes`` accumulators in a rotating ring of ``blocks`` words."""
+"""The multiplier-free MAC array: ``batch * lanes`` accumulators, block-outer loop order."""
 
-from amaranth import Module, Mux, Signal
+from amaranth import Array, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .params import AccelParams
 from .ports import ReadPortSignature
 
-__all__ = ["MacArray", "shift_add"]
+__all__ = ["MacArray", "shift_add", "SHARED_MULTIPLE_BITS"]
+
+#: Weight codes of at most this many bits select one of the ``2^k`` multiples of ``K_mu``
+#: formed once per query; wider codes shift and add in each lane.
+SHARED_MULTIPLE_BITS = 2
 
 
 def shift_add(code, value):
@@ -20,39 +25,46 @@ def shift_add(code, value):
 
 
 class MacArray(wiring.Component):
-    """Accumulates ``T_i = sum_mu q[mu, i] * K_mu`` for all n neurons and ``S_K = sum_mu K_mu``.
+    """Accumulates ``T_i = sum_mu q[mu, i] * K_mu`` and ``S_K = sum_mu K_mu`` for ``batch``
+    queries at once, one block of ``lanes`` neurons at a time.
 
-    Loop order is pattern-outer: for each kernel ``K_mu`` accepted on ``i_kernel`` the array
-    streams the ``blocks`` weight words of pattern mu (addresses ``mu*blocks .. mu*blocks +
-    blocks - 1``, in order) and adds ``q * K_mu`` into the ``lanes`` accumulators of the ring
-    head, then rotates the ring by one word. After ``blocks`` rotations every accumulator is back
-    in place, so no wide multiplexer selects accumulators. The product is shift-and-add.
+    Loop order is block-outer: for block b = 0 .. blocks-1, for pattern mu = 0 .. p-1, the
+    weight word of (mu, b) (address ``mu * blocks + b``) is read once and each of its ``lanes``
+    codes q is multiplied by the kernel ``K_mu`` of every query of the batch and added into that
+    query's accumulator of the lane. So a query needs ``lanes`` accumulators, not n, and every
+    weight read serves the whole batch. No multipliers: for 1- and 2-bit codes the ``2^k``
+    multiples of each query's ``K_mu`` are formed once (``3K = K + 2K``) and each lane selects
+    its own; for 3 and 4 bits each lane adds shifted copies (:func:`shift_add`).
 
-    After ``p`` kernels, the ring is drained on ``o_sums``: ``blocks`` beats, beat b holding the
-    accumulators of neurons ``b*L .. b*L+L-1`` (zeros past n), each beat clearing its word.
-    ``o_sum_k`` holds ``S_K`` from the first drain beat until the next ``i_start``.
+    Block 0 takes the kernels from ``i_kernel`` (``batch`` kernels per beat, pattern order) as
+    the distance units make them, adds them into ``S_K`` and writes them into the kernel buffer
+    (``p`` words of ``batch * kernel_bits``, a block RAM); blocks 1 .. blocks-1 read them back,
+    one pattern per cycle.
 
-    Pipeline: issue a weight-word read (1) -> register the word (2) -> register the ``lanes``
-    products ``q * K_mu`` (3) -> add them into the ring head and rotate (4): the memory output
-    (slow on block RAM without its output register) meets no logic but the bank multiplexer, and
-    the product and accumulator adders are in different cycles.
+    After the last pattern of a block, the block's sums are drained on ``o_sums``: ``batch``
+    beats, beat j holding query j's accumulators of neurons ``b*L .. b*L+L-1`` (zeros past n);
+    each accepted beat clears that query's accumulators. The next block starts after the last
+    beat. ``o_sum_k[j]`` holds query j's ``S_K`` from the first beat of block 0 until the next
+    ``i_start``.
 
-    Cycles: a kernel is accepted every ``blocks`` cycles when available; the drain starts 4
-    cycles after the issue of the last weight word.
+    Pipeline: issue the weight (and kernel-buffer) read (1) -> register the word and the
+    kernels (2) -> register the ``batch * lanes`` products (3) -> accumulate (4): a memory output
+    meets no logic, the product and accumulator adders are in different cycles.
 
-    Parameters
-    ----------
-    params : AccelParams
+    Cycles: in block 0 a kernel beat is taken whenever one is offered; a later block issues one
+    read per cycle; the first beat of a block is presented 4 cycles after the block's last read
+    (:data:`khop.hw.params.STEP_CYCLE_TERMS`).
 
     Members
     -------
     i_start : In(1)
-        Clears ``S_K`` and begins accumulating ``p`` kernels (the ring is clear after a drain).
-    i_kernel : In(stream.Signature(kernel_bits))
+        Clears ``S_K`` and begins a pass over every block (the accumulators are clear after a
+        drain).
+    i_kernel : In(stream.Signature(ArrayLayout(kernel_bits, batch)))
     weights : Out(ReadPortSignature)
         Read port of the weight memory.
     o_sums : Out(stream.Signature(ArrayLayout(acc_bits, lanes)))
-    o_sum_k : Out(sum_bits)
+    o_sum_k : Out(ArrayLayout(sum_bits, batch))
     """
 
     def __init__(self, params: AccelParams):
@@ -60,98 +72,128 @@ class MacArray(wiring.Component):
         weight_addr = max(1, (params.weight_depth - 1).bit_length())
         super().__init__({
             "i_start": In(1),
-            "i_kernel": In(stream.Signature(params.kernel_bits)),
+            "i_kernel": In(stream.Signature(data.ArrayLayout(params.kernel_bits,
+                                                             params.batch))),
             "weights": Out(ReadPortSignature(weight_addr, params.weight_width)),
             "o_sums": Out(stream.Signature(data.ArrayLayout(params.acc_bits, params.lanes))),
-            "o_sum_k": Out(params.sum_bits),
+            "o_sum_k": Out(data.ArrayLayout(params.sum_bits, params.batch)),
         })
 
     def elaborate(self, platform):
         m = Module()
         prm = self._params
-        lanes, blocks, k = prm.lanes, prm.blocks, prm.weight_bits
-        word_bits = lanes * prm.acc_bits
+        lanes, blocks, k, batch, p = prm.lanes, prm.blocks, prm.weight_bits, prm.batch, prm.p
+        kernels_layout = data.ArrayLayout(prm.kernel_bits, batch)
+        sums_layout = data.ArrayLayout(prm.acc_bits, lanes)
 
-        ring = [Signal(word_bits, name=f"ring{j}") for j in range(blocks)]
-        head = data.View(data.ArrayLayout(prm.acc_bits, lanes), ring[0])
-
-        accepted = Signal(range(prm.p + 1))
-        have_k = Signal()
-        k_cur = Signal(prm.kernel_bits)
-        block = Signal(range(blocks))
-        addr = Signal.like(self.weights.addr)
-        sum_k = Signal(prm.sum_bits)
+        acc = [Signal(sums_layout, name=f"acc{j}") for j in range(batch)]
+        sum_k = Signal(data.ArrayLayout(prm.sum_bits, batch))
         m.d.comb += self.o_sum_k.eq(sum_k)
 
-        # Stage 1: the weight word issued last cycle and the kernel that goes with it.
+        # The kernel buffer: block 0 writes it, the later blocks read it.
+        kbuf_rd = None
+        if blocks > 1:
+            m.submodules.kernel_buffer = kbuf = Memory(shape=kernels_layout, depth=p, init=[])
+            kbuf_rd = kbuf.read_port()
+            kbuf_wr = kbuf.write_port()
+
+        block = Signal(range(blocks))
+        first_block = Signal()             # block == 0, registered
+        mu = Signal(range(p + 1))          # reads issued in this block
+        addr = Signal.like(self.weights.addr)
+        slot = Signal(range(batch))        # the drain's beat
+
+        # Stage 1: a read issued last cycle (and, in block 0, its kernels).
         v1 = Signal()
-        k1 = Signal(prm.kernel_bits)
-        # Stage 2: that word, registered, and its kernel.
+        k1 = Signal(kernels_layout)
+        # Stage 2: the word and the kernels, registered.
         v2 = Signal()
-        k2 = Signal(prm.kernel_bits)
+        k2 = Signal(kernels_layout)
         word = Signal(prm.weight_width)
-        # Stage 3: the products of the word's codes with the kernel.
+        # Stage 3: the products.
         v3 = Signal()
         product_bits = prm.kernel_bits + k
-        products = Signal(data.ArrayLayout(product_bits, lanes))
+        products = [Signal(data.ArrayLayout(product_bits, lanes), name=f"products{j}")
+                    for j in range(batch)]
 
-        # The ring rotates on a one-LUT function of three flip-flops: its enable drives every
-        # accumulator flip-flop. v3 is only ever set while accumulating and `draining` is the
-        # DRAIN state, so this is "accumulate a word, or drain a beat".
+        # A beat is accepted on a registered ready (o_sums.ready), so the clear of its
+        # accumulators has a short enable.
         draining = Signal()
-        rotate = Signal()
-        new_head = Signal(data.ArrayLayout(prm.acc_bits, lanes))
-        m.d.comb += [
-            rotate.eq(v3 | (draining & self.o_sums.ready)),
-            [new_head[lane].eq(Mux(v3, head[lane] + products[lane], 0)) for lane in range(lanes)],
-            self.o_sums.valid.eq(draining),
-            self.o_sums.payload.eq(ring[0]),
-        ]
-        with m.If(rotate):
-            m.d.sync += [ring[j].eq(ring[j + 1]) for j in range(blocks - 1)]
-            m.d.sync += ring[blocks - 1].eq(new_head)
+        m.d.comb += [self.o_sums.valid.eq(draining),
+                     self.o_sums.payload.eq(Array(Value.cast(a) for a in acc)[slot])]
+        for j in range(batch):
+            with m.If(v3):
+                m.d.sync += [acc[j][lane].eq(acc[j][lane] + products[j][lane])
+                             for lane in range(lanes)]
+            with m.If(draining & self.o_sums.ready & (slot == j)):
+                m.d.sync += acc[j].eq(0)
+
+        m.d.sync += [v2.eq(v1), v3.eq(v2)]
+        with m.If(v1):
+            m.d.sync += word.eq(self.weights.data)
+            if kbuf_rd is None:
+                m.d.sync += k2.eq(k1)
+            else:
+                m.d.sync += k2.eq(Mux(first_block, k1, kbuf_rd.data))
+        with m.If(v2):
+            codes = data.View(data.ArrayLayout(k, lanes), word)
+            for j in range(batch):
+                if k <= SHARED_MULTIPLE_BITS:
+                    # The 2^k multiples of K_mu, once per query; each lane selects its own.
+                    multiples = [Signal(product_bits, name=f"multiple{j}_{c}")
+                                 for c in range(2 ** k)]
+                    kj = k2[j]
+                    for c, sig in enumerate(multiples):
+                        m.d.comb += sig.eq((0, kj, kj << 1, kj + (kj << 1))[c])
+                    m.d.sync += [products[j][lane].eq(Array(multiples)[codes[lane]])
+                                 for lane in range(lanes)]
+                else:
+                    m.d.sync += [products[j][lane].eq(shift_add(codes[lane], k2[j]))
+                                 for lane in range(lanes)]
+
+        issue = Signal()
+        m.d.comb += [self.weights.addr.eq(addr), self.weights.en.eq(1)]
+        m.d.sync += v1.eq(issue)
+        if kbuf_rd is not None:
+            m.d.comb += [kbuf_rd.addr.eq(mu), kbuf_rd.en.eq(1),
+                         kbuf_wr.addr.eq(mu), kbuf_wr.data.eq(self.i_kernel.payload)]
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.i_start):
-                    m.d.sync += [accepted.eq(0), have_k.eq(0), block.eq(0), addr.eq(0),
-                                 sum_k.eq(0)]
+                    m.d.sync += [block.eq(0), first_block.eq(1), mu.eq(0), addr.eq(0),
+                                 sum_k.eq(0), slot.eq(0)]
                     m.next = "ACCUMULATE"
 
             with m.State("ACCUMULATE"):
-                last_issue = Signal()
-                m.d.comb += [
-                    last_issue.eq(have_k & (block == blocks - 1)),
-                    self.i_kernel.ready.eq((~have_k | last_issue) & (accepted != prm.p)),
-                    self.weights.addr.eq(addr),
-                    self.weights.en.eq(1),
-                ]
-                with m.If(self.i_kernel.valid & self.i_kernel.ready):
-                    m.d.sync += [k_cur.eq(self.i_kernel.payload), have_k.eq(1),
-                                 accepted.eq(accepted + 1),
-                                 sum_k.eq(sum_k + self.i_kernel.payload)]
-                with m.Elif(last_issue):
-                    m.d.sync += have_k.eq(0)
-                m.d.sync += [v1.eq(have_k), k1.eq(k_cur)]
-                with m.If(have_k):
-                    m.d.sync += [addr.eq(addr + 1),
-                                 block.eq(Mux(block == blocks - 1, 0, block + 1))]
-                m.d.sync += [v2.eq(v1), v3.eq(v2)]
-                with m.If(v1):
-                    m.d.sync += [word.eq(self.weights.data), k2.eq(k1)]
-                with m.If(v2):
-                    codes = data.View(data.ArrayLayout(k, lanes), word)
-                    m.d.sync += [products[lane].eq(shift_add(codes[lane], k2))
-                                 for lane in range(lanes)]
-                with m.If((accepted == prm.p) & ~have_k & ~v1 & ~v2):
+                more = mu != p
+                with m.If(first_block):
+                    m.d.comb += [self.i_kernel.ready.eq(more),
+                                 issue.eq(more & self.i_kernel.valid)]
+                    with m.If(issue):
+                        m.d.sync += [k1.eq(self.i_kernel.payload),
+                                     [sum_k[j].eq(sum_k[j] + self.i_kernel.payload[j])
+                                      for j in range(batch)]]
+                        if kbuf_rd is not None:
+                            m.d.comb += kbuf_wr.en.eq(1)
+                with m.Else():
+                    m.d.comb += issue.eq(more)
+                with m.If(issue):
+                    m.d.sync += [mu.eq(mu + 1), addr.eq(addr + blocks)]
+                with m.If(~more & ~v1 & ~v2 & ~v3):
                     m.d.sync += draining.eq(1)
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
-                m.d.sync += [v1.eq(0), v2.eq(0), v3.eq(0)]
                 with m.If(self.o_sums.ready):
-                    m.d.sync += block.eq(Mux(block == blocks - 1, 0, block + 1))
-                    with m.If(block == blocks - 1):
-                        m.d.sync += draining.eq(0)
-                        m.next = "IDLE"
+                    m.d.sync += slot.eq(slot + 1)
+                    with m.If(slot == batch - 1):
+                        m.d.sync += [draining.eq(0), slot.eq(0), mu.eq(0),
+                                     first_block.eq(0), block.eq(block + 1),
+                                     addr.eq(block + 1)]
+                        with m.If(block == blocks - 1):
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.next = "ACCUMULATE"
         return m
+

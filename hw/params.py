@@ -21,8 +21,8 @@ from khop.model.errors import ParameterError
 from khop.model.fixed import FixedConfig, integer_network
 
 __all__ = ["AccelParams", "HardwareDefaults", "GENERIC_DEFAULTS", "HARDWARE_OPTIONS",
-           "STEP_CYCLE_TERMS", "QUERY_HANDSHAKE_CYCLES", "step_cycle_formula", "ceil_div",
-           "narrow_popcount_width",
+           "STEP_CYCLE_TERMS", "QUERY_HANDSHAKE_CYCLES", "MAX_BATCH", "step_cycle_formula",
+           "ceil_div",
            "hardware_params", "configure"]
 
 
@@ -71,7 +71,11 @@ class AccelParams:
         The arithmetic (weight bits, kernel bits, threshold fraction bits, step limit, 1-bit
         center), shared with the integer model.
     lanes : int
-        Neurons accumulated in parallel by the MAC array, 1..n.
+        Neurons accumulated in parallel by the MAC array for each query, 1..n.
+    batch : int
+        Queries in flight, 1..:data:`MAX_BATCH`: every pattern and weight read serves each of
+        them (``batch`` distance units and ``batch * lanes`` accumulators); results leave in
+        the order the queries came.
     popcount_width : int or None
         Bits of the XNOR/popcount per cycle, 1..n; ``None`` means n (one cycle per pattern).
     threshold_digit_bits : int or None
@@ -92,6 +96,7 @@ class AccelParams:
     lanes: int = 16
     popcount_width: int | None = None
     threshold_digit_bits: int | None = None
+    batch: int = 1
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -100,6 +105,7 @@ class AccelParams:
         if not isinstance(self.fixed, FixedConfig):
             raise TypeError(f"fixed must be a FixedConfig, not {self.fixed!r}")
         set_(self, "lanes", _int_param("lanes", self.lanes, 1, self.n))
+        set_(self, "batch", _int_param("batch", self.batch, 1, MAX_BATCH))
         if self.popcount_width is None:
             set_(self, "popcount_width", self.n)
         set_(self, "popcount_width",
@@ -149,7 +155,8 @@ class AccelParams:
 
     @property
     def blocks(self):
-        """``ceil(n / lanes)``: MAC cycles per pattern, accumulator words in the ring."""
+        """``ceil(n / lanes)``: the MAC array's passes over the patterns per step (block-outer
+        order, one block of ``lanes`` neurons per pass)."""
         return ceil_div(self.n, self.lanes)
 
     @property
@@ -235,8 +242,14 @@ class AccelParams:
 
     @property
     def accumulator_bits(self):
-        """Flip-flops of the accumulator ring."""
-        return self.blocks * self.lanes * self.acc_bits
+        """Flip-flops of the accumulators: ``lanes`` per query of the batch."""
+        return self.batch * self.lanes * self.acc_bits
+
+    @property
+    def kernel_buffer_shape(self):
+        """``(depth, width)`` of the MAC array's kernel buffer (``p`` words of ``batch``
+        kernels, written in block 0, read by the later blocks), ``None`` for one block."""
+        return None if self.blocks == 1 else (self.p, self.batch * self.kernel_bits)
 
     # Load port ------------------------------------------------------------------------------
 
@@ -254,13 +267,15 @@ class AccelParams:
 
     @property
     def bound_cycles_per_step(self):
-        """The memory-bandwidth bound ``p * ceil(n / lanes)`` (docs/architecture.md)."""
+        """The weight-read bound of a step, ``p * ceil(n / lanes)`` cycles: every weight word is
+        read once per step, whatever the batch (docs/architecture.md)."""
         return self.p * self.blocks
 
     @property
-    def cycles_per_pattern(self):
-        """Steady-state cycles per stored pattern: the slower of MAC and distance unit."""
-        return max(self.blocks, self.chunks)
+    def bound_cycles_per_query_step(self):
+        """The bound per query: :attr:`bound_cycles_per_step` shared by the ``batch`` queries
+        of a step, ``p * ceil(n / lanes) / batch``."""
+        return self.bound_cycles_per_step / self.batch
 
     @property
     def cycles_per_step(self):
@@ -272,26 +287,44 @@ class AccelParams:
     def cycle_names(self):
         """The values of the names :data:`STEP_CYCLE_TERMS` is written in."""
         return {"chunks": self.chunks, "blocks": self.blocks, "p": self.p,
-                "threshold_digits": self.threshold_digits, "max": max}
+                "batch": self.batch, "threshold_digits": self.threshold_digits, "max": max}
+
+    @property
+    def join_cycles(self):
+        """Cycles of the join window before a step that starts from idle: ``batch - 1`` (a
+        burst of queries joins the first step; none with one slot). After a step that finished
+        a query, the next step waits :attr:`rejoin_cycles` for the replacements
+        (:mod:`khop.hw.timing`)."""
+        return self.batch - 1
+
+    @property
+    def rejoin_cycles(self):
+        """Cycles of the join window after a step that finished a query and before the next
+        step: ``batch`` (the replacements arrive one per cycle as the results are taken), 0
+        with one slot."""
+        return self.batch if self.batch > 1 else 0
 
     def cycles_per_query(self, steps):
-        """Latency of a query that takes ``steps`` steps: ``o_result`` becomes valid just after
-        the clock edge ``steps * cycles_per_step`` edges after the one that transferred the
-        query (so a result is transferred at the earliest one edge later)."""
-        return steps * self.cycles_per_step
+        """Latency of a query that takes ``steps`` steps and finds the accelerator idle:
+        ``o_result`` becomes valid just after the clock edge ``join_cycles + steps *
+        cycles_per_step`` edges after the one that transferred the query (so a result is
+        transferred at the earliest one edge later). With queries in flight,
+        :mod:`khop.hw.timing` gives each latency."""
+        return self.join_cycles + steps * self.cycles_per_step
 
     def query_interval(self, steps):
         """Edges between two back-to-back queries without backpressure, the first taking
         ``steps`` steps (a mean is fine: the interval is linear in it): its latency
         :meth:`cycles_per_query` plus :data:`QUERY_HANDSHAKE_CYCLES` (docs/datasheet.md,
-        "Timing"). ``clock_hz / query_interval(steps)`` is the retrieval rate."""
+        "Timing"). With ``batch == 1``, ``clock_hz / query_interval(steps)`` is the retrieval
+        rate; with more queries in flight :func:`khop.hw.timing.back_to_back` gives it."""
         return self.cycles_per_query(steps) + QUERY_HANDSHAKE_CYCLES
 
     def as_dict(self):
         """Flat ``{name: value}`` of every parameter (inverse: :meth:`from_dict`)."""
         return {"n": self.n, "p": self.p, **self.fixed.as_dict(), "lanes": self.lanes,
                 "popcount_width": self.popcount_width,
-                "threshold_digit_bits": self.threshold_digit_bits}
+                "threshold_digit_bits": self.threshold_digit_bits, "batch": self.batch}
 
     def options(self):
         """This configuration as the hardware options of :func:`hardware_params` /
@@ -301,7 +334,7 @@ class AccelParams:
                 "popcount_width": self.popcount_width, "kernel_bits": self.kernel_bits,
                 "threshold_frac_bits": self.threshold_frac_bits, "max_steps": self.max_steps,
                 "center": self.fixed.center, "quantizer": self.fixed.quantizer,
-                "threshold_digit_bits": self.threshold_digit_bits}
+                "threshold_digit_bits": self.threshold_digit_bits, "batch": self.batch}
 
     @classmethod
     def from_dict(cls, values):
@@ -311,22 +344,28 @@ class AccelParams:
         return cls(fixed=FixedConfig(**fixed), **values)
 
 
+#: The most queries in flight (:attr:`AccelParams.batch`).
+MAX_BATCH = 32
+
 #: Edges between a result's transfer-ready edge and the next query's transfer, back to back: the
 #: result is taken one edge after it is valid, the next query one edge later
 #: (:meth:`AccelParams.query_interval`).
 QUERY_HANDSHAKE_CYCLES = 2
 
-#: The cycle model of one retrieval step, term by term, each an expression in ``chunks``,
-#: ``blocks``, ``p`` and ``threshold_digits`` (:meth:`AccelParams.cycle_names`):
-#: :attr:`AccelParams.cycles_per_step` sums them and the Verilog export prints them, so the
-#: model and its description cannot drift (docs/architecture.md).
+#: The cycle model of one retrieval step (a sweep serving every query of the batch), term by
+#: term, each an expression in ``chunks``, ``blocks``, ``p``, ``batch`` and
+#: ``threshold_digits`` (:meth:`AccelParams.cycle_names`): :attr:`AccelParams.cycles_per_step`
+#: sums them and the Verilog export prints them, so the model and its description cannot drift
+#: (docs/architecture.md).
 STEP_CYCLE_TERMS = (
     ("START", "1"),
-    ("distance pipeline fill", "chunks + 4"),
-    ("the other patterns, the slower of MAC and distance unit", "(p - 1) * max(blocks, chunks)"),
-    ("MAC of the last pattern", "blocks"),
+    ("distance pipeline fill", "5"),
+    ("block 0: a pattern per distance pass", "p * chunks"),
     ("MAC pipeline tail", "4"),
-    ("threshold products and sign update", "blocks * (threshold_digits + 1) + 2"),
+    ("blocks 1 .. blocks-1: a pattern per cycle, pipeline tail", "(blocks - 1) * (p + 5)"),
+    ("threshold products and sign update, a beat per query and block",
+     "blocks * batch * (threshold_digits + 1)"),
+    ("decision", "3"),
 )
 
 _STEP_CYCLE_CODE = tuple(compile(expr, f"<cycle term {what}>", "eval")
@@ -335,7 +374,7 @@ _STEP_CYCLE_CODE = tuple(compile(expr, f"<cycle term {what}>", "eval")
 
 def step_cycle_formula():
     """:data:`STEP_CYCLE_TERMS` as one formula, the constants summed at the end:
-    ``"cycles_per_step = chunks + (p - 1) * max(blocks, chunks) + ... + 12"``."""
+    ``"cycles_per_step = p * chunks + (blocks - 1) * (p + 5) + ... + 12"``."""
     parts, constant = [], 0
 
     def flatten(node):
@@ -359,15 +398,14 @@ def step_cycle_formula():
 class HardwareDefaults:
     """A target's preferred geometry and arithmetic: what an unset hardware option becomes.
 
-    ``narrow_popcount`` chooses the narrowest popcount that costs no cycles
-    (:func:`narrow_popcount_width`) instead of one pattern per cycle. ``threshold_digit_bits``
-    is the threshold multipliers' digit (:class:`AccelParams`), capped at ``threshold_bits``.
+    ``threshold_digit_bits`` is the threshold multipliers' digit (:class:`AccelParams`), capped
+    at ``threshold_bits``; ``batch`` the queries in flight.
     """
 
     lanes: int = 16
     kernel_bits: int = FixedConfig.kernel_bits
-    narrow_popcount: bool = False
     threshold_digit_bits: int = 4
+    batch: int = 1
 
 
 #: The defaults when no target is named (``khop verilog``, ``khop cosim``).
@@ -375,19 +413,13 @@ GENERIC_DEFAULTS = HardwareDefaults()
 
 #: The hardware options a user sets (``None`` = default), as keyword names of
 #: :func:`hardware_params`; the command line's option group is built from this list.
-HARDWARE_OPTIONS = ("bits", "lanes", "popcount_width", "kernel_bits", "threshold_frac_bits",
-                    "max_steps", "quantizer")
+HARDWARE_OPTIONS = ("bits", "lanes", "batch", "popcount_width", "kernel_bits",
+                    "threshold_frac_bits", "max_steps", "quantizer")
 
 
-def narrow_popcount_width(n, lanes):
-    """The narrowest popcount that costs no cycles: ``ceil(n / ceil(n / lanes))`` bits (the
-    distance unit then takes as many cycles per pattern as the MAC array)."""
-    return ceil_div(n, ceil_div(n, lanes))
-
-
-def hardware_params(n, p, *, bits=None, lanes=None, popcount_width=None, kernel_bits=None,
-                    threshold_frac_bits=None, max_steps=None, center=None, quantizer=None,
-                    threshold_digit_bits=None, defaults=GENERIC_DEFAULTS):
+def hardware_params(n, p, *, bits=None, lanes=None, batch=None, popcount_width=None,
+                    kernel_bits=None, threshold_frac_bits=None, max_steps=None, center=None,
+                    quantizer=None, threshold_digit_bits=None, defaults=GENERIC_DEFAULTS):
     """The :class:`AccelParams` for an n x p network and the user's hardware options.
 
     Unset options (``None``) take ``defaults`` (a target's :class:`HardwareDefaults`), then the
@@ -399,8 +431,6 @@ def hardware_params(n, p, *, bits=None, lanes=None, popcount_width=None, kernel_
     try:
         if lanes is None:
             lanes = min(int(n), defaults.lanes)
-        if popcount_width is None and defaults.narrow_popcount:
-            popcount_width = narrow_popcount_width(n, lanes)
         fixed = FixedConfig(
             weight_bits=fixed_defaults.weight_bits if bits is None else bits,
             kernel_bits=defaults.kernel_bits if kernel_bits is None else kernel_bits,
@@ -412,7 +442,8 @@ def hardware_params(n, p, *, bits=None, lanes=None, popcount_width=None, kernel_
         if threshold_digit_bits is None:
             threshold_digit_bits = min(defaults.threshold_digit_bits, fixed.threshold_bits)
         return AccelParams(n=n, p=p, fixed=fixed, lanes=lanes, popcount_width=popcount_width,
-                           threshold_digit_bits=threshold_digit_bits)
+                           threshold_digit_bits=threshold_digit_bits,
+                           batch=defaults.batch if batch is None else batch)
     except (ValueError, TypeError) as e:
         raise ParameterError(f"{e} (network N={n}, P={p})") from None
 

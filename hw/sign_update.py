@@ -1,6 +1,6 @@
 """The sign-update FSM: owns the state, runs the steps, decides convergence, emits results."""
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,52 +17,62 @@ FAULTS = ("tie_sets_one", "drop_under_backpressure")
 
 
 class SignUpdate(wiring.Component):
-    """Controller of a retrieval: query in, synchronous sign updates, result out.
+    """Controller of the retrievals: queries in, synchronous sign updates, results out.
 
-    A query accepted on ``i_query`` becomes the state. Each step pulses ``o_start`` (the kernel
-    distance unit and the MAC array then sweep all patterns with ``o_state``); once ``i_sums``
-    presents its first beat (``S_K`` is final), it consumes the ``blocks`` beats of ``i_sums``:
-    neuron i becomes 1 if ``T_i * 2^R > theta_i = r_fx[i] * S_K``, 0 if less, and keeps its value
-    on a tie; neurons past n stay 0. The state register rotates by ``lanes`` bits per beat, so
-    beat b always meets neurons ``b*L ..`` in the low bits.
+    The accelerator holds up to ``batch`` queries, one per *slot*. A query accepted on
+    ``i_query`` goes into the next slot in turn (when that slot is free) and joins at the next
+    step; every step (a *sweep*) pulses ``o_start``, and the kernel distance units and the MAC
+    array then sweep all patterns once for every slot. With ``batch > 1`` a step is preceded
+    by a join window (JOIN): ``batch - 1`` cycles when it starts from idle, ``batch`` cycles
+    after a step that finished a query (none otherwise), so that a burst of queries, or the
+    replacements of finished queries (one per cycle as their results are taken), join it. A
+    slot whose query has converged or reached ``max_steps`` holds its result until it is
+    presented on ``o_result``; results are presented slot after slot in turn, so in the order
+    the queries came, and a slot is free again once its result is taken. A sweep runs while a slot has a query running or waiting to
+    join.
+
+    The MAC array presents its sums block by block: for block b, ``batch`` beats on ``i_sums``
+    (beat j: slot j's accumulators of neurons ``b*L ..``). For each beat the slot's neurons
+    become 1 if ``T_i * 2^R > theta_i = r_fx[i] * S_K``, 0 if less, and keep their value on a
+    tie; neurons past n stay 0. A slot's state register rotates by ``lanes`` bits per beat, so
+    beat b always meets neurons ``b*L ..`` in the low bits. Slots without a running query are
+    swept too, but their beats change nothing.
 
     The thresholds come from the threshold memory (``thresholds``, digit-sliced: word
-    ``b * threshold_digits + j`` = digit j of the ``lanes`` thresholds of block b, read in
-    address order, one word per digit step). Each lane computes its product ``theta = r * S_K``
-    digit-serially, least significant digit first: ``threshold_digits`` cycles of
-    ``threshold_digit_bits`` bits of r times ``S_K`` (the top digit signed), the accumulator
-    shifting right by a digit per cycle. Bit b of a digit adds the shared register
-    ``S_K * 2^b`` (negated for the top bit of the top digit), no multiplier; the digit's position
-    and the compare flag are registered too, so a lane's adder sees flip-flops and the memory's
-    output only. The bits shifted out below ``2^R`` only matter
-    as "nonzero" (a sticky bit); the bits above ``2^R`` and the accumulator form
-    ``Q = floor(theta / 2^R)``. Then ``T * 2^R > theta`` is ``T > Q`` and ``T * 2^R < theta`` is
-    ``T < Q`` or ``T == Q`` with a nonzero fraction, no ceiling adder.
+    ``b * threshold_digits + j`` = digit j of the ``lanes`` thresholds of block b), read once
+    per beat in order. Each lane computes its product ``theta = r * S_K`` digit-serially, least
+    significant digit first: ``threshold_digits`` cycles of ``threshold_digit_bits`` bits of r
+    times ``S_K`` (the top digit signed), the accumulator shifting right by a digit per cycle.
+    Bit b of a digit adds the shared register ``S_K * 2^b`` of the beat's slot (negated for the
+    top bit of the top digit), no multiplier; the digit's position and the compare flag are
+    registered too, so a lane's adder sees flip-flops and the memory's output only. The bits
+    shifted out below ``2^R`` only matter as "nonzero" (a sticky bit); the bits above ``2^R``
+    and the accumulator form ``Q = floor(theta / 2^R)``. Then ``T * 2^R > theta`` is ``T > Q``
+    and ``T * 2^R < theta`` is ``T < Q`` or ``T == Q`` with a nonzero fraction.
 
-    The update is a two-stage pipeline: stage 1 (COMPARE, one cycle after a block's last digit)
-    computes ``Q - T`` on the lane's own adder (its sign and whether it is zero), registers the
-    two decisions of every lane of the beat and clears the accumulators; stage 2, a cycle later,
-    applies them to the state while the next block's products run; a cycle after the last beat's
-    stage 2, the step is decided from registered flags. A block costs
-    ``threshold_digits + 1`` cycles.
+    The update is a two-stage pipeline: stage 1 (COMPARE, one cycle after a beat's last digit)
+    computes ``Q - T`` on the lane's own adder, registers the two decisions of every lane and
+    accepts the beat; stage 2, a cycle later, applies them to the slot's state while the next
+    beat's products run; a cycle after the last beat's stage 2 every slot's step is decided
+    from registered flags. A beat costs ``threshold_digits + 1`` cycles.
 
-    After a step: unchanged state -> converged; else after ``max_steps`` steps -> not converged;
-    else the next step. ``o_result`` then presents ``{state, steps, converged}`` until accepted.
+    After a step: unchanged state -> converged; else after ``max_steps`` steps -> not
+    converged; else the next step.
 
-    Cycles per step without backpressure (:data:`khop.hw.params.STEP_CYCLE_TERMS`):
-    ``1 (START) + wait for the first sum beat + blocks * (threshold_digits + 1) + 2``.
+    Cycles per step without backpressure: :data:`khop.hw.params.STEP_CYCLE_TERMS`.
 
     Members
     -------
     i_query : In(stream.Signature(n))
     o_result : Out(stream.Signature(result_layout))
     i_hold : In(1)
-        While high in IDLE, no query is accepted (a load is being written).
+        While high no query is accepted (a load is waiting).
     o_idle : Out(1)
+        No query is held (none running, waiting or with its result not yet taken).
     o_start : Out(1)
-    o_state : Out(n)
+    o_state : Out(ArrayLayout(n, batch))
     i_sums : In(stream.Signature(ArrayLayout(acc_bits, lanes)))
-    i_sum_k : In(sum_bits)
+    i_sum_k : In(ArrayLayout(sum_bits, batch))
     thresholds : Out(ReadPortSignature(addr, lanes * threshold_digit_bits))
         Read port of the threshold memory (one cycle latency; the word holds while ``en`` is
         low).
@@ -80,42 +90,49 @@ class SignUpdate(wiring.Component):
             "i_hold": In(1),
             "o_idle": Out(1),
             "o_start": Out(1),
-            "o_state": Out(params.n),
+            "o_state": Out(data.ArrayLayout(params.n, params.batch)),
             "i_sums": In(stream.Signature(data.ArrayLayout(params.acc_bits, params.lanes))),
-            "i_sum_k": In(params.sum_bits),
+            "i_sum_k": In(data.ArrayLayout(params.sum_bits, params.batch)),
             "thresholds": Out(ReadPortSignature(addr_width, params.threshold_width)),
         })
 
     def elaborate(self, platform):
         m = Module()
         prm = self._params
-        lanes, blocks, n = prm.lanes, prm.blocks, prm.n
+        lanes, blocks, n, batch = prm.lanes, prm.blocks, prm.n, prm.batch
         frac = prm.threshold_frac_bits
         dbits, digits = prm.threshold_digit_bits, prm.threshold_digits
         sbits = prm.sum_bits
 
-        state = Signal(blocks * lanes)     # rotates by `lanes` bits per update beat
-        steps = Signal(STEPS_BITS)
-        last_step = Signal()               # this step is the max_steps-th
-        converged = Signal()
-        changed = Signal()
-        beat = Signal(range(blocks))       # beats applied this step (stage 2)
-        m.d.comb += self.o_state.eq(state[:n])
+        # Per slot: the state (rotating by `lanes` bits per beat of its own), the steps taken,
+        # and its condition: running (in the current sweep), pending (joins at the next
+        # sweep), done (its result waits to be taken; `converged` is valid); free otherwise.
+        state = [Signal(blocks * lanes, name=f"state{j}") for j in range(batch)]
+        steps = [Signal(STEPS_BITS, name=f"steps{j}") for j in range(batch)]
+        running = Signal(batch)
+        pending = Signal(batch)
+        done = Signal(batch)
+        converged = Signal(batch)
+        changed = Signal(batch)
+        in_slot = Signal(range(batch))     # the slot the next query goes into
+        out_slot = Signal(range(batch))    # the slot whose result is presented next
+        for j in range(batch):
+            m.d.comb += self.o_state[j].eq(state[j][:n])
 
-        # The products: block `mblock`, next digit `digit_reg`.
+        # The beats: block `mblock`, slot `bslot`, next digit `digit_reg`.
         mblock = Signal(range(blocks))
+        bslot = Signal(range(batch))
         digit_reg = Signal(range(max(digits, 2)))
-        # Comb: a digit step this cycle, of digit `dj` of block `sblock`; or the compare.
+        # Comb: a digit step this cycle, of digit `dj`; or the compare.
         do_step = Signal()
         do_compare = Signal()
         in_compare = Signal()              # registered: the FSM is in COMPARE
         dj = Signal(range(max(digits, 2)))
-        sblock = Signal(range(blocks))
         top = Signal()                     # registered: digit_reg is the top digit
 
         rd = self.thresholds
-        s_k = self.i_sum_k
         sums = self.i_sums.payload
+        sum_k = Array(Value.cast(self.i_sum_k[j]) for j in range(batch))
         high_bits = digits * dbits - frac           # product bits from 2^R to the digits' top
         t_hi_bits = prm.acc_bits - high_bits        # bits of T above the quotient's high part
         assert high_bits >= 1 and t_hi_bits >= 1
@@ -123,18 +140,21 @@ class SignUpdate(wiring.Component):
         t_width = max(sbits + dbits + 2, max(acc_width, t_hi_bits + 1) + 1)
         # The operands every lane adds on a digit step, shared: bit b of a digit adds
         # `shared[b]` = S_K * 2^b, or -S_K * 2^b for the top bit of the top digit (two's
-        # complement). They are registered with the next step's digit position (S_K is final
-        # once the first sum beat is presented, a cycle before the first digit step), so the
-        # adders see flip-flops and the memory's output only, and no multiplier.
+        # complement), with the S_K of the beat's slot. They are registered with the next
+        # step's digit position (S_K is final once the first sum beat is presented, a cycle
+        # before the first digit step), so the adders see flip-flops and the memory's output
+        # only, and no multiplier.
         shared = [Signal(signed(sbits + b + 1), name=f"shared{b}") for b in range(dbits)]
 
-        def next_digit(j):
-            """The next digit step is digit ``j`` (a value) of a block."""
+        def next_digit(j, slot):
+            """The next digit step is digit ``j`` (a value) of a beat of slot ``slot``."""
             is_top = j == digits - 1
+            s_k = sum_k[slot]
             m.d.sync += [digit_reg.eq(j), top.eq(is_top)]
             for b in range(dbits - 1):
                 m.d.sync += shared[b].eq(s_k << b)
             m.d.sync += shared[-1].eq(Mux(is_top, -(s_k << (dbits - 1)), s_k << (dbits - 1)))
+
         acc = [Signal(signed(acc_width), name=f"acc{lane}") for lane in range(lanes)]
         high = [Signal(high_bits, name=f"high{lane}") for lane in range(lanes)]
         sticky = [Signal(name=f"sticky{lane}") for lane in range(lanes)]
@@ -178,118 +198,192 @@ class SignUpdate(wiring.Component):
                             else:
                                 m.d.sync += sticky[lane].eq(kept)
 
-        # i_sums.ready is a register: the MAC array's ring rotates on it, thousands of
-        # flip-flops, so no logic may precede it.
+        # i_sums.ready is a register: the MAC array clears a slot's accumulators on it.
         sums_ready = Signal()
         m.d.comb += self.i_sums.ready.eq(sums_ready)
         u_valid = Signal()
+        u_slot = Signal(range(batch))
+        u_last = Signal()                       # the beat is of the last block
         u_gt = Signal(lanes)
         u_lt = Signal(lanes)
         decide = Signal()                       # the step's last beat is applied
         m.d.sync += u_valid.eq(0)
 
-        # Stage 2: the new bits of the beat compared last cycle.
-        old = state[:lanes]
+        # Stage 2: the new bits of the beat compared last cycle, into its slot if running.
+        old = Signal(lanes)
+        m.d.comb += old.eq(Array(state[j][:lanes] for j in range(batch))[u_slot])
         new = Signal(lanes)
+        pad = blocks * lanes - n
         for lane in range(lanes):
             tie = 1 if self._fault == "tie_sets_one" else old[lane]
             bit = Mux(u_gt[lane], 1, Mux(u_lt[lane], 0, tie))
-            pad = blocks * lanes - n
             if pad and lane >= lanes - pad:
-                bit = Mux(beat == blocks - 1, 0, bit)  # neurons past n stay 0
+                bit = Mux(u_last, 0, bit)        # neurons past n stay 0
             m.d.comb += new[lane].eq(bit)
         with m.If(u_valid):
-            m.d.sync += [
-                state.eq(Cat(state[lanes:], new)),
-                beat.eq(beat + 1),
-                changed.eq(changed | (new != old)),
-            ]
-            with m.If(beat == blocks - 1):
-                m.d.sync += [steps.eq(steps + 1), decide.eq(1)]
+            for j in range(batch):
+                with m.If((u_slot == j) & running[j]):
+                    m.d.sync += [state[j].eq(Cat(state[j][lanes:], new)),
+                                 changed[j].eq(changed[j] | (new != old))]
+            with m.If(u_last & (u_slot == batch - 1)):
+                m.d.sync += decide.eq(1)
 
-        # The threshold words are read in address order, one per digit step: `word` holds the
-        # step's own, the memory's output the next, and `naddr` is the address read when a
-        # step moves the next word into `word` (the one two steps ahead).
+        # The threshold words are read in the order the beats use them: for each block, for
+        # each slot, its `digits` words. `word` holds the step's own, the memory's output the
+        # next, and the read pointer (digit `rp_digit` of slot `rp_slot` at block base
+        # `rp_base`) is the one two steps ahead.
         depth = prm.threshold_depth
-        naddr = Signal(range(depth + 2))
+        rp_digit = Signal(range(max(digits, 2)))
+        rp_slot = Signal(range(batch))
+        rp_base = Signal(range(depth + digits))
         primed = Signal()                  # the first two words are in `word` and the output
 
+        def advance(d, slot, base):
+            """Read the word at the pointer (``d``, ``slot``, ``base``) and move it on."""
+            m.d.comb += [rd.addr.eq(base + d), rd.en.eq(base < depth)]
+            last_d = d == digits - 1
+            last_slot = slot == batch - 1
+            m.d.sync += [rp_digit.eq(Mux(last_d, 0, d + 1)),
+                         rp_slot.eq(Mux(last_d, Mux(last_slot, 0, slot + 1), slot)),
+                         rp_base.eq(Mux(last_d & last_slot, base + digits, base))]
+
         def step_outcome():
-            """After a digit step: the next digit, or the compare of the block."""
-            m.d.sync += [mblock.eq(sblock), naddr.eq(naddr + 1), word.eq(rd.data)]
-            m.d.comb += [rd.addr.eq(naddr), rd.en.eq(naddr < depth)]
+            """After a digit step: the next digit, or the compare of the beat."""
+            m.d.sync += word.eq(rd.data)
+            advance(rp_digit, rp_slot, rp_base)
             with m.If(top):
-                m.d.sync += sums_ready.eq(1)
+                m.d.sync += [sums_ready.eq(1), in_compare.eq(1)]
                 m.next = "COMPARE"
-                m.d.sync += in_compare.eq(1)
             with m.Else():
-                next_digit(dj + 1)
+                next_digit(dj + 1, bslot)
                 m.next = "MULTIPLY"
 
+        # The queries: into the next slot in turn when it is free and no load waits.
+        free = ~running & ~pending & ~done
+        accept = Signal()
+        m.d.comb += [self.i_query.ready.eq(free.bit_select(in_slot, 1) & ~self.i_hold),
+                     accept.eq(self.i_query.valid & self.i_query.ready)]
+
+        # The results: slot after slot in turn.
         payload = self.o_result.payload     # meaningful while o_result.valid
-        m.d.comb += [payload.state.eq(state[:n]), payload.steps.eq(steps),
-                     payload.converged.eq(converged)]
+        m.d.comb += [
+            self.o_result.valid.eq(done.bit_select(out_slot, 1)),
+            payload.state.eq(Array(state[j][:n] for j in range(batch))[out_slot]),
+            payload.steps.eq(Array(steps)[out_slot]),
+            payload.converged.eq(converged.bit_select(out_slot, 1)),
+        ]
+        taken = self.o_result.valid & self.o_result.ready
+        if self._fault == "drop_under_backpressure":
+            taken = self.o_result.valid
+
+        # The step's decision for every running slot (registered flags only).
+        finished = Signal(batch)       # converged or at max_steps, this step
+        staying = Signal(batch)        # running the next step too
+        for j in range(batch):
+            at_max = steps[j] + 1 == prm.max_steps
+            m.d.comb += [finished[j].eq(running[j] & (~changed[j] | at_max)),
+                         staying[j].eq(running[j] & changed[j] & ~at_max)]
+
+        # The join window: before a step starts, queries arriving within `batch` cycles join
+        # it (from IDLE, a burst fills the slots; after a step that finished queries, their
+        # replacements, one per cycle as the results are taken, join the next step).
+        window = Signal(range(batch + 1))
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.o_idle.eq(1), self.i_query.ready.eq(~self.i_hold)]
-                with m.If(self.i_query.valid & ~self.i_hold):
-                    m.d.sync += [state.eq(self.i_query.payload), steps.eq(0)]
+                m.d.comb += self.o_idle.eq(free == (1 << batch) - 1)
+                with m.If(pending.any() | accept):
+                    if batch == 1:
+                        m.next = "START"
+                    else:
+                        m.d.sync += window.eq(batch - 2)
+                        m.next = "JOIN"
+
+            with m.State("JOIN"):
+                with m.If(window == 0):
                     m.next = "START"
+                with m.Else():
+                    m.d.sync += window.eq(window - 1)
 
             with m.State("START"):
-                m.d.comb += [self.o_start.eq(1), rd.addr.eq(0), rd.en.eq(1)]
-                m.d.sync += [changed.eq(0), beat.eq(0), decide.eq(0), naddr.eq(2),
-                             primed.eq(0), last_step.eq(steps + 1 == prm.max_steps)]
+                m.d.comb += [self.o_start.eq(1)]
+                m.d.sync += [running.eq(running | pending), pending.eq(0), changed.eq(0),
+                             mblock.eq(0), bslot.eq(0), decide.eq(0), primed.eq(0)]
+                # The first word of the sequence is read now, the pointer moves to the second.
+                first_d = Const(0, rp_digit.shape())
+                first_slot = Const(0, rp_slot.shape())
+                first_base = Const(0, rp_base.shape())
+                advance(first_d, first_slot, first_base)
                 m.next = "WAIT"
 
             with m.State("WAIT"):
                 # First cycle: word 0 into `word`, word 1 read (the MAC array's first sum beat
-                # is many cycles away). S_K is final once that beat is presented.
+                # is many cycles away). Then wait for the block's first beat.
                 with m.If(~primed):
                     m.d.sync += [word.eq(rd.data), primed.eq(1)]
-                    m.d.comb += [rd.addr.eq(1), rd.en.eq(depth > 1)]
+                    advance(rp_digit, rp_slot, rp_base)
                 with m.Elif(self.i_sums.valid):
-                    m.d.sync += mblock.eq(0)
-                    next_digit(0)
+                    m.d.sync += bslot.eq(0)
+                    next_digit(0, 0)
                     m.next = "MULTIPLY"
 
             with m.State("MULTIPLY"):
-                m.d.comb += [do_step.eq(1), dj.eq(digit_reg), sblock.eq(mblock)]
+                m.d.comb += [do_step.eq(1), dj.eq(digit_reg)]
                 step_outcome()
 
             with m.State("COMPARE"):
-                # Stage 1: accept the beat of block mblock, register its decisions (the lanes'
+                # Stage 1: accept the beat of slot bslot, register its decisions (the lanes'
                 # adders subtract T from Q) and clear the accumulators.
                 with m.If(self.i_sums.valid & sums_ready):
                     m.d.comb += do_compare.eq(1)
                     m.d.sync += [u_valid.eq(1), u_gt.eq(Cat(*gt)), u_lt.eq(Cat(*lt)),
+                                 u_slot.eq(bslot), u_last.eq(mblock == blocks - 1),
                                  sums_ready.eq(0), in_compare.eq(0)]
-                    with m.If(mblock == blocks - 1):
+                    with m.If(bslot != batch - 1):
+                        # The next slot's products start in the next cycle.
+                        m.d.sync += bslot.eq(bslot + 1)
+                        next_digit(0, bslot + 1)
+                        m.next = "MULTIPLY"
+                    with m.Elif(mblock == blocks - 1):
                         m.next = "FINISH"
                     with m.Else():
-                        # The products of the next block start in the next cycle.
-                        m.d.sync += mblock.eq(mblock + 1)
-                        next_digit(0)
-                        m.next = "MULTIPLY"
+                        m.d.sync += [mblock.eq(mblock + 1), primed.eq(1)]
+                        m.next = "WAIT"
 
             with m.State("FINISH"):
-                # Stage 3, after the last beat's stage 2: decide from the registered flags.
+                # After the last beat's stage 2: decide every running slot from the
+                # registered flags.
                 with m.If(decide):
-                    with m.If(~changed):
-                        m.d.sync += converged.eq(1)
-                        m.next = "DONE"
-                    with m.Elif(last_step):
-                        m.d.sync += converged.eq(0)
-                        m.next = "DONE"
+                    for j in range(batch):
+                        with m.If(running[j]):
+                            m.d.sync += steps[j].eq(steps[j] + 1)
+                    m.d.sync += [running.eq(staying), done.eq(done | finished),
+                                 converged.eq((converged & ~finished)
+                                              | (finished & ~changed))]
+                    with m.If(staying.any() | pending.any() | accept):
+                        if batch == 1:
+                            m.next = "START"
+                        else:
+                            with m.If(finished.any()):
+                                m.d.sync += window.eq(batch - 1)
+                                m.next = "JOIN"
+                            with m.Else():
+                                m.next = "START"
                     with m.Else():
-                        m.next = "START"
+                        m.next = "IDLE"
 
-            with m.State("DONE"):
-                m.d.comb += self.o_result.valid.eq(1)
-                taken = self.o_result.ready
-                if self._fault == "drop_under_backpressure":
-                    taken = Const(1)
-                with m.If(taken):
-                    m.next = "IDLE"
+        # After the FSM: a query accepted and a result taken (other slots than any above).
+        # A query taken in the START cycle joins that step (the distance units read the states
+        # from the next cycle on); any other waits for the next.
+        with m.If(accept):
+            m.d.sync += [Array(state)[in_slot].eq(self.i_query.payload),
+                         Array(steps)[in_slot].eq(0),
+                         in_slot.eq(Mux(in_slot == batch - 1, 0, in_slot + 1))]
+            with m.If(self.o_start):
+                m.d.sync += running.bit_select(in_slot, 1).eq(1)
+            with m.Else():
+                m.d.sync += pending.bit_select(in_slot, 1).eq(1)
+        with m.If(taken):
+            m.d.sync += [done.bit_select(out_slot, 1).eq(0),
+                         out_slot.eq(Mux(out_slot == batch - 1, 0, out_slot + 1))]
         return m

@@ -314,10 +314,11 @@ def cmd_verilog(args):
     cm = info["cycle_model"]
     print(f"wrote {v_path} and {j_path} in {info['generation_seconds']:.1f} s")
     print(f"  N={params.n} P={params.p} {params.weight_bits}-bit weights, {params.lanes} lanes, "
-          f"popcount width {params.popcount_width}, kernel_bits {params.kernel_bits}")
+          f"batch {params.batch}, popcount width {params.popcount_width}, kernel_bits "
+          f"{params.kernel_bits}")
     mem = params.memory_bits
     print(f"  memories: patterns {mem['pattern']} b, weights {mem['weight']} b, "
-          f"LUT {mem['lut']} b; accumulator ring {params.accumulator_bits} FFs")
+          f"LUT {mem['lut']} b; accumulators {params.accumulator_bits} FFs")
     print(f"  cycles per step {cm['cycles_per_step']} (bound {cm['bound_cycles_per_step']}, "
           f"x{cm['ratio_to_bound']:.3f})")
     if args.lint:

@@ -21,8 +21,8 @@ __all__ = ["add_build", "add_run", "add_estimate", "add_sweep"]
 
 def _geometry(t):
     d = t.defaults
-    return (f"{t.clock_mhz:g} MHz, {d.lanes} lanes, kernel_bits {d.kernel_bits}"
-            + (", narrow popcount" if d.narrow_popcount else ""))
+    return (f"{t.clock_mhz:g} MHz, {d.lanes} lanes, batch {d.batch}, "
+            f"kernel_bits {d.kernel_bits}")
 
 
 def _board_help():
@@ -152,10 +152,16 @@ def add_estimate(subparsers):
     add_hardware_options(p)
     p.add_argument("--clock-mhz", type=number_in(0.001, MAX_CLOCK_MHZ), default=None,
                    help="clock of the retrieval rate (MHz); None means the device's default")
+    _add_steps(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_steps(p):
+    """The ``--steps`` option of the retrieval-rate figures (estimate, sweep)."""
     p.add_argument("--steps", type=number_in(1, MAX_STEPS_RANGE[1]), default=2.0,
                    help="mean retrieval steps per query assumed for the retrieval rate "
-                        f"(1..{MAX_STEPS_RANGE[1]}: a query takes at least one step)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+                        f"(1..{MAX_STEPS_RANGE[1]}: a query takes at least one step; the "
+                        "ridge network's noisy queries take 4.65, 'make bench-hardware')")
 
 
 def cmd_estimate(args):
@@ -208,6 +214,7 @@ def add_sweep(subparsers):
                         "--executor dask)")
     p.add_argument("--timeout", type=positive, default=DEFAULT_TIMEOUT,
                    help="seconds per tool run before a configuration is a timeout row")
+    _add_steps(p)
     p.add_argument("-o", "--out", default="build/sweep", help="output directory")
 
 
@@ -218,7 +225,9 @@ def cmd_sweep(args):
     a skipped row), JOBS at a time, each result cached in OUT/cache by a hash of the
     configuration, the tool versions and the design's sources, so a rerun only builds what
     changed. Writes OUT/results.csv, results.json, results.md (synthesis next to 'khop
-    estimate', with the errors) and PNG plots. A configuration that fails, times out or does not
+    estimate', with the errors) and PNG plots (resources against N and lanes, the estimate
+    against synthesis, Fmax, and retrievals/s at each device's clock and --steps against the
+    synthesised LUTs). A configuration that fails, times out or does not
     fit is a row saying so. Unset hardware options take each device's default. Devices (default
     clock and geometry): {devices}. Example: khop sweep --device up5k,ecp5-85f --neurons 64,128
     --bits 1,2 --lanes 8,16 --jobs 2 --out build/sweep
@@ -240,8 +249,8 @@ def cmd_sweep(args):
     built = sum(not r["cached"] for r in results)
     command = "khop " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["sweep"] else None
     meta = {"command": command, "versions": versions, "seconds": round(seconds, 1),
-            "built": built, "cached": len(results) - built}
-    rows, summary = write_outputs(results + skipped, args.out, meta=meta)
+            "built": built, "cached": len(results) - built, "steps": args.steps}
+    rows, summary = write_outputs(results + skipped, args.out, meta=meta, steps=args.steps)
     print(f"{len(configs)} configurations ({built} built, {len(results) - built} from the "
           f"cache) in {seconds:.1f} s; {len(skipped)} skipped")
     for line in summary_lines(summary):

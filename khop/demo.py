@@ -214,8 +214,8 @@ def stage_verilog(ctx):
         ctx.say(output)
     mem = params.memory_bits
     ctx.say(f"memories: patterns {mem['pattern']} b, weights {mem['weight']} b, "
-            f"LUT {mem['lut']} b, thresholds {mem['threshold']} b; accumulator ring "
-            f"{params.accumulator_bits} FFs")
+            f"LUT {mem['lut']} b, thresholds {mem['threshold']} b; accumulators "
+            f"{params.accumulator_bits} FFs ({params.batch} x {params.lanes} lanes)")
     ctx.say(f"cycles per retrieval step {params.cycles_per_step} against the bound "
             f"P*ceil(N/L) = {params.bound_cycles_per_step} "
             f"(x{params.cycles_per_step / params.bound_cycles_per_step:.3f})")

@@ -5,16 +5,19 @@ For each board of :data:`khop.boards.targets.TARGETS` and one trained network (d
 ridge network, N=100, P=300, trained as ``khop train`` does):
 
 1. the design: the board's default geometry (:meth:`Target.params`), its clock;
-2. cycles per step measured in the Verilator cosimulation (``cosim_queries`` noisy queries, no
-   idle cycles or backpressure) against the cycle model and the memory-bandwidth bound, and the
-   number of results that differ from the integer model (0 expected);
+2. the Verilator cosimulation (``cosim_queries`` noisy queries, then a back-to-back stream of
+   about half as many): cycles per step measured on the queries that found the accelerator
+   idle against the cycle model and the weight-read bound; the stream's cycles measured against
+   the slots' timing model (:func:`khop.hw.timing.back_to_back`); the number of results and
+   latencies that differ from the models (0 expected);
 3. the mean number of steps of ``queries`` noisy queries (20 % of the bits flipped) in the
    integer model, which the hardware equals on every bit, step and flag;
 4. the clock the design meets: ``khop build``'s nextpnr Fmax against the board clock (a build
    per board, cached in ``out`` by configuration; ``build=False`` skips it and assumes the board
    clock);
-5. retrievals/s = clock / :meth:`~khop.hw.params.AccelParams.query_interval` (back-to-back
-   queries, one at a time) at the mean steps;
+5. retrievals/s at the clock met: the ``queries`` noisy queries offered back to back, their
+   results taken at once, timed by :func:`khop.hw.timing.back_to_back` from their steps (the
+   model the cosimulated stream equals to the edge);
 
 next to the float model's retrievals/s in NumPy on the same queries (one batch, best of three,
 one BLAS thread: :func:`khop.bench.numpy_retrievals`) and the ratio.
@@ -28,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from khop.hw.params import configure
+from khop.hw.timing import back_to_back
 from khop.model.fixed import to_bits
 from khop.model.metrics import noisy_queries
 
@@ -58,6 +62,9 @@ class HardwareFigure:
     cycles_per_step_model: int
     cycles_per_step_measured: float | None
     bound_cycles_per_step: int
+    stream_queries: int              # the cosimulated back-to-back stream
+    stream_cycles_measured: int | None
+    stream_cycles_model: int | None
     cosim_queries: int
     cosim_mismatches: int
     queries: int
@@ -108,23 +115,30 @@ def bench_board(target, net, queries, numpy_rate, *, cosim_queries=50, noise=0.2
     params, inet = configure(net, defaults=target.defaults)
     report(f"  {target.name}: cosimulation of {cosim_queries} queries (Verilator) ...")
     cos = cosimulate(params, inet, queries=cosim_queries, noise=noise, seed=seed,
-                     progress=False, name=f"bench-{target.name}")
+                     progress=False, name=f"bench-{target.name}",
+                     scenarios=("noisy", "back_to_back"))
+    stream = cos.per_test.get("back_to_back", {})
     model = inet.retrieve(to_bits(queries))
     mean_steps = float(np.mean(model.steps))
+    timing = back_to_back(params, model.steps)
     fmax, status = _built_fmax(target, params, out, build, report)
     clock = target.clock_mhz
     if build:
         met = clock if fmax is not None and fmax >= clock else None
     else:
         met = clock
-    rate = None if met is None else met * 1e6 / params.query_interval(mean_steps)
+    rate = None if met is None else timing.retrievals_per_second(met * 1e6)
     return HardwareFigure(
         board=target.name, device=target.device.part, n=params.n, p=params.p,
-        weight_bits=params.weight_bits, lanes=params.lanes, batch=1, clock_mhz=clock,
+        weight_bits=params.weight_bits, lanes=params.lanes, batch=params.batch,
+        clock_mhz=clock,
         fmax_mhz=fmax, build=status, clock_met_mhz=met,
         cycles_per_step_model=params.cycles_per_step,
         cycles_per_step_measured=cos.cycles_per_step.measured,
-        bound_cycles_per_step=params.bound_cycles_per_step, cosim_queries=cos.queries,
+        bound_cycles_per_step=params.bound_cycles_per_step,
+        stream_queries=stream.get("stream_queries", 0),
+        stream_cycles_measured=stream.get("stream_cycles"),
+        stream_cycles_model=stream.get("stream_cycles_model"), cosim_queries=cos.queries,
         cosim_mismatches=cos.mismatches + cos.cycle_mismatches, queries=len(queries),
         noise=noise, mean_steps=mean_steps, retrievals_per_s=rate,
         numpy_retrievals_per_s=numpy_rate,
@@ -164,19 +178,24 @@ def format_hardware_figures(figures, numpy):
              f"{numpy['mean_steps']:.2f} steps"),
              "",
              (f"{'board':<11} {'lanes':>5} {'B':>2} {'clock':>7} {'Fmax':>7} {'cyc/step':>9} "
-             f"{'model':>6} {'bound':>6} {'differ':>6} {'steps':>5} {'retr/s':>9} "
-             f"{'NumPy':>9} {'ratio':>6}")]
+             f"{'model':>6} {'bound':>6} {'stream':>13} {'differ':>6} {'steps':>5} "
+             f"{'retr/s':>9} {'NumPy':>9} {'ratio':>6}")]
     for f in figures:
+        stream = f"{_num(f.stream_cycles_measured)}/{_num(f.stream_cycles_model)}"
         lines.append(
             f"{f.board:<11} {f.lanes:>5} {f.batch:>2} {f.clock_mhz:>7g} "
             f"{_num(f.fmax_mhz, '{:.2f}'):>7} {_num(f.cycles_per_step_measured, '{:.0f}'):>9} "
-            f"{f.cycles_per_step_model:>6} {f.bound_cycles_per_step:>6} "
+            f"{f.cycles_per_step_model:>6} {f.bound_cycles_per_step:>6} {stream:>13} "
             f"{f.cosim_mismatches:>6} {f.mean_steps:>5.2f} {_num(f.retrievals_per_s):>9} "
             f"{_num(f.numpy_retrievals_per_s):>9} {_num(f.ratio, '{:.2f}x'):>6}")
         if not f.build.startswith("ok"):
             lines.append(f"  {f.board}: {f.build}")
-    lines.append("clock, Fmax in MHz; cyc/step measured in the cosimulation of "
-                 f"{figures[0].cosim_queries if figures else 0} queries, model = cycle model, "
-                 "bound = p x ceil(n / lanes); differ = results not equal to the integer model; "
-                 "retr/s at the board clock when nextpnr meets it")
+    first = figures[0] if figures else None
+    lines.append(
+        "clock, Fmax in MHz; cyc/step measured in the cosimulation (queries that found the "
+        "accelerator idle), model = cycle model, bound = p x ceil(n / lanes) weight reads per "
+        f"step for B queries; stream = cycles of a cosimulated back-to-back stream of "
+        f"{first.stream_queries if first else 0} queries, measured/model; differ = results "
+        "or latencies not equal to the models; retr/s: the queries back to back "
+        "(khop.hw.timing) at the board clock when nextpnr meets it")
     return "\n".join(lines)

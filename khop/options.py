@@ -14,7 +14,7 @@ value or several. The help states what an unset option becomes, so the help form
 (:class:`khop.cli_common.HelpFormatter`) does not add argparse's "(default: None)".
 """
 
-from khop.hw.params import GENERIC_DEFAULTS, HARDWARE_OPTIONS
+from khop.hw.params import GENERIC_DEFAULTS, HARDWARE_OPTIONS, MAX_BATCH
 from khop.model.compress import QUANTIZERS
 from khop.model.fixed import FixedConfig
 
@@ -39,6 +39,7 @@ ARITHMETIC_OPTIONS = tuple(name for name in HARDWARE_OPTIONS if name in _FIXED_F
 
 #: ``{option: (lo, hi)}``, ``hi=None``: up to N (checked with the network's shape).
 HARDWARE_RANGES = {name: FixedConfig.RANGES[_FIXED_FIELD[name]] if name in _FIXED_FIELD
+                   else (1, MAX_BATCH) if name == "batch"
                    else (1, None) for name in HARDWARE_OPTIONS if name not in HARDWARE_CHOICES}
 
 #: Appended to an option's help where it takes a list (``multi``).
@@ -57,9 +58,10 @@ HARDWARE_HELP = {
     "bits": f"bits per dual weight code, {_span('bits')}; unset: {_FIXED.weight_bits}",
     "lanes": f"MAC lanes, neurons accumulated in parallel, 1..N; unset: the target's default, "
              f"else {GENERIC_DEFAULTS.lanes} (at most N)",
-    "popcount_width": "bits of the XNOR/popcount per cycle, 1..N; unset: the target's choice "
-                      "(on a board the narrowest that costs no cycles, "
-                      "ceil(N / ceil(N / lanes))), else N",
+    "batch": f"queries in flight, sharing every pattern and weight read, "
+             f"{_span('batch')}; unset: the target's default, else {GENERIC_DEFAULTS.batch}",
+    "popcount_width": "bits of the XNOR/popcount per cycle, 1..N (fewer: p * (ceil(N/W) - 1) "
+                      "more cycles per step); unset: N",
     "kernel_bits": f"width of the kernel lookup-table entries, {_span('kernel_bits')}; unset: "
                    f"the target's default, else {GENERIC_DEFAULTS.kernel_bits}",
     "threshold_frac_bits": f"fractional bits of the threshold constant r_fx, "

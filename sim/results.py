@@ -241,7 +241,8 @@ class CosimResult:
         prm, cps, tests = self.params, self.cycles_per_step, self.tests
         cached = " (cached build)" if self.cached_build else ""
         design = (f"N={prm.n} P={prm.p}, {prm.weight_bits}-bit weights, {prm.lanes} lanes, "
-                  f"popcount width {prm.popcount_width}") if prm is not None else "-"
+                  f"batch {prm.batch}, popcount width {prm.popcount_width}"
+                  ) if prm is not None else "-"
         ran = tests.total - tests.skipped
         simulator = f"{self.sim}, {tests.passed} of {ran} cocotb tests passed"
         exact = f"{_fmt(self.exact_recall)} hardware, {_fmt(self.model_exact_recall)} model"

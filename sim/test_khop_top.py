@@ -15,6 +15,7 @@ import json
 import cocotb
 import numpy as np
 
+from khop.hw.timing import back_to_back
 from khop.model.fixed import IntegerNetwork, to_bipolar, to_bits
 from khop.model.metrics import noisy_queries
 from khop.outputs import atomic_write
@@ -173,8 +174,10 @@ async def test_stored_patterns(dut, flow):
 
 @_test("back_to_back")
 async def test_back_to_back(dut):
-    """Queries with ``valid`` held high throughout and ``ready`` always high: the accelerator
-    takes each next query at the latest one edge after handing over the previous result."""
+    """Queries with ``valid`` held high throughout and ``ready`` always high: every query is
+    taken, and every result presented, at exactly the edge the slots' timing model says
+    (:func:`khop.hw.timing.back_to_back`; with one slot, each next query one edge after the
+    previous result is taken)."""
     tb = await _start(dut, "back_to_back", "none")
     rng = _rng("back_to_back", "none")
     noisy, targets = _noisy(tb.model, max(4, CONFIG.queries // 2), rng)
@@ -182,10 +185,19 @@ async def test_back_to_back(dut):
     queries = np.concatenate([noisy, tb.model.patterns[stored]])
     await tb.send(queries, scenario="back_to_back", targets=np.concatenate([targets, stored]))
     await tb.drain()
-    gaps = [round((q - r) / 10) for q, r in zip(tb.query_transfers[1:], tb.result_transfers,
-                                                 strict=False)]
-    _finish(tb, "back_to_back", {"max_gap_edges": max(gaps, default=0)})
-    assert max(gaps) <= 1, f"gaps between a result and the next query (edges): {gaps}"
+    steps = [r[0].steps for r in tb.scoreboard.records]
+    model = back_to_back(PARAMS, steps)
+    first = round(tb.query_transfers[0] / 10)
+    transfers = [round(t / 10) - first + 1 for t in tb.query_transfers]
+    taken = [round(t / 10) - first + 1 for t in tb.result_transfers]
+    cycles = taken[-1] - transfers[0]
+    _finish(tb, "back_to_back", {"stream_queries": len(steps), "stream_cycles": cycles,
+                                 "stream_cycles_model": model.cycles})
+    assert transfers == list(model.transfers), (
+        f"query transfer edges {transfers[:12]} ..., the model says {list(model.transfers[:12])}")
+    assert taken == [v + 1 for v in model.valid], (
+        f"result transfer edges {taken[:12]} ..., the model says "
+        f"{[v + 1 for v in model.valid[:12]]}")
 
 
 @_test("reset")
@@ -244,7 +256,8 @@ async def test_reload_network(dut, flow):
     await sender
     words = await loader
     _state["loaded"] = other
-    assert tb.query_transfers[1] > tb.load_done_at, "a waiting query overtook the load"
+    assert all(t > tb.load_done_at for t in tb.query_transfers if t > tb.load_offered_at), \
+        "a waiting query overtook the load"
 
     queries, targets = _noisy(other, count, rng)
     stored = np.arange(min(PARAMS.p, 8))

@@ -26,6 +26,7 @@ from cocotb.triggers import Event, ReadOnly, RisingEdge, Timer, with_timeout
 
 from khop.hw.layout import load_words, pack_load, unpack_result
 from khop.hw.params import AccelParams
+from khop.hw.timing import SlotTiming
 from khop.model.fixed import IntegerNetwork, pack_bits, unpack_bits
 
 __all__ = ["PERIOD_NS", "flow_patterns", "Expected", "Scoreboard", "TB"]
@@ -72,6 +73,7 @@ class Expected:
     target: int | None    # stored pattern the query was made from, if any
     target_state: int | None
     t_transfer: float     # ns, the clock edge that transferred the query
+    idle: bool = True     # it found the accelerator idle (set by the scoreboard)
 
 
 def _first_set_bit(x):
@@ -82,7 +84,9 @@ class Scoreboard:
     """In-order comparison of every result with the integer model.
 
     Every field is compared: all n state bits, the step count and the converged flag; the
-    latency (transfer edge to result valid) is compared with :meth:`AccelParams.cycles_per_query`.
+    edge at which each result becomes valid is compared with the slots' timing model
+    (:class:`khop.hw.timing.SlotTiming`: with one query in flight, the transfer edge plus
+    :meth:`AccelParams.cycles_per_query`).
     Mismatches are collected (the first few logged with the query index, the first differing
     neuron and the seed), so a run reports how many results were wrong.
     """
@@ -99,16 +103,23 @@ class Scoreboard:
         self.records = []             # (Expected, hw_state, hw_steps, hw_converged, latency)
         self.empty = Event()
         self.empty.set()
+        self.timing = SlotTiming(params)
+        self._last_taken = None       # edge at which the previous result was taken
 
     def expect(self, exp: Expected):
         self.pending.append(exp)
         self.empty.clear()
+        self.timing.transfer(round(exp.t_transfer / PERIOD_NS), exp.steps)
+        exp.idle = self.timing.idle[-1]
 
     def flush(self):
-        """Forget the pending queries (after a reset); returns them."""
+        """Forget the pending queries (after a reset, which empties every slot); returns
+        them."""
         flushed = list(self.pending)
         self.pending.clear()
         self.empty.set()
+        self.timing = SlotTiming(self.params)
+        self._last_taken = None
         return flushed
 
     def _mismatch(self, msg):
@@ -116,8 +127,9 @@ class Scoreboard:
         if len(self.mismatches) <= self.max_logged:
             self.log.error("%s", msg)
 
-    def check(self, value, t_valid):
-        """Compare one ``o_result`` payload, valid since ``t_valid`` ns, with the next query."""
+    def check(self, value, t_valid, t_taken):
+        """Compare one ``o_result`` payload, valid since ``t_valid`` ns and taken at
+        ``t_taken`` ns, with the next query."""
         state, steps, converged = unpack_result(self.params, value)
         if not self.pending:
             self._mismatch(f"unexpected result (no query pending): state 0x{state:x}, "
@@ -128,6 +140,13 @@ class Scoreboard:
         if not self.pending:
             self.empty.set()
         latency = round((t_valid - e.t_transfer) / PERIOD_NS)
+        want_edge = self.timing.result(self._last_taken)
+        self._last_taken = round(t_taken / PERIOD_NS)
+        # Only a query that found the accelerator idle, whose steps had no join window for
+        # other queries and whose result did not wait for the one before it times the steps.
+        e.idle = (e.idle and want_edge == self.timing.last_decided
+                  and want_edge - round(e.t_transfer / PERIOD_NS)
+                  == self.params.cycles_per_query(e.steps))
         self.records.append((e, state, steps, converged, latency))
         problems = []
         if state != e.state:
@@ -143,11 +162,11 @@ class Scoreboard:
             self._mismatch(f"query {e.index} ({e.scenario}, seed {self.seed}): "
                            + "; ".join(problems) + f"; query 0x{e.query:x}")
         else:
-            want = self.params.cycles_per_query(e.steps)
+            want = want_edge - round(e.t_transfer / PERIOD_NS)
             if latency != want:
                 msg = (f"query {e.index} ({e.scenario}, seed {self.seed}): result valid "
                        f"{latency} edges after the transfer, the cycle model says {want} "
-                       f"({e.steps} steps)")
+                       f"({e.steps} steps, batch {self.params.batch})")
                 self.cycle_mismatches.append(msg)
                 if len(self.cycle_mismatches) <= self.max_logged:
                     self.log.error("%s", msg)
@@ -164,11 +183,15 @@ class Scoreboard:
         """Figures of the checked results: counts, steps, latency, recall against targets."""
         n = self.params.n
         steps = sum(r[2] for r in self.records)
-        timed = [r for r in self.records if r[2] == r[0].steps]
+        # Cycles per step are measured on the queries that found the accelerator idle (their
+        # latency is join_cycles + steps * cycles_per_step by the model; the measured figure,
+        # less the join window, is the hardware's own), and whose result is right.
+        timed = [r for r in self.records if r[2] == r[0].steps and r[0].idle]
+        join = self.params.join_cycles
         out = {"results": len(self.records), "mismatches": len(self.mismatches),
                "cycle_mismatches": len(self.cycle_mismatches), "steps": steps,
                "timed_steps": sum(r[2] for r in timed),
-               "latency_cycles": sum(r[4] for r in timed),
+               "latency_cycles": sum(r[4] - join for r in timed),
                "recall_bits": 0, "recall_hw_equal": 0, "recall_model_equal": 0,
                "recall_queries": 0, "exact_hw": 0, "exact_model": 0}
         with_target = [r for r in self.records if r[0].target is not None]
@@ -217,6 +240,7 @@ class TB:
         self.query_transfers = []      # ns of every query transfer edge
         self.result_transfers = []     # ns of every result transfer edge
         self.load_done_at = None       # ns of the last load's final transfer edge
+        self.load_offered_at = None    # ns at which the last load was first offered
         self._monitor = None
         self._t0 = 0.0
         self._wall0 = 0.0
@@ -336,7 +360,7 @@ class TB:
                     value = int(payload.value)
                     await RisingEdge(d.clk)
                     self.result_transfers.append(self.now())
-                    self.scoreboard.check(value, t_first)
+                    self.scoreboard.check(value, t_first, self.now())
                     t_first = None
                 else:
                     await RisingEdge(d.clk)
@@ -362,6 +386,7 @@ class TB:
         prm = self.params
         words = load_words(prm, inet)
         d.i_load__valid.value = 1
+        self.load_offered_at = self.now()
         for target, addr, value in words:
             d.i_load__payload.value = pack_load(prm, target, addr, value)
             await self._wait_high(d.i_load__ready)

@@ -260,10 +260,10 @@ HELP_UNSET = {
                 "--max-steps": "unset: 30"},
     "precision": {"--bits": "unset: 2"},
     "build": {"--bits": "unset: 2", "--lanes": "unset: the target's default",
-              "--popcount-width": "unset: the target's choice",
+              "--batch": "unset: the target's default", "--popcount-width": "unset: N",
               "--kernel-bits": "unset: the target's default", "--max-steps": "unset: 30"},
-    "estimate": {"--bits": "unset: 2", "--lanes": "else 16",
-                 "--popcount-width": "unset: the target's choice",
+    "estimate": {"--bits": "unset: 2", "--lanes": "else 16", "--batch": "else 1",
+                 "--popcount-width": "unset: N",
                  "--kernel-bits": "unset: the target's default", "--max-steps": "unset: 30"},
     "sweep": {"--bits": "unset: 2"},
 }
@@ -478,8 +478,8 @@ def test_verilog_writes_lint_clean_verilog_and_its_description(small_net, tmp_pa
                                   "popcount_width": 7, "kernel_bits": 16,
                                   "threshold_frac_bits": 16, "max_steps": 30,
                                   "center": "median", "quantizer": "paper",
-                                  "threshold_digit_bits": 4}
-    # 24 neurons in blocks of 5 lanes: 5 MAC cycles per pattern, bound 30 * 5.
+                                  "threshold_digit_bits": 4, "batch": 1}
+    # 24 neurons in blocks of 5 lanes: 5 passes over the 30 patterns, bound 30 * 5.
     assert info["cycle_model"]["bound_cycles_per_step"] == 150
     assert {p["name"] for p in info["ports"]} >= {"clk", "rst", "i_query__payload",
                                                    "o_result__payload", "i_load__payload"}

@@ -38,14 +38,14 @@ def test_unsupported_board_lists_the_allowed_ones():
 def test_estimate_ridge_on_icebreaker_puts_weights_in_spram():
     est = estimate("icebreaker", RIDGE)
     # patterns 300 x 100 bits: 13 block RAMs in 512 x 8 mode; LUT 101 x 16: 1; thresholds
-    # (digit-sliced, 35 words x 64 bits at the generic 4-bit digits): 4; the link's receive
-    # buffer (511 x 8): 1.
-    assert (est["bram"], est["spram"], est["short"]) == (19, 2, [])
-    assert est["accumulator_ffs"] == 7 * 16 * 25
+    # (digit-sliced, 35 words x 64 bits at the generic 4-bit digits): 4; the kernel buffer
+    # (300 x 16, block-outer): 2; the link's receive buffer (511 x 8): 1.
+    assert (est["bram"], est["spram"], est["short"]) == (21, 2, [])
+    assert est["accumulator_ffs"] == 16 * 25      # one query: the lanes' accumulators
 
 
 def test_estimate_says_which_resource_is_short_and_by_how_much():
-    big = hardware_params(1000, 3000, bits=2, lanes=16)
+    big = hardware_params(1000, 3000, bits=2, lanes=16, batch=32)
     est = estimate("icebreaker", big)
     text = " ".join(est["short"])
     assert "block RAM" in text and "SPRAM" in text and "flip-flops" in text
@@ -72,9 +72,13 @@ def test_plls_match_icepll_and_ecppll():
 
 def test_board_params_defaults():
     p = board_params("icebreaker", 100, 300)
-    assert (p.lanes, p.popcount_width, p.kernel_bits) == (8, 8, 12)
-    assert p.chunks == p.blocks     # the narrow popcount costs no cycles
-    assert board_params("ulx3s-85f", 256, 768).lanes == 32
+    target = get_board("icebreaker")
+    assert (p.lanes, p.batch, p.kernel_bits) == (target.defaults.lanes, target.defaults.batch,
+                                                 target.defaults.kernel_bits)
+    assert p.popcount_width == 100 and p.chunks == 1   # a pattern per cycle in block 0
+    big = board_params("ulx3s-85f", 256, 768)
+    assert (big.lanes, big.batch) == (get_board("ulx3s-85f").defaults.lanes,
+                                      get_board("ulx3s-85f").defaults.batch)
 
 
 YOSYS_LOG = """
@@ -128,7 +132,8 @@ def test_cli_build_generate_only_writes_the_scripts(ridge_file, tmp_path, capsys
                  "--generate-only"]) == 0
     assert (out / "khop_board.il").exists() and (out / "build_khop_board.sh").exists()
     report = json.loads((out / "report.json").read_text())
-    assert report["params"]["lanes"] == 8 and report["estimate"]["short"] == []
+    assert report["params"]["lanes"] == get_board("icebreaker").defaults.lanes
+    assert report["estimate"]["short"] == []
     assert "icebreaker" in capsys.readouterr().out
     assert not failed_dir(out).exists() and not list(tmp_path.glob(".*.tmp"))
 
@@ -137,9 +142,10 @@ def test_cli_build_takes_the_hardware_options(ridge_file, tmp_path):
     out = tmp_path / "b"
     assert main(["build", str(ridge_file), "--board", "ulx3s-85f", "-o", str(out),
                  "--generate-only", "--lanes", "16", "--kernel-bits", "14", "--max-steps",
-                 "12"]) == 0
+                 "12", "--batch", "3"]) == 0
     p = json.loads((out / "report.json").read_text())["params"]
-    assert (p["lanes"], p["kernel_bits"], p["max_steps"], p["popcount_width"]) == (16, 14, 12, 15)
+    assert (p["lanes"], p["kernel_bits"], p["max_steps"], p["popcount_width"], p["batch"]) == \
+        (16, 14, 12, 100, 3)
 
 
 def test_cli_build_too_big_names_the_short_resource(tmp_path, capsys):
@@ -169,14 +175,16 @@ def test_cli_run_missing_port_is_one_line_error(ridge_file, capsys):
 
 @pytest.mark.synth
 @pytest.mark.parametrize("board, params", [
-    # The ridge network (about 1 minute), and N=256, P=768 on the ECP5 (about 5 minutes).
+    # The ridge network with the board's geometry (about 1.5 minutes), and on the ECP5 with
+    # 32 lanes and 2 queries in flight (the default 100 x 4 takes about half an hour:
+    # make bench-hardware builds it).
     ("icebreaker", board_params("icebreaker", 100, 300)),
-    ("ulx3s-85f", board_params("ulx3s-85f", 256, 768)),
+    ("ulx3s-85f", board_params("ulx3s-85f", 100, 300, lanes=32, batch=2)),
 ])
 def test_synthesis_places_routes_packs_and_meets_the_default_clock(board, params, tmp_path):
     r = build_board(board, params, tmp_path / board)
     assert r.ok and r.bitstream
-    assert r.synthesis["spram"] == (1 if board == "icebreaker" else 0)
+    assert r.synthesis["spram"] == r.estimate["spram"] == (3 if board == "icebreaker" else 0)
     assert r.clock_mhz == get_board(board).clock_hz / 1e6
     assert r.fmax_mhz >= r.clock_mhz, r.format()
     assert (tmp_path / board / "report.txt").read_text().startswith(board)
@@ -198,3 +206,39 @@ def test_a_failed_build_leaves_no_output_directory_and_keeps_its_logs(tmp_path, 
     kept = failed_dir(out)
     assert (kept / "khop_board.tim").exists()
     assert json.loads((kept / "report.json").read_text())["ok"] is False
+
+
+def test_an_ecp5_build_that_trips_yosys_abc9_assertion_is_synthesised_again_with_dff(
+        tmp_path, monkeypatch):
+    """YoWASP Yosys 0.70 stops on an ABC9 assertion on some ECP5 netlists: the build runs
+    once more with ``synth_ecp5 -dff`` (and only on that failure), and says so."""
+    from amaranth.build.run import BuildPlan
+
+    from khop.boards.build import ABC9_ASSERTION, ABC9_RETRY_OPTS
+
+    scripts = []
+
+    def tripping(self, root="build", **kwargs):
+        ys = next(text for name, text in self.files.items() if name.endswith(".ys"))
+        scripts.append(ys)
+        (Path(root) / "khop_board.rpt").write_text(f"ERROR: Assert failed in {ABC9_ASSERTION}.\n")
+        raise RuntimeError("the build script failed")
+
+    monkeypatch.setattr(BuildPlan, "execute_local", tripping)
+    said = []
+    with pytest.raises(BuildError, match="the build failed"):
+        build_board("ulx3s-85f", board_params("ulx3s-85f", 16, 32), tmp_path / "b",
+                    report=said.append)
+    assert len(scripts) == 2
+    assert f"synth_ecp5 {ABC9_RETRY_OPTS}" not in scripts[0]
+    assert f"synth_ecp5 {ABC9_RETRY_OPTS}" in scripts[1]
+    assert any("ABC9 assertion" in line for line in said)
+    report = json.loads((failed_dir(tmp_path / "b") / "report.json").read_text())
+    assert report["synth_opts"] == ABC9_RETRY_OPTS
+
+    # Another failure is not retried, and an iCE40 build never is.
+    scripts.clear()
+    with pytest.raises(BuildError):
+        build_board("icebreaker", board_params("icebreaker", 16, 32), tmp_path / "c",
+                    report=lambda s: None)
+    assert len(scripts) == 1

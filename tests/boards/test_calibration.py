@@ -11,11 +11,11 @@ from khop.boards.estimate import estimate, load_calibration, model_terms, synth_
 from khop.boards.sweep import SweepConfig, run_config
 from khop.boards.targets import get_device
 
-CONFIGS = [SweepConfig(dev, n, 2, k, lanes) for dev in ("hx8k", "ecp5-25f")
-           for n in (32, 64, 100) for k in (1, 2, 3) for lanes in (8, 16)]
+CONFIGS = [SweepConfig(dev, n, 2, k, lanes, batch=batch) for dev in ("hx8k", "ecp5-25f")
+           for n in (32, 64, 100) for k in (1, 2, 3) for lanes in (8, 16) for batch in (1, 3)]
 
-TRUE = {"luts": {"const": 900.0, "acc": 1.6, "mac": 1.5, "sign": 1.2, "lanes": 9.0,
-                 "pop": 1.0, "state": 3.0, "mem": 2.0, "macbank": 0.4},
+TRUE = {"luts": {"const": 900.0, "acc": 1.6, "select": 1.1, "mac": 1.5, "sign": 1.2, "lanes": 9.0,
+                 "pop": 1.0, "state": 3.0, "summux": 0.7, "mem": 2.0, "macbank": 0.4},
         "ffs": {"const": 400.0, "ring": 1.0, "pipe": 1.0, "regs": 1.0, "mem": 1.0}}
 
 
@@ -55,7 +55,7 @@ def test_calibrate_writes_both_families_with_tolerances(tmp_path, capsys):
     assert set(cal["families"]) == {"ice40", "ecp5"} and cal["tools"]["yosys"] == "9.9"
     assert len(cal["baseline"]) == len(CONFIGS)
     assert cal["families"]["ice40"]["tolerance"]["luts"] == 0.15
-    assert "ice40: 18 points" in capsys.readouterr().out
+    assert "ice40: 36 points" in capsys.readouterr().out
     with pytest.raises(ValueError, match="no synthesised configuration"):
         calibrate({"results": []})
 

@@ -14,7 +14,7 @@ from khop.boards.estimate import (
 )
 from khop.boards.targets import DEVICES, device_target, get_device
 from khop.cli import main
-from khop.hw.params import hardware_params, narrow_popcount_width
+from khop.hw.params import hardware_params
 
 
 def device_params(device, n, p, **options):
@@ -87,11 +87,11 @@ def test_the_threshold_memory_is_mapped_like_the_other_memories():
     assert memory_maps(params, "up5k")["threshold"].describe() == "1 SB_RAM40_4K (260 x 8)"
 
 
-def test_device_params_use_the_narrow_popcount_and_the_device_kernel_width():
+def test_device_params_use_a_pattern_per_cycle_and_the_device_kernel_width():
     assert device_params("hx8k", 100, 300).kernel_bits == 12
-    assert narrow_popcount_width(100, 8) == 8 and narrow_popcount_width(100, 16) == 15
+    # Block-outer: the distance units work in block 0 only, a pattern per cycle.
     p = device_params("up5k", 100, 300, lanes=16)
-    assert (p.popcount_width, p.kernel_bits, p.chunks, p.blocks) == (15, 12, 7, 7)
+    assert (p.popcount_width, p.kernel_bits, p.chunks, p.blocks) == (100, 12, 1, 7)
     assert device_params("ecp5-85f", 100, 300, lanes=16, kernel_bits=10).kernel_bits == 10
 
 

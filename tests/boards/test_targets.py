@@ -124,4 +124,5 @@ def test_boards_readme_table_quotes_the_target_table():
         assert t.device.part.replace("iCE40", "iCE40 ") in row or t.device.part in row, row
         assert f"{t.clock_mhz:g} MHz |" in row, row
         assert row.rstrip(" |").endswith(
-            f"{t.defaults.lanes} lanes, kernel_bits {t.defaults.kernel_bits}"), row
+            f"{t.defaults.lanes} lanes, batch {t.defaults.batch}, kernel_bits "
+            f"{t.defaults.kernel_bits}"), row

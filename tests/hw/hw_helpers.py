@@ -25,7 +25,7 @@ from khop.model.klr import TrainConfig, train_klr
 
 __all__ = ["tiny_network", "params_for", "accel_params", "noisy_queries", "random_states",
            "ref_pattern_word", "ref_weight_word", "Clock", "drive", "collect", "run_sim",
-           "bits_of", "int_of", "lanes_of", "rejected"]
+           "bits_of", "int_of", "lanes_of", "pack_lanes", "rejected"]
 
 
 # Networks -------------------------------------------------------------------------------------
@@ -48,7 +48,7 @@ def tiny_network(n, p, seed, *, weight_bits=2, kernel_bits=16, threshold_frac_bi
 
 def params_for(inet, **kw):
     """:class:`AccelParams` matching integer network ``inet`` (its own :class:`FixedConfig`);
-    ``kw`` sets lanes and popcount_width."""
+    ``kw`` sets lanes, popcount_width, batch, threshold_digit_bits."""
     return AccelParams(inet.n, inet.p, inet.config, **kw)
 
 
@@ -83,6 +83,17 @@ def lanes_of(value, width, count):
     """The ``count`` unsigned fields of ``width`` bits packed in ``value``, LSB first."""
     mask = (1 << width) - 1
     return [(value >> (i * width)) & mask for i in range(count)]
+
+
+def pack_lanes(values, width):
+    """Inverse of :func:`lanes_of`: ``values`` (each ``0 <= v < 2^width``) packed LSB first,
+    as an ``ArrayLayout(width, len(values))`` payload (e.g. one kernel or state per slot)."""
+    word = 0
+    for i, v in enumerate(values):
+        v = int(v)
+        assert 0 <= v < 2 ** width, f"field {i}: {v} does not fit {width} bits"
+        word |= v << (i * width)
+    return word
 
 
 # Reference memory words, written from the layout in docs/architecture.md / hw.layout -------
@@ -140,14 +151,15 @@ async def drive(ctx, stream, payloads, rng=None, idle=0.0, transfers=None, clock
 
 
 async def collect(ctx, stream, count, rng=None, stall=0.0, first_valid=None, clock=None,
-                  what="stream", extra=()):
+                  what="stream", extra=(), taken=None):
     """Sink: accept ``count`` payloads (raw integers) from ``stream``, ``ready`` low with
     probability ``stall`` each cycle.
 
     Checks the source side of the stream rules on every edge: once ``valid`` is high it stays
     high with the same payload until the transfer. The edge at which each payload was first
-    sampled valid is appended to ``first_valid``. With ``extra`` signals, each item returned is
-    ``(payload, *extra values sampled at the transfer edge)``.
+    sampled valid is appended to ``first_valid``, the edge of its transfer to ``taken``. With
+    ``extra`` signals, each item returned is ``(payload, *extra values sampled at the transfer
+    edge)``.
     """
     clock = Clock() if clock is None else clock
     raw = Value.cast(stream.payload)
@@ -165,6 +177,8 @@ async def collect(ctx, stream, count, rng=None, stall=0.0, first_valid=None, clo
             first_valid.append(clock.edge)
         if valid and ready:
             out.append((payload, *extras) if extra else payload)
+            if taken is not None:
+                taken.append(clock.edge)
             pending = None
         elif valid:
             pending = payload

@@ -1,7 +1,10 @@
 """The retrieval accelerator top (hw/accelerator.py) against ``IntegerNetwork.retrieve``.
 
-Every result (state bits, steps, converged) is compared in order; without backpressure the
-cycles from each query's transfer to its result's ``valid`` must equal the cycle model.
+Every result (state bits, steps, converged) is compared in order, with ``batch`` 1, 2 and 4
+queries in flight; the edge at which each result becomes valid must equal
+:class:`khop.hw.timing.SlotTiming` (``cycles_per_query(steps)`` after the transfer when the
+accelerator was idle), and a stream offered back to back must follow
+:func:`khop.hw.timing.back_to_back`.
 """
 
 import dataclasses
@@ -24,6 +27,7 @@ from hw_helpers import (
 
 from khop.hw.accelerator import RetrievalAccelerator
 from khop.hw.layout import LoadTarget, load_words, pack_load, threshold_writes, unpack_result
+from khop.hw.timing import SlotTiming, back_to_back
 from khop.model.fixed import FixedConfig, integer_network
 from khop.model.kernel import random_patterns
 from khop.model.klr import TrainConfig, train_klr
@@ -38,10 +42,13 @@ CONFIGS = {
 }
 
 
-def build(name, seed, **kw):
+BATCHES = [1, 2, 4]
+
+
+def build(name, seed, batch=1, **kw):
     n, p, k, lanes, width, max_steps = CONFIGS[name]
     inet = tiny_network(n, p, seed, weight_bits=k, max_steps=max_steps, epochs=5, **kw)
-    return inet, params_for(inet, lanes=lanes, popcount_width=width)
+    return inet, params_for(inet, lanes=lanes, popcount_width=width, batch=batch)
 
 
 def make_queries(rng, inet, count):
@@ -65,10 +72,11 @@ def check_results(prm, raws, expected, what):
         assert (steps, conv) == (e_steps, e_conv), tag
 
 
-def stream_queries(dut, queries, rng, idle, stall):
+def stream_queries(dut, queries, rng, idle, stall, taken=None):
     """Testbenches offering ``queries`` and collecting their results concurrently.
 
-    Returns ``(testbenches, raws, query_edges, valid_edges)``; the lists fill during the run.
+    Returns ``(testbenches, raws, query_edges, valid_edges)``; the lists fill during the run
+    (and ``taken``, if given, with the results' transfer edges).
     """
     raws, q_edges, v_edges = [], [], []
 
@@ -77,9 +85,19 @@ def stream_queries(dut, queries, rng, idle, stall):
 
     async def sink(ctx):
         raws.extend(await collect(ctx, dut.o_result, len(queries), rng, stall, v_edges,
-                                  what="o_result"))
+                                  what="o_result", taken=taken))
 
     return [source, sink], raws, q_edges, v_edges
+
+
+def predicted_valid(prm, q_edges, steps, taken):
+    """:class:`SlotTiming`'s edge after which each result is valid (the first edge at which
+    it is sampled valid, minus one), from the transfer edges and the previous result's taken
+    edge."""
+    timing = SlotTiming(prm)
+    for edge, s in zip(q_edges, steps, strict=True):
+        timing.transfer(edge, int(s))
+    return [timing.result(None if i == 0 else taken[i - 1]) for i in range(len(steps))]
 
 
 def measured_cycles(q_edges, v_edges):
@@ -93,38 +111,64 @@ def measured_cycles(q_edges, v_edges):
 
 # Results against the model ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(("batch", "seed"), [(1, 1), (1, 2), (2, 1), (4, 2)])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_results_with_idle_and_backpressure(name, seed):
+def test_results_with_idle_and_backpressure(name, batch, seed):
+    """Random idle cycles and heavy backpressure: every result equals the model, in order,
+    and is valid exactly when :class:`SlotTiming` says (the slots wait for their results to be
+    taken, later results for earlier ones)."""
     rng = np.random.default_rng(seed)
-    inet, prm = build(name, seed)
+    inet, prm = build(name, seed, batch)
     dut = RetrievalAccelerator(prm, inet)
-    queries = make_queries(rng, inet, 8)
-    tbs, raws, _, _ = stream_queries(dut, queries, rng, idle=0.5, stall=0.6)
-    run_sim(dut, *tbs)
-    check_results(prm, raws, expected_results(inet, queries), f"{name} seed={seed}")
-
-
-@pytest.mark.parametrize("idle", [0.0, 0.5])
-@pytest.mark.parametrize("name", list(CONFIGS))
-def test_cycles_per_query_without_backpressure(name, idle):
-    """Back to back (``idle`` 0: the next query is always offered) or with idle gaps, and
-    ``o_result`` always ready: each query costs exactly ``cycles_per_query(steps)``."""
-    seed = 3
-    rng = np.random.default_rng(seed)
-    inet, prm = build(name, seed)
-    dut = RetrievalAccelerator(prm, inet)
-    queries = make_queries(rng, inet, 8)
-    tbs, raws, q_edges, v_edges = stream_queries(dut, queries, rng, idle=idle, stall=0.0)
+    queries = make_queries(rng, inet, 8 if batch == 1 else 2 * batch + 1)
+    taken = []
+    tbs, raws, q_edges, v_edges = stream_queries(dut, queries, rng, idle=0.5, stall=0.6,
+                                                 taken=taken)
     run_sim(dut, *tbs)
     expected = expected_results(inet, queries)
-    what = f"{name} seed={seed} idle={idle}"
+    what = f"{name} batch={batch} seed={seed}"
     check_results(prm, raws, expected, what)
-    cycles = measured_cycles(q_edges, v_edges)
-    assert cycles == [prm.cycles_per_query(steps) for _, steps, _ in expected], what
+    steps = [s for _, s, _ in expected]
+    assert [v - 1 for v in v_edges] == predicted_valid(prm, q_edges, steps, taken), what
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("idle", [0.0, 0.5])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_valid_edges_without_backpressure(name, idle, batch):
+    """Back to back (``idle`` 0: the next query is always offered) or with idle gaps, and
+    ``o_result`` always ready: every result is valid after the edge :class:`SlotTiming`
+    predicts; with batch 1 that is ``cycles_per_query(steps)`` after its transfer, and back to
+    back the stream's edges are :func:`back_to_back`'s."""
+    seed = 3
+    rng = np.random.default_rng(seed)
+    inet, prm = build(name, seed, batch)
+    dut = RetrievalAccelerator(prm, inet)
+    queries = make_queries(rng, inet, 8 if batch == 1 else 2 * batch + 2)
+    taken = []
+    tbs, raws, q_edges, v_edges = stream_queries(dut, queries, rng, idle=idle, stall=0.0,
+                                                 taken=taken)
+    run_sim(dut, *tbs)
+    expected = expected_results(inet, queries)
+    what = f"{name} seed={seed} idle={idle} batch={batch}"
+    check_results(prm, raws, expected, what)
+    steps = [s for _, s, _ in expected]
+    assert taken == v_edges, what                  # always ready: taken when first valid
+    assert [v - 1 for v in v_edges] == predicted_valid(prm, q_edges, steps, taken), what
+    if batch == 1:
+        cycles = measured_cycles(q_edges, v_edges)
+        assert cycles == [prm.cycles_per_query(s) for s in steps], what
     if idle == 0.0:
-        # Back to back: the next query is taken in the cycle after its predecessor's result.
-        assert [q - v for q, v in zip(q_edges[1:], v_edges, strict=False)] == [1] * 7, what
+        if batch == 1:
+            # The next query is taken in the cycle after its predecessor's result.
+            assert [q - v for q, v in zip(q_edges[1:], v_edges, strict=False)] == \
+                [1] * (len(queries) - 1), what
+        # The stream's model, counted from the first transfer (edge 1 in back_to_back).
+        model = back_to_back(prm, steps)
+        origin = q_edges[0] - 1
+        assert list(model.transfers) == [q - origin for q in q_edges], what
+        assert list(model.valid) == [v - 1 - origin for v in v_edges], what
+        assert model.cycles == taken[-1] - q_edges[0], what
 
 
 def test_cycles_counted_from_the_transfer_edge():
@@ -209,21 +253,53 @@ def test_reload_replaces_the_network(name, seed):
                zip(expected_results(net_a, q_b), expected_results(net_b, q_b), strict=True))
 
 
-def test_empty_accelerator_loaded_at_run_time():
+@pytest.mark.parametrize("batch", [1, 2])
+def test_empty_accelerator_loaded_at_run_time(batch):
     rng = np.random.default_rng(7)
-    inet, prm = build("n30-p10-k4-L7-W4", 7)
+    inet, prm = build("n30-p10-k4-L7-W4", 7, batch)
     dut = RetrievalAccelerator(prm)
     queries = make_queries(rng, inet, 4)
     raws = []
 
     async def tb(ctx):
         await drive(ctx, dut.i_load, load_payloads(prm, inet), rng, 0.2)
-        for q in queries:
-            await drive(ctx, dut.i_query, [int_of(q)], rng, 0.2)
-            raws.extend(await collect(ctx, dut.o_result, 1, rng, 0.2))
+        if batch == 1:
+            for q in queries:
+                await drive(ctx, dut.i_query, [int_of(q)], rng, 0.2)
+                raws.extend(await collect(ctx, dut.o_result, 1, rng, 0.2))
+        else:
+            await drive(ctx, dut.i_query, [int_of(q) for q in queries[:batch]], rng, 0.2)
+            raws.extend(await collect(ctx, dut.o_result, batch, rng, 0.2))
 
     run_sim(dut, tb)
-    check_results(prm, raws, expected_results(inet, queries), "seed=7")
+    n = len(queries) if batch == 1 else batch
+    check_results(prm, raws, expected_results(inet, queries[:n]), f"seed=7 batch={batch}")
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_backpressure_check_catches_a_dropped_result(batch):
+    """The fault ``drop_under_backpressure`` (a result presented for one cycle only): the
+    backpressure test's sink sees a result vanish before its transfer (or never gets every
+    result), so the run fails; the same run on the correct design passes. Shows that the
+    checks above can fail."""
+    seed = 1
+    name = "n23-p9-k1-L5-W7"
+    for fault in (None, "drop_under_backpressure"):
+        rng = np.random.default_rng(seed)
+        inet, prm = build(name, seed, batch)
+        dut = RetrievalAccelerator(prm, inet, fault=fault)
+        queries = make_queries(rng, inet, 2 * batch + 1)
+        tbs, raws, _, _ = stream_queries(dut, queries, rng, idle=0.5, stall=0.6)
+        limit = 20 * prm.cycles_per_query(prm.max_steps) * len(queries)
+        if fault is None:
+            run_sim(dut, *tbs, max_cycles=limit)
+            check_results(prm, raws, expected_results(inet, queries), "no fault")
+        else:
+            # The sink's stream-rule check (valid held until the transfer) or the watchdog.
+            with pytest.raises(AssertionError, match="valid dropped before the transfer|"
+                                                     "payload changed before the transfer|"
+                                                     "simulation still running"):
+                run_sim(dut, *tbs, max_cycles=limit)
 
 
 def per_neuron_thresholds(rng, inet, prm):
@@ -287,29 +363,32 @@ def test_threshold_loaded_at_run_time_is_signed(r_fx):
     assert all((e[0] == (1 if r_fx < 0 else 0)).all() for e in expected)
 
 
-@pytest.mark.parametrize("seed", [8, 9])
-def test_load_waits_for_the_running_query(seed):
-    """A load offered while a query runs is not accepted until its result has been delivered
-    (``i_load.ready`` low), does not corrupt it, and goes before a query waiting with it."""
+@pytest.mark.parametrize(("batch", "seed"), [(1, 8), (1, 9), (2, 8), (4, 9)])
+def test_load_waits_until_every_slot_is_empty(batch, seed):
+    """A load offered while ``batch`` queries are in flight is not accepted until the last of
+    their results has been delivered (``i_load.ready`` low from the first transfer on), does
+    not corrupt them, and goes before a query waiting with it."""
     rng = np.random.default_rng(seed)
     name = "n20-p12-k2-L4-W20"
-    net_a, prm = build(name, seed)
+    net_a, prm = build(name, seed, batch)
     net_b = other_network(name, seed, net_a)
     dut = RetrievalAccelerator(prm, net_a)
-    q1, q2 = make_queries(rng, net_a, 2)
+    *first, last = make_queries(rng, net_a, batch + 1)
     loads = load_payloads(prm, net_b)
     q_edges, r_edges, load_edges, ready_edges, raws = [], [], [], [], []
 
     async def queries(ctx):
         clock = Clock()
-        await drive(ctx, dut.i_query, [int_of(q1)], clock=clock, transfers=q_edges)
-        # q2 is offered right away and keeps waiting through the result and the load.
-        await drive(ctx, dut.i_query, [int_of(q2)], clock=clock, transfers=q_edges)
+        await drive(ctx, dut.i_query, [int_of(q) for q in first], clock=clock,
+                    transfers=q_edges)
+        # The last query is offered right away and keeps waiting through the results and the
+        # load.
+        await drive(ctx, dut.i_query, [int_of(last)], clock=clock, transfers=q_edges)
 
     async def results(ctx):
         clock = Clock()
-        while len(raws) < 2:
-            # Heavy backpressure: the first result waits long in DONE.
+        while len(raws) < batch + 1:
+            # Heavy backpressure: the results wait long.
             ready = int(rng.random() < 0.1)
             ctx.set(dut.o_result.ready, ready)
             valid, raw = await clock.tick(ctx, dut.o_result.valid,
@@ -321,7 +400,7 @@ def test_load_waits_for_the_running_query(seed):
 
     async def loader(ctx):
         clock = Clock()
-        while not q_edges:
+        while len(q_edges) < batch:
             await clock.tick(ctx)
         # Back to back (no idle): the whole load goes before the waiting query.
         await drive(ctx, dut.i_load, loads, clock=clock, transfers=load_edges)
@@ -334,13 +413,60 @@ def test_load_waits_for_the_running_query(seed):
                 ready_edges.append(clock.edge)
 
     run_sim(dut, queries, results, loader, background=[monitor])
-    what = f"seed={seed}"
-    busy = range(q_edges[0] + 1, r_edges[0] + 1)
+    what = f"batch={batch} seed={seed}"
+    assert q_edges[:batch] == list(range(q_edges[0], q_edges[0] + batch)), \
+        f"{what}: the first queries fill the slots back to back"
+    busy = range(q_edges[0] + 1, r_edges[batch - 1] + 1)
     assert not [e for e in ready_edges if e in busy], f"{what}: i_load.ready high while busy"
-    assert load_edges[0] == r_edges[0] + 1, what
-    assert q_edges[1] > load_edges[-1], f"{what}: the waiting query went before the load"
-    check_results(prm, raws[:1], expected_results(net_a, q1[None]), f"{what} during load")
-    check_results(prm, raws[1:], expected_results(net_b, q2[None]), f"{what} after load")
+    assert load_edges[0] == r_edges[batch - 1] + 1, what
+    assert q_edges[batch] > load_edges[-1], f"{what}: the waiting query went before the load"
+    check_results(prm, raws[:batch], expected_results(net_a, np.stack(first)),
+                  f"{what} during load")
+    check_results(prm, raws[batch:], expected_results(net_b, last[None]), f"{what} after load")
+
+
+# Query order with several slots ------------------------------------------------------------------
+
+def long_and_short(inet, rng):
+    """A query of at least 3 steps and one converging in 1 step (a fixed point: the final
+    state of a converged retrieval)."""
+    cands = random_states(rng, 200, inet.n)
+    res = inet.retrieve(cands)
+    long_q = cands[int(np.argmax(res.steps))]
+    conv = np.flatnonzero(res.converged & (res.steps >= 2))
+    short_q = res.states[conv[0]]
+    assert int(inet.retrieve(long_q[None]).steps[0]) >= 3
+    assert int(inet.retrieve(short_q[None]).steps[0]) == 1
+    return long_q, short_q
+
+
+@pytest.mark.parametrize("batch", [2, 4])
+def test_results_in_query_order_when_a_later_query_finishes_first(batch):
+    """A query of many steps, then one converging in one step: the second is decided first,
+    but its result is presented only after the first's is taken (valid right after that
+    edge, as :class:`SlotTiming` says), in query order."""
+    seed = 25
+    rng = np.random.default_rng(seed)
+    inet, prm = build("n20-p12-k2-L4-W20", seed, batch)
+    dut = RetrievalAccelerator(prm, inet)
+    long_q, short_q = long_and_short(inet, rng)
+    queries = np.stack([long_q, short_q])
+    taken = []
+    tbs, raws, q_edges, v_edges = stream_queries(dut, queries, rng, idle=0.0, stall=0.7,
+                                                 taken=taken)
+    run_sim(dut, *tbs)
+    expected = expected_results(inet, queries)
+    check_results(prm, raws, expected, f"batch={batch}")
+    (_, s_long, _), (_, s_short, _) = expected
+    assert s_short == 1 and s_long >= 3
+    # The short query joins the first step or the next, so it is decided steps before the
+    # long one ...
+    assert q_edges[1] - q_edges[0] < prm.cycles_per_step
+    # ... yet it is valid only after the long one's result is taken.
+    assert v_edges[1] - 1 == taken[0] >= v_edges[0]
+    # Decided long before: one step after joining, against the long query's three or more.
+    assert v_edges[1] - q_edges[1] > 2 * prm.cycles_per_step
+    assert [v - 1 for v in v_edges] == predicted_valid(prm, q_edges, [s_long, s_short], taken)
 
 
 # The ridge network (slow) ----------------------------------------------------------------------
@@ -371,11 +497,22 @@ def test_ridge_network():
         cycles = measured_cycles(q_edges, v_edges)
         steps = [s for _, s, _ in expected[:len(qs)]]
         assert cycles == [prm.cycles_per_query(s) for s in steps], what
+        assert [v - 1 for v in v_edges] == predicted_valid(prm, q_edges, steps, v_edges), what
         per_step[lanes] = cycles[0] / steps[0]
         assert per_step[lanes] == prm.cycles_per_step, what
         assert per_step[lanes] <= 1.10 * prm.p * prm.blocks + 32, what
         print(f"lanes={lanes}: {per_step[lanes]:.0f} cycles/step, bound "
               f"{prm.bound_cycles_per_step}, limit {1.10 * prm.bound_cycles_per_step + 32:.0f}")
+    # Four queries in flight: the same results, each valid when SlotTiming says.
+    prm = params_for(inet, lanes=16, batch=4)
+    dut = RetrievalAccelerator(prm, inet)
+    taken = []
+    tbs, raws, q_edges, v_edges = stream_queries(dut, queries, rng, idle=0.0, stall=0.0,
+                                                 taken=taken)
+    run_sim(dut, *tbs, max_cycles=1_000_000)
+    check_results(prm, raws, expected, f"ridge seed={seed} batch=4")
+    steps = [s for _, s, _ in expected]
+    assert [v - 1 for v in v_edges] == predicted_valid(prm, q_edges, steps, taken)
 
 
 # Reset and load/query priority (the datasheet's "reset" and "priority", hw/export.py) -----------
@@ -430,66 +567,102 @@ async def query_and_result(ctx, dut, query):
     return raw, edges
 
 
-@pytest.mark.parametrize("fraction", [0.05, 0.5, 0.95])
-def test_reset_drops_a_running_query_and_keeps_the_memories(fraction):
+def idle_latency(prm, steps):
+    """:class:`SlotTiming`'s edges from the transfer of a query that finds the accelerator
+    idle to its result (``cycles_per_query(steps)`` with batch 1)."""
+    timing = SlotTiming(prm)
+    timing.transfer(1, steps)
+    return timing.result() - 1
+
+
+async def fill_slots(ctx, dut, prm, queries):
+    """Offer ``queries`` back to back; their transfer edges, counted from this call."""
+    edges = []
+    await drive(ctx, dut.i_query, [int_of(q) for q in queries], transfers=edges)
+    return edges
+
+
+@pytest.mark.parametrize(("fraction", "batch"), [(0.05, 1), (0.5, 1), (0.95, 1), (0.5, 2),
+                                                 (0.2, 4), (0.95, 4)])
+def test_reset_drops_every_running_query_and_keeps_the_memories(fraction, batch):
     rng = np.random.default_rng(20)
     name = "n20-p12-k2-L4-W20"
-    net_a, prm = build(name, 20)
+    net_a, prm = build(name, 20, batch)
     net_b = other_network(name, 20, net_a)
     dut = RetrievalAccelerator(prm, net_a)
     bench = ResetBench(dut)
-    q1, q2 = make_queries(rng, net_b, 2)
-    (_, s1, _), (e2_state, e2_steps, e2_conv) = expected_results(net_b, np.stack([q1, q2]))
+    *running, q_new = make_queries(rng, net_b, batch + 1)
+    expected = expected_results(net_b, np.stack(running))
+    (e_state, e_steps, e_conv), = expected_results(net_b, q_new[None])
     out = {}
 
     async def tb(ctx):
         await drive(ctx, dut.i_load, load_payloads(prm, net_b))      # memories differ from init
-        ctx.set(dut.i_query.valid, 1)
-        ctx.set(dut.i_query.payload, int_of(q1))
-        await ctx.tick().until(dut.i_query.ready)
-        ctx.set(dut.i_query.valid, 0)
-        out["before"] = await edges_with_valid(ctx, dut, int(fraction * prm.cycles_per_query(s1)))
+        ctx.set(dut.o_result.ready, 0)
+        edges = await fill_slots(ctx, dut, prm, running)
+        # Every slot holds a query; the first result would be valid after edge `first`.
+        timing = SlotTiming(prm)
+        for edge, (_, steps, _) in zip(edges, expected, strict=True):
+            timing.transfer(edge, steps)
+        first = timing.result() - edges[-1]
+        longest = max(idle_latency(prm, steps) for _, steps, _ in expected)
+        out["before"] = await edges_with_valid(ctx, dut, int(fraction * first))
         await pulse_reset(ctx, bench)
-        # The dropped query never yields a result.
-        out["after"] = await edges_with_valid(ctx, dut, prm.cycles_per_query(s1) + 20)
-        out["result"] = await query_and_result(ctx, dut, q2)
+        # The dropped queries never yield a result.
+        out["after"] = await edges_with_valid(ctx, dut, longest + 20)
+        out["result"] = await query_and_result(ctx, dut, q_new)
+        # ... nor after a new query's.
+        out["later"] = await edges_with_valid(ctx, dut, longest + 20)
 
     run_sim(bench, tb)
-    assert out["before"] == [] and out["after"] == [], "a result of the query cut by the reset"
+    assert out["before"] == [] and out["after"] == [], "a result of a query cut by the reset"
+    assert out["later"] == [], "a result of a query cut by the reset, after a new query"
     raw, latency = out["result"]
     # After the reset: net_b's result (memories and threshold kept), on the cycle model.
-    check_results(prm, [raw], [(e2_state, e2_steps, e2_conv)], f"fraction={fraction}")
-    assert latency == prm.cycles_per_query(e2_steps)
+    check_results(prm, [raw], [(e_state, e_steps, e_conv)], f"fraction={fraction}")
+    assert latency == idle_latency(prm, e_steps)
+    if batch == 1:
+        assert latency == prm.cycles_per_query(e_steps)
 
 
-def test_reset_drops_a_result_waiting_for_ready():
+@pytest.mark.parametrize("batch", [1, 3])
+def test_reset_drops_every_result_waiting_for_ready(batch):
     rng = np.random.default_rng(21)
-    inet, prm = build("n23-p9-k1-L5-W7", 21)
+    inet, prm = build("n23-p9-k1-L5-W7", 21, batch)
     dut = RetrievalAccelerator(prm, inet)
     bench = ResetBench(dut)
-    q1, q2 = make_queries(rng, inet, 2)
-    (_, s1, _), expected2 = expected_results(inet, np.stack([q1, q2]))
+    *waiting, q_new = make_queries(rng, inet, batch + 1)
+    expected = expected_results(inet, np.stack(waiting))
+    expected_new = expected_results(inet, q_new[None])[0]
     out = {}
 
     async def tb(ctx):
-        ctx.set(dut.i_query.valid, 1)
-        ctx.set(dut.i_query.payload, int_of(q1))
-        await ctx.tick().until(dut.i_query.ready)
-        ctx.set(dut.i_query.valid, 0)
-        # The result waits (ready low) from the edge after cycles_per_query on.
-        out["waiting"] = await edges_with_valid(ctx, dut, prm.cycles_per_query(s1) + 10)
+        ctx.set(dut.o_result.ready, 0)
+        edges = await fill_slots(ctx, dut, prm, waiting)
+        timing = SlotTiming(prm)
+        for edge, (_, steps, _) in zip(edges, expected, strict=True):
+            timing.transfer(edge, steps)
+        out["first"] = timing.result() - edges[-1]
+        # Every query decided (ready low: the first result waits, the others behind it).
+        longest = max(idle_latency(prm, steps) for _, steps, _ in expected)
+        out["count"] = longest + 10
+        out["waiting"] = await edges_with_valid(ctx, dut, out["count"])
         await pulse_reset(ctx, bench)
         out["valid_after_reset"] = ctx.get(dut.o_result.valid)
         out["after"] = await edges_with_valid(ctx, dut, 50)
-        out["result"] = await query_and_result(ctx, dut, q2)
+        out["result"] = await query_and_result(ctx, dut, q_new)
+        out["later"] = await edges_with_valid(ctx, dut, longest + 10)
 
     run_sim(bench, tb)
-    wait = prm.cycles_per_query(s1)
-    assert out["waiting"] == list(range(wait, wait + 10)), "the result waits for ready"
-    assert not out["valid_after_reset"] and out["after"] == [], "the reset drops the result"
+    # The first result is valid from the edge SlotTiming says on, and stays valid.
+    assert out["waiting"] == list(range(out["first"], out["count"])), "the result waits"
+    assert not out["valid_after_reset"] and out["after"] == [], "the reset drops the results"
+    assert out["later"] == [], "a result dropped by the reset came back"
     raw, latency = out["result"]
-    check_results(prm, [raw], [expected2], "after the reset")
-    assert latency == prm.cycles_per_query(expected2[1])
+    check_results(prm, [raw], [expected_new], "after the reset")
+    assert latency == idle_latency(prm, expected_new[1])
+    if batch == 1:
+        assert latency == prm.cycles_per_query(expected_new[1])
 
 
 def test_load_wins_over_a_query_offered_on_the_same_edge():

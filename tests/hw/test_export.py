@@ -76,7 +76,8 @@ def test_export_writes_verilog_and_json(small, tmp_path):
     assert info["parameters"] == {"n": 23, "p": 9, "weight_bits": 2, "lanes": 5,
                                   "popcount_width": 7, "kernel_bits": 16,
                                   "threshold_frac_bits": 16, "max_steps": 5, "center": "median",
-                                  "quantizer": prm.fixed.quantizer, "threshold_digit_bits": 4}
+                                  "quantizer": prm.fixed.quantizer, "threshold_digit_bits": 4,
+                                  "batch": 1}
     assert AccelParams.from_dict(info["parameters"]) == prm
     assert info["network"] == {"seed": 1}
     # Ports: the same names, directions and widths as the Verilog and the layouts.
@@ -105,20 +106,30 @@ def test_export_writes_verilog_and_json(small, tmp_path):
     cyc = info["cycle_model"]
     assert cyc["cycles_per_step"] == prm.cycles_per_step
     assert cyc["bound_cycles_per_step"] == prm.bound_cycles_per_step == 9 * 5
-    assert (cyc["blocks"], cyc["chunks"]) == (5, 4)
-    assert cyc["loop_order"] == "pattern-outer"
+    assert cyc["bound_cycles_per_query_step"] == prm.bound_cycles_per_query_step == 45
+    assert (cyc["blocks"], cyc["chunks"], cyc["batch"]) == (5, 4, 1)
+    assert "cycles_per_pattern" not in cyc
+    assert cyc["loop_order"] == "block-outer"
     assert info["generation_seconds"] >= 0
 
 
-@pytest.mark.parametrize(("n", "p", "lanes", "width"), [
-    (23, 9, 5, 7), (100, 300, 16, None), (30, 10, 7, 4), (17, 1, 17, 1)])
-def test_exported_formula_is_the_cycle_model(n, p, lanes, width):
+@pytest.mark.parametrize(("n", "p", "lanes", "width", "batch"), [
+    (23, 9, 5, 7, 1), (100, 300, 16, None, 1), (100, 300, 16, None, 8), (30, 10, 7, 4, 3),
+    (17, 1, 17, 1, 32)])
+def test_exported_formula_is_the_cycle_model(n, p, lanes, width, batch):
     """The formula written into khop_top.json (and the README) evaluates to the cycle model."""
-    prm = accel_params(n=n, p=p, lanes=lanes, popcount_width=width)
-    formula = describe(prm)["cycle_model"]["formula"].split("=", 1)[1]
-    names = {"chunks": prm.chunks, "blocks": prm.blocks, "p": prm.p, "max": max,
+    prm = accel_params(n=n, p=p, lanes=lanes, popcount_width=width, batch=batch)
+    cyc = describe(prm)["cycle_model"]
+    formula = cyc["formula"].split("=", 1)[1]
+    names = {"chunks": prm.chunks, "blocks": prm.blocks, "p": prm.p, "batch": prm.batch,
              "threshold_digits": prm.threshold_digits}
     assert eval(formula, {"__builtins__": {}}, names) == prm.cycles_per_step
+    assert cyc["cycles_per_step"] == prm.cycles_per_step
+    assert cyc["batch"] == batch
+    assert cyc["bound_cycles_per_step"] == p * prm.blocks
+    assert cyc["bound_cycles_per_query_step"] == p * prm.blocks / batch
+    assert describe(prm)["parameters"]["batch"] == batch
+    assert AccelParams.from_dict(describe(prm)["parameters"]) == prm
 
 
 def test_describe_matches_export_without_timing(small, tmp_path):

@@ -12,12 +12,12 @@ from khop.hw.accelerator import RetrievalAccelerator
 from khop.hw.params import (
     GENERIC_DEFAULTS,
     HARDWARE_OPTIONS,
+    MAX_BATCH,
     STEP_CYCLE_TERMS,
     AccelParams,
     HardwareDefaults,
     configure,
     hardware_params,
-    narrow_popcount_width,
     step_cycle_formula,
 )
 from khop.model.errors import ParameterError
@@ -42,6 +42,9 @@ GOOD = {"n": 20, "p": 12, "weight_bits": 2, "lanes": 4, "popcount_width": 5}
     ("max_steps", 256, "1..255"),
     ("kernel_bits", 1, "2..24"),
     ("threshold_frac_bits", 0, "1..24"),
+    ("batch", 0, "1..32"),
+    ("batch", 33, "1..32"),
+    ("batch", -1, "1..32"),
 ])
 def test_bad_value_raises_naming_parameter_and_value(name, value, allowed):
     with pytest.raises(ValueError, match=re.escape(name)) as info:
@@ -54,6 +57,7 @@ def test_bad_value_raises_naming_parameter_and_value(name, value, allowed):
 
 @pytest.mark.parametrize(("name", "value"), [
     ("n", 20.0), ("p", "12"), ("lanes", None), ("popcount_width", 4.0), ("n", np.float64(20)),
+    ("batch", 2.0), ("batch", None), ("batch", True),
 ])
 def test_non_integer_raises_type_error(name, value):
     with pytest.raises(TypeError) as info:
@@ -84,6 +88,14 @@ def test_popcount_width_defaults_to_n():
     assert AccelParams(n=23, p=3).popcount_width == 23
 
 
+def test_batch_defaults_to_one_and_takes_its_whole_range():
+    assert MAX_BATCH == 32
+    assert AccelParams(n=23, p=3).batch == 1
+    for batch in (1, 2, 7, MAX_BATCH):
+        assert accel_params(**GOOD, batch=batch).batch == batch
+    assert type(AccelParams(n=20, p=3, batch=np.int64(4)).batch) is int
+
+
 def test_params_are_frozen():
     prm = accel_params(**GOOD)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -108,12 +120,47 @@ def test_ridge_figures_by_hand():
     assert prm.memory_bits == {"pattern": 300 * 100, "weight": 300 * 7 * 32, "lut": 101 * 16,
                                "threshold": (7 * 5) * (16 * 4)}
     assert (prm.threshold_digit_bits, prm.threshold_digits) == (4, 5)
-    assert prm.accumulator_bits == 7 * 16 * 25
+    # Block-outer: lanes accumulators per query (no ring of blocks words), batch 1.
+    assert prm.batch == 1
+    assert prm.accumulator_bits == 16 * 25
+    assert prm.kernel_buffer_shape == (300, 16)       # p kernels of one query
     assert prm.bound_cycles_per_step == 2100
-    # 1 + (1 + 4) + 299 * 7 + 7 + 4 + 7 * (5 + 1) + 2: within 1.03 of the bound (issue 12)
-    assert prm.cycles_per_step == 2154
-    assert prm.cycles_per_step <= 1.03 * prm.bound_cycles_per_step
-    assert prm.cycles_per_query(3) == 3 * 2154
+    assert prm.bound_cycles_per_query_step == 2100
+    # 1 + 5 + 300 * 1 + 4 + 6 * (300 + 5) + 7 * 1 * (5 + 1) + 3
+    assert prm.cycles_per_step == 2185
+    # Over the bound: 5 cycles per later block, a beat per block, 12 fixed.
+    assert prm.cycles_per_step - prm.bound_cycles_per_step == 6 * 5 + 7 * (5 + 1) + 13
+    assert prm.cycles_per_query(3) == 3 * 2185
+    assert prm.query_interval(3) == 3 * 2185 + 2
+
+
+def test_ridge_figures_with_a_batch_by_hand():
+    # The ridge shape with 4 queries in flight: the weight reads are shared, the accumulators,
+    # the kernel buffer and the sign-update beats are per query.
+    prm = accel_params(n=100, p=300, weight_bits=2, lanes=16, batch=4)
+    assert prm.blocks == 7 and prm.chunks == 1
+    assert prm.accumulator_bits == 4 * 16 * 25
+    assert prm.kernel_buffer_shape == (300, 4 * 16)
+    assert prm.bound_cycles_per_step == 2100            # whatever the batch
+    assert prm.bound_cycles_per_query_step == 525.0
+    # 1 + 5 + 299 + 4 + 6 * 305 + 7 * 4 * 6 + 3
+    assert prm.cycles_per_step == 2311
+    assert prm.cycles_per_step / prm.batch < prm.bound_cycles_per_step
+    # The memories do not depend on the batch.
+    assert prm.memory_shapes == accel_params(n=100, p=300, weight_bits=2,
+                                             lanes=16).memory_shapes
+    # A query finding it idle waits the join window of batch - 1 cycles.
+    assert (prm.join_cycles, prm.rejoin_cycles) == (3, 4)
+    assert prm.cycles_per_query(2) == 3 + 2 * 2311
+
+
+@pytest.mark.parametrize("batch", [1, 3, 32])
+def test_kernel_buffer_only_with_more_than_one_block(batch):
+    assert accel_params(n=20, p=7, lanes=20, batch=batch).kernel_buffer_shape is None
+    assert accel_params(n=20, p=7, lanes=19, batch=batch, kernel_bits=12).kernel_buffer_shape \
+        == (7, batch * 12)
+    prm = accel_params(n=20, p=7, lanes=3, batch=batch, weight_bits=3)
+    assert prm.accumulator_bits == batch * 3 * prm.acc_bits
 
 
 def test_chunked_figures_by_hand():
@@ -133,17 +180,20 @@ def test_chunked_figures_by_hand():
     assert prm.memory_bits == {"pattern": 225, "weight": 225, "lut": 240, "threshold": 300}
     assert prm.load_addr_bits == 6               # addresses 0..44 (thresholds: 0..14)
     assert prm.load_data_bits == 20              # the threshold word is the widest word
-    # 1 + (5 + 4) + 8 * 5 + 5 + 4 + 5 * (3 + 1) + 2
-    assert prm.cycles_per_step == 81
+    # 1 + 5 + 9 * 5 + 4 + 4 * (9 + 5) + 5 * 1 * (3 + 1) + 3
+    assert prm.cycles_per_step == 134
+    assert prm.kernel_buffer_shape == (9, 10)
+    assert prm.accumulator_bits == 5 * 13
 
 
 def test_distance_bound_figures():
     # W=4 with L=7 on n=30: the distance unit (8 cycles) is slower than the MAC (5 cycles).
     prm = accel_params(n=30, p=10, weight_bits=4, lanes=7, popcount_width=4)
-    assert (prm.blocks, prm.chunks, prm.cycles_per_pattern) == (5, 8, 8)
+    assert (prm.blocks, prm.chunks, prm.threshold_digits) == (5, 8, 6)   # ceil(22 / 4)
     assert prm.bound_cycles_per_step == 50
-    # 1 + (8 + 4) + 9 * 8 + 5 + 4 + 5 * (ceil(22 / 4) + 1) + 2
-    assert prm.cycles_per_step == 131
+    # Block 0 runs at the distance unit's rate, the later blocks at one pattern per cycle:
+    # 1 + 5 + 10 * 8 + 4 + 4 * (10 + 5) + 5 * 1 * (6 + 1) + 3
+    assert prm.cycles_per_step == 188
 
 
 @pytest.mark.parametrize(("n", "p", "k", "kernel_bits"), [
@@ -189,17 +239,41 @@ def test_accelerator_rejects_params_of_another_type():
     rejected(TypeError, "params must be an AccelParams", lambda: RetrievalAccelerator(GOOD))
 
 
-def test_cycles_per_step_is_the_sum_of_its_named_terms():
+@pytest.mark.parametrize(("batch", "terms"), [
+    (1, [1, 5, 9 * 5, 4, 4 * (9 + 5), 5 * 1 * (3 + 1), 3]),
+    (3, [1, 5, 9 * 5, 4, 4 * (9 + 5), 5 * 3 * (3 + 1), 3]),
+])
+def test_cycles_per_step_is_the_sum_of_its_named_terms(batch, terms):
     prm = accel_params(n=23, p=9, weight_bits=1, lanes=5, popcount_width=5, kernel_bits=10,
-                       threshold_frac_bits=8)
+                       threshold_frac_bits=8, batch=batch)
+    assert prm.cycle_names() == {"chunks": 5, "blocks": 5, "p": 9, "batch": batch,
+                                 "threshold_digits": 3, "max": max}
     names = {**prm.cycle_names(), "__builtins__": {}}
-    terms = [eval(expr, names) for _, expr in STEP_CYCLE_TERMS]
-    assert terms == [1, 5 + 4, 8 * 5, 5, 4, 5 * (3 + 1) + 2]
-    assert sum(terms) == prm.cycles_per_step == 81
-    assert step_cycle_formula() == ("cycles_per_step = chunks + (p - 1) * max(blocks, chunks) "
-                                    "+ blocks + blocks * (threshold_digits + 1) + 11")
+    assert [eval(expr, names) for _, expr in STEP_CYCLE_TERMS] == terms
+    assert sum(terms) == prm.cycles_per_step
+    assert step_cycle_formula() == ("cycles_per_step = p * chunks "
+                                    "+ (blocks - 1) * (p + 5) "
+                                    "+ blocks * batch * (threshold_digits + 1) + 13")
     formula = step_cycle_formula().split("=", 1)[1]
     assert eval(formula, names) == prm.cycles_per_step
+
+
+@pytest.mark.parametrize(("n", "p", "lanes", "width", "digit", "batch"), [
+    (23, 9, 5, 5, 4, 1), (100, 300, 16, None, 4, 4), (30, 10, 7, 4, 1, 2), (17, 1, 17, 1, 3, 32),
+    (12, 1, 5, 6, 2, 3), (40, 20, 1, 40, 20, 5),
+])
+def test_cycles_per_step_is_the_block_outer_closed_form(n, p, lanes, width, digit, batch):
+    """``p*chunks + (blocks-1)*(p+5) + blocks*batch*(threshold_digits+1) + 13``, computed here
+    from n, lanes, popcount_width and the threshold width, not from the params' own figures."""
+    prm = accel_params(n=n, p=p, lanes=lanes, popcount_width=width, threshold_digit_bits=digit,
+                       batch=batch)
+    blocks = -(-n // lanes)
+    chunks = -(-n // (n if width is None else width))
+    digits = -(-(prm.weight_bits + prm.threshold_frac_bits + 2) // digit)
+    assert (prm.blocks, prm.chunks, prm.threshold_digits) == (blocks, chunks, digits)
+    assert prm.cycles_per_step == (p * chunks + (blocks - 1) * (p + 5)
+                                   + blocks * batch * (digits + 1) + 13)
+    assert prm.cycles_per_query(3) == prm.batch - 1 + 3 * prm.cycles_per_step
 
 
 # The configuration object: FixedConfig inside AccelParams -------------------------------------
@@ -246,6 +320,7 @@ def test_fixed_config_rejects_an_unknown_center():
     AccelParams(20, 12),
     AccelParams(23, 9, FixedConfig(weight_bits=1, kernel_bits=10, threshold_frac_bits=8,
                                    max_steps=5, center="mean"), lanes=5, popcount_width=7),
+    AccelParams(23, 9, lanes=5, batch=7),
 ])
 def test_as_dict_round_trip(prm):
     d = prm.as_dict()
@@ -254,7 +329,7 @@ def test_as_dict_round_trip(prm):
                  "max_steps": prm.max_steps, "center": prm.fixed.center,
                  "quantizer": prm.fixed.quantizer, "lanes": prm.lanes,
                  "popcount_width": prm.popcount_width,
-                 "threshold_digit_bits": prm.threshold_digit_bits}
+                 "threshold_digit_bits": prm.threshold_digit_bits, "batch": prm.batch}
     assert AccelParams.from_dict(d) == prm
     assert AccelParams.from_dict(json.loads(json.dumps(d))) == prm
 
@@ -269,11 +344,14 @@ def test_from_dict_rejects_unknown_keys_and_bad_values():
 # hardware_params and configure ------------------------------------------------------------------
 
 def test_hardware_params_defaults():
-    assert HARDWARE_OPTIONS == ("bits", "lanes", "popcount_width", "kernel_bits",
+    assert HARDWARE_OPTIONS == ("bits", "lanes", "batch", "popcount_width", "kernel_bits",
                                 "threshold_frac_bits", "max_steps", "quantizer")
+    assert GENERIC_DEFAULTS.batch == 1
+    assert not hasattr(GENERIC_DEFAULTS, "narrow_popcount")
     prm = hardware_params(100, 300)
     assert prm == AccelParams(100, 300, FixedConfig(), lanes=GENERIC_DEFAULTS.lanes)
-    assert (prm.lanes, prm.popcount_width) == (16, 100)
+    assert (prm.lanes, prm.popcount_width, prm.batch) == (16, 100, 1)
+    assert hardware_params(100, 300, batch=6).batch == 6
     # lanes is capped at n.
     assert hardware_params(10, 3).lanes == 10
     # Every option given is taken as it is.
@@ -284,20 +362,17 @@ def test_hardware_params_defaults():
 
 
 def test_hardware_params_target_defaults():
-    target = HardwareDefaults(lanes=8, kernel_bits=12, narrow_popcount=True)
+    target = HardwareDefaults(lanes=8, kernel_bits=12, threshold_digit_bits=2, batch=4)
     prm = hardware_params(100, 300, defaults=target)
-    assert (prm.lanes, prm.kernel_bits) == (8, 12)
-    # Narrow popcount: ceil(100 / ceil(100 / 8)) = ceil(100 / 13) = 8 bits, 13 chunks = blocks.
-    assert prm.popcount_width == narrow_popcount_width(100, 8) == 8
-    assert prm.chunks == prm.blocks == 13
-    assert prm.cycles_per_pattern == prm.blocks
+    assert (prm.lanes, prm.kernel_bits, prm.threshold_digit_bits, prm.batch) == (8, 12, 2, 4)
+    # No target chooses the popcount any more: one pattern per cycle unless the user sets it.
+    assert prm.popcount_width == 100 and prm.chunks == 1
     # A user's option beats the target's.
-    prm = hardware_params(100, 300, lanes=32, kernel_bits=16, popcount_width=100,
+    prm = hardware_params(100, 300, lanes=32, kernel_bits=16, popcount_width=20, batch=1,
                           defaults=target)
-    assert (prm.lanes, prm.kernel_bits, prm.popcount_width) == (32, 16, 100)
-    # The narrow width follows the lanes the user chose.
-    assert hardware_params(100, 300, lanes=32, defaults=target).popcount_width == \
-        narrow_popcount_width(100, 32) == 25
+    assert (prm.lanes, prm.kernel_bits, prm.popcount_width, prm.batch) == (32, 16, 20, 1)
+    with pytest.raises(TypeError):
+        HardwareDefaults(narrow_popcount=True)
 
 
 @pytest.mark.parametrize(("options", "name", "allowed"), [
@@ -308,6 +383,8 @@ def test_hardware_params_target_defaults():
     ({"kernel_bits": 1}, "kernel_bits", "2..24"),
     ({"threshold_frac_bits": 30}, "threshold_frac_bits", "1..24"),
     ({"max_steps": 0}, "max_steps", "1..255"),
+    ({"batch": 0}, "batch", "1..32"),
+    ({"batch": 33}, "batch", "1..32"),
 ])
 def test_hardware_params_error_names_the_option_and_the_shape(options, name, allowed):
     with pytest.raises(ParameterError) as info:
@@ -353,6 +430,7 @@ def test_configure_builds_the_network_with_the_params_own_arithmetic():
     {"bits": 1, "lanes": 5, "popcount_width": 3, "kernel_bits": 9, "threshold_frac_bits": 4,
      "max_steps": 3, "center": "mean"},
     {"bits": 4, "lanes": 20, "kernel_bits": 24},
+    {"bits": 2, "lanes": 6, "batch": 5},
 ])
 def test_options_reproduce_the_configuration(options):
     """A board reports its AccelParams; the host configures the network with params.options()
@@ -361,6 +439,9 @@ def test_options_reproduce_the_configuration(options):
     prm, _ = configure(net, **options)
     again, inet = configure(net, **prm.options())
     assert again == prm
+    # The batch is carried too: the defaults' batch does not override it.
+    again, _ = configure(net, defaults=HardwareDefaults(batch=3), **prm.options())
+    assert again == prm and again.batch == options.get("batch", 1)
     prm.check_network(inet)
     assert set(prm.options()) >= set(HARDWARE_OPTIONS)
 

@@ -1,10 +1,11 @@
 """Sign-update FSM (hw/sign_update.py) driven as the controller, with a fake MAC array.
 
-The testbench plays the MAC array: on every ``o_start`` it computes ``(T, S_K)`` for the FSM's
-``o_state`` (from the integer model or a hand-made function), presents ``S_K`` on ``i_sum_k`` and
-the ``blocks`` beats of ``T`` on ``i_sums`` after a random delay and with random gaps. The FSM
-reads its thresholds from a real threshold memory (:class:`Bench`), which the testbench writes
-through its write port between queries.
+The testbench plays the MAC array: on every ``o_start`` it computes ``(T, S_K)`` for each
+slot's state in ``o_state`` (from the integer model or a hand-made function), presents the
+slots' ``S_K`` on ``i_sum_k`` and the ``blocks * batch`` beats of ``T`` on ``i_sums``, block-major,
+slot-minor (beat ``(b, j)``: slot j's ``T`` of neurons ``b*L ..``), after a random delay and
+with random gaps. The FSM reads its thresholds from a real threshold memory (:class:`Bench`),
+which the testbench writes through its write port between queries.
 """
 
 import dataclasses
@@ -20,7 +21,9 @@ from hw_helpers import (
     collect,
     drive,
     int_of,
+    lanes_of,
     noisy_queries,
+    pack_lanes,
     params_for,
     random_states,
     rejected,
@@ -65,28 +68,32 @@ async def set_thresholds(ctx, dut, prm, r_fx):
     ctx.set(port.en, 0)
 
 
-def sum_beats(prm, t, rng=None):
-    """The ``blocks`` beats of ``T`` (lane l of beat b = neuron b*L + l); past n: zero, or
-    random garbage when ``rng`` is given (the FSM must ignore it)."""
+def sum_beats(prm, ts, rng=None):
+    """The ``blocks * batch`` beats of the slots' ``T`` (``ts[j]``: slot j's n values), block-major,
+    slot-minor: lane l of beat ``b * batch + j`` = slot j's neuron ``b*L + l``; past n: zero,
+    or random garbage when ``rng`` is given (the FSM must ignore it)."""
     pad = prm.blocks * prm.lanes - prm.n
-    values = list(t) + ([0] * pad if rng is None else
-                        rng.integers(0, 2 ** prm.acc_bits, size=pad).tolist())
-    beats = []
-    for b in range(prm.blocks):
-        word = 0
-        for lane, v in enumerate(values[b * prm.lanes:(b + 1) * prm.lanes]):
-            assert 0 <= v < 2 ** prm.acc_bits
-            word |= int(v) << (lane * prm.acc_bits)
-        beats.append(word)
-    return beats
+    padded = [list(t) + ([0] * pad if rng is None else
+                         rng.integers(0, 2 ** prm.acc_bits, size=pad).tolist()) for t in ts]
+    assert len(padded) == prm.batch
+    return [pack_lanes(padded[j][b * prm.lanes:(b + 1) * prm.lanes], prm.acc_bits)
+            for b in range(prm.blocks) for j in range(prm.batch)]
 
 
-def fake_mac(dut, prm, sums_fn, rng, starts, *, delay=6, idle=0.3, garbage=True):
+def slot_states(dut, prm, ctx):
+    """Every slot's state on ``o_state`` (0/1 vectors)."""
+    raw = ctx.get(dut.o_state.as_value())
+    return [bits_of(v, prm.n) for v in lanes_of(raw, prm.n, prm.batch)]
+
+
+def fake_mac(dut, prm, sums_fn, rng, starts, *, delay=6, idle=0.3, garbage=True, by_slot=False):
     """Background testbench playing the MAC array for the FSM ``dut``.
 
-    ``sums_fn(state_bits) -> (T, S_K)``. ``i_sum_k`` holds garbage until the first beat is
-    offered and ``S_K`` from then until the next ``o_start``, like the real array. Every
-    ``o_start`` is appended to ``starts`` as the state it was given.
+    ``sums_fn(state_bits) -> (T, S_K)`` for every slot (``sums_fn(state_bits, slot)`` with
+    ``by_slot``). ``i_sum_k`` holds garbage until the first beat is offered and the slots'
+    ``S_K`` from then until the next ``o_start``, like the real array. Every ``o_start`` is
+    appended to ``starts`` as the slots' states it was given (read after the START edge, as the
+    distance units do: a query taken in the START cycle is in it).
     """
     async def tb(ctx):
         clock = Clock()
@@ -94,17 +101,18 @@ def fake_mac(dut, prm, sums_fn, rng, starts, *, delay=6, idle=0.3, garbage=True)
             (start,) = await clock.tick(ctx, dut.o_start)
             if not start:
                 continue
-            state = bits_of(ctx.get(dut.o_state), prm.n)
-            starts.append(state)
-            t, s = sums_fn(state)
-            ctx.set(dut.i_sum_k, int(rng.integers(0, 2 ** prm.sum_bits)))
+            states = slot_states(dut, prm, ctx)
+            starts.append(states)
+            sums = [sums_fn(st, j) if by_slot else sums_fn(st) for j, st in enumerate(states)]
+            ctx.set(dut.i_sum_k.as_value(), int(rng.integers(0, 2 ** (prm.sum_bits * prm.batch))))
             for _ in range(int(rng.integers(0, delay + 1))):
                 await clock.tick(ctx)
                 # No second start while this sweep runs.
                 assert not ctx.get(dut.o_start), "o_start during a sweep"
-            ctx.set(dut.i_sum_k, int(s))
-            await drive(ctx, dut.i_sums, sum_beats(prm, t, rng if garbage else None), rng, idle,
-                        clock=clock)
+            ctx.set(dut.i_sum_k.as_value(), pack_lanes([s for _, s in sums], prm.sum_bits))
+            await drive(ctx, dut.i_sums, sum_beats(prm, [t for t, _ in sums],
+                                                   rng if garbage else None),
+                        rng, idle, clock=clock)
     return tb
 
 
@@ -122,6 +130,40 @@ async def run_query(ctx, dut, prm, query, r_fx, rng, idle, stall, what):
     (raw,) = await collect(ctx, dut.o_result, 1, rng, stall, what=what)
     state, steps, conv = unpack_result(prm, raw)
     return bits_of(state, prm.n), steps, conv
+
+
+async def stream(ctx, dut, prm, queries, rng, idle, stall, *, edges=None):
+    """Offer ``queries`` in order (random idle cycles) while taking their results (random
+    stalls) in one loop, so queries are offered while results wait; returns the decoded
+    results ``(state bits, steps, converged)``. With ``edges`` (a dict), the edges of the query
+    transfers (``"query"``) and of the result transfers (``"result"``) are recorded, and
+    ``o_idle`` as sampled at every edge (``"idle"``, edge e at index e - 1)."""
+    clock = Clock()
+    pending = [int_of(q) for q in queries]
+    got, q_edges, r_edges, idle_seen = [], [], [], []
+    while len(got) < len(queries):
+        ready = 1 if not stall or rng.random() >= stall else 0
+        ctx.set(dut.o_result.ready, ready)
+        offer = bool(pending) and (not idle or rng.random() >= idle)
+        ctx.set(dut.i_query.valid, int(offer))
+        if offer:
+            ctx.set(dut.i_query.payload, pending[0])
+        q_ready, r_valid, raw, o_idle = await clock.tick(
+            ctx, dut.i_query.ready, dut.o_result.valid, dut.o_result.payload.as_value(),
+            dut.o_idle)
+        idle_seen.append(o_idle)
+        if offer and q_ready:
+            pending.pop(0)
+            q_edges.append(clock.edge)
+        if r_valid and ready:
+            got.append(raw)
+            r_edges.append(clock.edge)
+    ctx.set(dut.i_query.valid, 0)
+    ctx.set(dut.o_result.ready, 0)
+    if edges is not None:
+        edges.update(query=q_edges, result=r_edges, idle=idle_seen)
+    return [(bits_of(st, prm.n), steps, conv) for st, steps, conv in
+            (unpack_result(prm, raw) for raw in got)]
 
 
 def check(results, expected, what):
@@ -160,14 +202,21 @@ def thresholds(inet, rng):
     return ([r_fx] * 4 + near + [lo, -1, 0, 1, hi - 1, hi] + per_neuron + mixed)
 
 
+def model_expected(inet, query, r_fx):
+    res = dataclasses.replace(inet, r_fx=r_fx).retrieve(query[None])
+    return res.states[0], int(res.steps[0]), bool(res.converged[0])
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize(("n", "p", "k", "lanes", "digit"),
                          [(*c, d) for c, d in zip(CONFIGS, [None, 1, 3, 30], strict=True)])
 def test_results_match_the_integer_model(seed, n, p, k, lanes, digit):
+    """Batch 1, one query at a time, each with its own thresholds."""
     rng = np.random.default_rng(seed)
     inet = tiny_network(n, p, seed, weight_bits=k, max_steps=4, epochs=3)
     digit = None if digit is None else min(digit, inet.config.threshold_bits)
     prm = params_for(inet, lanes=lanes, threshold_digit_bits=digit)
+    assert prm.batch == 1
     dut = Bench(prm)
     rs = thresholds(inet, rng)
     queries = np.concatenate([noisy_queries(rng, inet, len(rs) // 2),
@@ -190,14 +239,53 @@ def test_results_match_the_integer_model(seed, n, p, k, lanes, digit):
     assert len(starts) == sum(e[1] for e in expected), f"seed={seed}"
 
 
+@pytest.mark.parametrize(("batch", "seed"), [(2, 3), (3, 4)])
+@pytest.mark.parametrize(("n", "p", "k", "lanes", "digit"),
+                         [(*c, d) for c, d in zip(CONFIGS, [None, 1, 3, 30], strict=True)])
+def test_batched_results_match_the_integer_model(batch, seed, n, p, k, lanes, digit):
+    """``batch`` slots kept busy: for each threshold, ``batch + 1`` queries streamed (random
+    idle cycles, random stalls of the results) while the fake MAC array presents every slot's
+    beats block-major, slot-minor with that slot's ``S_K``; results in query order."""
+    rng = np.random.default_rng(seed)
+    inet = tiny_network(n, p, seed, weight_bits=k, max_steps=4, epochs=3)
+    digit = None if digit is None else min(digit, inet.config.threshold_bits)
+    prm = params_for(inet, lanes=lanes, threshold_digit_bits=digit, batch=batch)
+    dut = Bench(prm)
+    rs = thresholds(inet, rng)[::2]
+    count = batch + 1
+    groups = [np.concatenate([noisy_queries(rng, inet, count // 2),
+                              random_states(rng, count - count // 2, n)]) for _ in rs]
+    expected = [[model_expected(inet, q, r) for q in qs] for qs, r in zip(groups, rs,
+                                                                          strict=True)]
+    results, starts, group_starts = [], [], []
+
+    async def tb(ctx):
+        for g, (qs, r) in enumerate(zip(groups, rs, strict=True)):
+            idle, stall = [(0.0, 0.0), (0.5, 0.5), (0.2, 0.8)][g % 3]
+            await set_thresholds(ctx, dut, prm, r)
+            first = len(starts)
+            results.append(await stream(ctx, dut, prm, qs, rng, idle, stall))
+            assert ctx.get(dut.o_idle), "idle once every result is taken"
+            group_starts.append(len(starts) - first)
+
+    run_sim(dut, tb, background=[fake_mac(dut, prm, model_sums(inet), rng, starts)],
+            max_cycles=400_000)
+    for g, (res, exp) in enumerate(zip(results, expected, strict=True)):
+        check(res, exp, f"seed={seed} batch={batch} group {g}")
+        # Queries share the steps: at least the longest query's steps, at most one per step.
+        steps = [e[1] for e in exp]
+        assert max(steps) <= group_starts[g] <= sum(steps), f"group {g}"
+    assert sum(group_starts) < sum(e[1] for exp in expected for e in exp), "no step shared"
+
+
 # Hand-made sums ---------------------------------------------------------------------------------
 
 N, LANES = 10, 4           # 3 beats, the last one with 2 padding lanes
 TIE, GT, LT = range(0, 4), range(4, 7), range(7, 10)
 
 
-def small_params(max_steps=30):
-    return accel_params(n=N, p=12, weight_bits=2, lanes=LANES, max_steps=max_steps)
+def small_params(max_steps=30, batch=1):
+    return accel_params(n=N, p=12, weight_bits=2, lanes=LANES, max_steps=max_steps, batch=batch)
 
 
 def constant_sums(t_tie, s):
@@ -246,10 +334,11 @@ def tie_expected(q):
     return e, steps, True
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize(("r_fx", "s", "t_tie"), TIES)
-def test_tie_keeps_the_bit_gt_sets_lt_clears(r_fx, s, t_tie):
+def test_tie_keeps_the_bit_gt_sets_lt_clears(r_fx, s, t_tie, batch):
     assert t_tie * 2 ** 16 == r_fx * s
-    prm = small_params()
+    prm = small_params(batch=batch)
     queries = tie_queries(11)
     results, _ = run_queries(Bench(prm), prm, constant_sums(t_tie, s), r_fx, queries, 11)
     check(results, [tie_expected(q) for q in queries], f"seed=11 r_fx={r_fx}")
@@ -292,11 +381,11 @@ def test_unknown_fault_is_rejected():
              lambda: SignUpdate(small_params(), fault="x"))
 
 
-@pytest.mark.parametrize("garbage", [False, True])
-def test_negative_threshold_sets_all_and_padding_stays_zero(garbage):
+@pytest.mark.parametrize(("garbage", "batch"), [(False, 1), (True, 1), (True, 3)])
+def test_negative_threshold_sets_all_and_padding_stays_zero(garbage, batch):
     # theta < 0 <= T * 2^R: every neuron becomes 1, but the 2 padding lanes of the last beat
     # must stay 0, or the step would count as a change: an all-ones query converges in 1 step.
-    prm = small_params()
+    prm = small_params(batch=batch)
     assert prm.blocks * prm.lanes > prm.n
     rng = np.random.default_rng(14)
     queries = [np.ones(N, np.uint8), rng.integers(0, 2, N, dtype=np.uint8)]
@@ -314,9 +403,9 @@ def flipping_sums(state):
     return [501 if b == 0 else 499 for b in state], 1000
 
 
-@pytest.mark.parametrize("max_steps", [1, 4, 5])
-def test_max_steps_stops_without_convergence(max_steps):
-    prm = small_params(max_steps)
+@pytest.mark.parametrize(("max_steps", "batch"), [(1, 1), (4, 1), (5, 1), (5, 2)])
+def test_max_steps_stops_without_convergence(max_steps, batch):
+    prm = small_params(max_steps, batch)
     queries = tie_queries(15)
     r_fx = 2 ** 15                               # r = 0.5: theta = 500 * 2^16
     results, starts = run_queries(Bench(prm), prm, flipping_sums, r_fx, queries, 15)
@@ -441,3 +530,104 @@ def test_per_neuron_ties_and_neighbours(seed, digit):
         expected.append((e, 1 if np.array_equal(e, q) else 2, True))
         assert (lhs == rhs).any() and (lhs != rhs).any()
     check(results, expected, f"seed={seed} digit={digit}")
+
+
+# Several slots --------------------------------------------------------------------------------
+
+def test_each_slot_uses_its_own_sum_k():
+    """Three queries in flight, slot j with ``S_K = 1000, 3000, 5000`` and ``T`` at (or one off)
+    its own tie ``S_K / 2`` (r = 1/2): the tie rule holds per slot only if every beat is
+    compared with its own slot's ``S_K``; another slot's would set or clear every neuron."""
+    prm = small_params(batch=3)
+    rng = np.random.default_rng(31)
+    dut = Bench(prm)
+    s_by_slot = [1000, 3000, 5000]
+
+    def sums(state, slot):
+        return constant_sums(s_by_slot[slot] // 2, s_by_slot[slot])(state)
+
+    queries = tie_queries(31) + tie_queries(32)
+    out = {}
+
+    async def tb(ctx):
+        await set_thresholds(ctx, dut, prm, 2 ** 15)
+        out["results"] = await stream(ctx, dut, prm, queries, rng, 0.0, 0.2)
+
+    starts = []
+    run_sim(dut, tb, background=[fake_mac(dut, prm, sums, rng, starts, by_slot=True)])
+    check(out["results"], [tie_expected(q) for q in queries], "seed=31")
+    # The queries shared steps (8 queries of 1 or 2 steps in fewer sweeps).
+    assert len(starts) < sum(tie_expected(q)[1] for q in queries)
+
+
+def test_results_in_query_order_and_a_slot_is_reused_after_its_result():
+    """Batch 2: query 0 (slot 0) never converges and runs ``max_steps`` steps, query 1 (slot 1)
+    converges in one. Query 1 finishes first, but its result comes after query 0's; query 2
+    goes into slot 0 again, so it is taken only after query 0's result; ``o_idle`` stays low
+    while any slot holds a query or a result."""
+    max_steps = 5
+    prm = small_params(max_steps, batch=2)
+    rng = np.random.default_rng(33)
+    dut = Bench(prm)
+
+    def sums(state, slot):
+        if slot == 0:
+            return flipping_sums(state)
+        return [501 if b else 499 for b in state], 1000          # a fixed point
+
+    queries = tie_queries(33)[:3]
+    out, starts = {}, []
+
+    async def tb(ctx):
+        await set_thresholds(ctx, dut, prm, 2 ** 15)
+        edges = {}
+        out["results"] = await stream(ctx, dut, prm, queries, rng, 0.0, 0.0, edges=edges)
+        out["edges"] = edges
+
+    run_sim(dut, tb, background=[fake_mac(dut, prm, sums, rng, starts, by_slot=True)])
+    q0, q1, q2 = queries
+    flipped = 1 - q0 if max_steps % 2 else q0
+    check(out["results"], [(flipped, max_steps, False), (q1, 1, True),
+                           (1 - q2 if max_steps % 2 else q2, max_steps, False)], "seed=33")
+    q_edges, r_edges = out["edges"]["query"], out["edges"]["result"]
+    assert r_edges == sorted(r_edges)
+    # Query 1 joins within query 0's first steps, so it is decided long before query 0 ...
+    assert q_edges[1] < q_edges[0] + 10
+    # ... query 2 waits for slot 0: taken after query 0's result, and not before.
+    assert q_edges[2] > r_edges[0]
+    # Idle until the first query's transfer edge, busy from then until the last result's.
+    idle = out["edges"]["idle"]
+    assert all(idle[:q_edges[0]]) and not any(idle[q_edges[0]:r_edges[-1]]), \
+        "o_idle high while a slot holds something"
+
+
+def test_hold_blocks_a_free_slot_while_another_runs():
+    """``i_hold`` (a load waiting) keeps ``i_query.ready`` low even with a free slot."""
+    prm = small_params(batch=2)
+    rng = np.random.default_rng(34)
+    dut = Bench(prm)
+    q0, q1 = tie_queries(34)[:2]
+    out = {}
+
+    async def tb(ctx):
+        await set_thresholds(ctx, dut, prm, 3 * 2 ** 14)
+        await drive(ctx, dut.i_query, [int_of(q0)])
+        ctx.set(dut.i_hold, 1)
+        ctx.set(dut.i_query.valid, 1)
+        ctx.set(dut.i_query.payload, int_of(q1))
+        ready = []
+        for _ in range(10):
+            await ctx.tick()
+            ready.append(ctx.get(dut.i_query.ready))
+        ctx.set(dut.i_hold, 0)
+        out["held"] = ready
+        out["ready_after"] = ctx.get(dut.i_query.ready)
+        await ctx.tick()
+        ctx.set(dut.i_query.valid, 0)
+        raws = await collect(ctx, dut.o_result, 2, rng, 0.3)
+        out["results"] = [(bits_of(st, N), steps, conv) for st, steps, conv in
+                          (unpack_result(prm, r) for r in raws)]
+
+    run_sim(dut, tb, background=[fake_mac(dut, prm, constant_sums(3000, 4000), rng, [])])
+    assert out["held"] == [0] * 10 and out["ready_after"] == 1
+    check(out["results"], [tie_expected(q0), tie_expected(q1)], "seed=34")

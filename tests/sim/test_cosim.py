@@ -115,6 +115,7 @@ class Case:
     seed: int = 1
     per_neuron: bool = False        # thresholds spread per neuron, corners of the range included
     digit: int | None = None        # threshold_digit_bits (None: the default)
+    batch: int = 1                  # queries in flight
 
 
 CASES = [
@@ -135,6 +136,14 @@ CASES = [
     Case("per-neuron-n23-L5-d1", 23, 17, 2, 5, 7, 16, FLOWS, per_neuron=True, digit=1),
     Case("per-neuron-n30-L8-d20", 30, 24, 2, 8, None, 12, ("none", "heavy"), per_neuron=True,
          digit=20),
+    # Queries in flight: the ridge network with 2 and 4 slots (every scenario, idle cycles and
+    # backpressure), and odd shapes with 3 slots; every result and every edge against the
+    # integer model and khop.hw.timing.
+    Case("ridge-2bit-B2", 100, 300, 2, 16, None, 8, ("none", "heavy"), batch=2),
+    Case("ridge-2bit-L100-B4", 100, 300, 2, 100, None, 12, ("none", "random", "heavy"),
+         batch=4),
+    Case("n23-L5-W7-B3", 23, 17, 2, 5, 7, 16, FLOWS, batch=3),
+    Case("p1-B4", 16, 1, 2, 4, None, 12, ("none", "cycle"), batch=4),
 ]
 
 
@@ -160,7 +169,7 @@ def case_network(case, ridge):
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_verilog_matches_integer_model(case, ridge, cosim_root, request):
     net = case_network(case, ridge)
-    params, inet = configure(net, bits=case.bits, lanes=case.lanes,
+    params, inet = configure(net, bits=case.bits, lanes=case.lanes, batch=case.batch,
                              popcount_width=case.popcount_width, threshold_digit_bits=case.digit)
     if case.per_neuron:
         inet = spread_thresholds(inet, params, case.seed)
