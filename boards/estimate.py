@@ -211,7 +211,9 @@ def model_terms(params: AccelParams, device):
     shared multiples of ``S_K`` and the borrow and equality compares of the product's low part;
     ``lanes`` (per-lane control: tie rule, state bit); ``pop`` the distance units (batch x
     popcount width: XOR and popcount tree); ``state`` the slots' states (batch x n: the state
-    registers, the query and result multiplexers of the accelerator and the link); ``summux``
+    registers, the query and result multiplexers of the accelerator and the link); ``slots``
+    each slot's own adders and counters (its ``S_K`` sum, its multiples of ``K_mu``, its step
+    count and decision); ``summux``
     the multiplexer choosing a slot's accumulators for the sign update ((batch - 1) x lanes x
     accumulator width); ``mem`` the width of each inferred memory times its banks and copies
     (Yosys' read-first emulation and bank multiplexers; a memory left in logic counts its
@@ -246,6 +248,7 @@ def model_terms(params: AccelParams, device):
         "lanes": prm.lanes,
         "pop": batch * prm.popcount_width,
         "state": batch * prm.n,
+        "slots": batch * (prm.sum_bits + prm.kernel_bits + STEPS_BITS),
         "summux": (batch - 1) * prm.lanes * prm.acc_bits,
         "mem": (sum(mm.width * mm.banks * mm.copies for mm in inferred)
                 + sum(mm.bits for mm in logic)),
