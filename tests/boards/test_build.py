@@ -176,7 +176,7 @@ def test_cli_run_missing_port_is_one_line_error(ridge_file, capsys):
 @pytest.mark.synth
 @pytest.mark.parametrize("board, params", [
     # The ridge network with the board's geometry (about 1.5 minutes), and on the ECP5 with
-    # 32 lanes and 2 queries in flight (the default 100 x 4 takes about half an hour:
+    # 32 lanes and 2 queries in flight (the default 100 x 2 takes about half an hour:
     # make bench-hardware builds it).
     ("icebreaker", board_params("icebreaker", 100, 300)),
     ("ulx3s-85f", board_params("ulx3s-85f", 100, 300, lanes=32, batch=2)),
