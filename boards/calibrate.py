@@ -22,7 +22,7 @@ import numpy as np
 from khop.outputs import atomic_write, to_json
 
 from .estimate import CALIBRATION_PATH, model_terms, synth_luts
-from .sweep import SweepConfig
+from .sweep import EXTRA_OPTIONS, SweepConfig
 from .targets import get_device
 
 __all__ = ["fit_family", "calibrate", "main", "TOLERANCE"]
@@ -89,6 +89,11 @@ def _points(doc):
         if not res.get("synth"):
             continue
         cfg = dict(res["config"])
+        # Options the sweep left to the target pinned to what was synthesised: a later change
+        # of a target's default must not move a baseline point.
+        for name in EXTRA_OPTIONS:
+            if cfg.get(name) is None and (res.get("params") or {}).get(name) is not None:
+                cfg[name] = res["params"][name]
         pnr = cfg.pop("pnr", False)
         key = json.dumps(cfg, sort_keys=True)
         point = {"config": {**cfg, "pnr": False}, "synth": res["synth"]}

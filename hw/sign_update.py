@@ -28,8 +28,8 @@ class SignUpdate(wiring.Component):
     replacements of finished queries (one per cycle as their results are taken), join it. A
     slot whose query has converged or reached ``max_steps`` holds its result until it is
     presented on ``o_result``; results are presented slot after slot in turn, so in the order
-    the queries came, and a slot is free again once its result is taken. A sweep runs while a slot has a query running or waiting to
-    join.
+    the queries came, and a slot is free again once its result is taken. A sweep runs while a
+    slot has a query running or waiting to join.
 
     The MAC array presents its sums block by block: for block b, ``batch`` beats on ``i_sums``
     (beat j: slot j's accumulators of neurons ``b*L ..``). For each beat the slot's neurons
