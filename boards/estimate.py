@@ -360,7 +360,8 @@ class Estimate:
             return f" (model, +-{100 * tol[key]:.0f} %)" if key in tol else " (model)"
 
         lines = [(f"{self.device} ({self.part}): N={p['n']} P={p['p']} {p['weight_bits']}-bit, "
-                  f"{p['lanes']} lanes, popcount width {p['popcount_width']}, kernel_bits "
+                  f"{p['lanes']} lanes, batch {p['batch']}, popcount width "
+                  f"{p['popcount_width']}, kernel_bits "
                   f"{p['kernel_bits']}")]
         labels = {"pattern": "patterns", "weight": "weights", "lut": "lookup table",
                   "threshold": "thresholds", "rx_buffer": "receive buffer"}
