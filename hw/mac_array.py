@@ -1,6 +1,6 @@
 """The multiplier-free MAC array: ``batch * lanes`` accumulators, block-outer loop order."""
 
-from amaranth import Array, Module, Mux, Signal, Value
+from amaranth import Array, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -32,9 +32,10 @@ class MacArray(wiring.Component):
     weight word of (mu, b) (address ``mu * blocks + b``) is read once and each of its ``lanes``
     codes q is multiplied by the kernel ``K_mu`` of every query of the batch and added into that
     query's accumulator of the lane. So a query needs ``lanes`` accumulators, not n, and every
-    weight read serves the whole batch. No multipliers: for 1- and 2-bit codes the ``2^k``
-    multiples of each query's ``K_mu`` are formed once (``3K = K + 2K``) and each lane selects
-    its own; for 3 and 4 bits each lane adds shifted copies (:func:`shift_add`).
+    weight read serves the whole batch. No multipliers: for codes of up to
+    :data:`SHARED_MULTIPLE_BITS` bits the ``2^k`` multiples of each query's ``K_mu`` are formed
+    once (:func:`shift_add` of each constant code: ``3K = K + 2K``) and each lane selects its
+    own; for wider codes each lane adds shifted copies itself.
 
     Block 0 takes the kernels from ``i_kernel`` (``batch`` kernels per beat, pattern order) as
     the distance units make them, adds them into ``S_K`` and writes them into the kernel buffer
@@ -142,9 +143,8 @@ class MacArray(wiring.Component):
                     # The 2^k multiples of K_mu, once per query; each lane selects its own.
                     multiples = [Signal(product_bits, name=f"multiple{j}_{c}")
                                  for c in range(2 ** k)]
-                    kj = k2[j]
                     for c, sig in enumerate(multiples):
-                        m.d.comb += sig.eq((0, kj, kj << 1, kj + (kj << 1))[c])
+                        m.d.comb += sig.eq(shift_add(Const(c, k), k2[j]))
                     m.d.sync += [products[j][lane].eq(Array(multiples)[codes[lane]])
                                  for lane in range(lanes)]
                 else:

@@ -20,7 +20,7 @@ from khop.model.fixed import IntegerNetwork, to_bipolar, to_bits
 from khop.model.metrics import noisy_queries
 from khop.outputs import atomic_write
 from khop.sim.config import CosimConfig, load_integer_network
-from khop.sim.testbench import TB
+from khop.sim.testbench import TB, edge_of
 
 CONFIG = CosimConfig.from_env()
 PARAMS = CONFIG.params
@@ -187,9 +187,9 @@ async def test_back_to_back(dut):
     await tb.drain()
     steps = [r[0].steps for r in tb.scoreboard.records]
     model = back_to_back(PARAMS, steps)
-    first = round(tb.query_transfers[0] / 10)
-    transfers = [round(t / 10) - first + 1 for t in tb.query_transfers]
-    taken = [round(t / 10) - first + 1 for t in tb.result_transfers]
+    first = edge_of(tb.query_transfers[0])
+    transfers = [edge_of(t) - first + 1 for t in tb.query_transfers]
+    taken = [edge_of(t) - first + 1 for t in tb.result_transfers]
     cycles = taken[-1] - transfers[0]
     _finish(tb, "back_to_back", {"stream_queries": len(steps), "stream_cycles": cycles,
                                  "stream_cycles_model": model.cycles})

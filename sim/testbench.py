@@ -29,10 +29,15 @@ from khop.hw.params import AccelParams
 from khop.hw.timing import SlotTiming
 from khop.model.fixed import IntegerNetwork, pack_bits, unpack_bits
 
-__all__ = ["PERIOD_NS", "flow_patterns", "Expected", "Scoreboard", "TB"]
+__all__ = ["PERIOD_NS", "edge_of", "flow_patterns", "Expected", "Scoreboard", "TB"]
 
 #: Clock period of the testbench, ns.
 PERIOD_NS = 10
+
+
+def edge_of(t_ns):
+    """The number of the rising edge at simulated time ``t_ns`` (edge 0 at time 0)."""
+    return round(t_ns / PERIOD_NS)
 
 
 def flow_patterns(flow, seed):
@@ -109,7 +114,7 @@ class Scoreboard:
     def expect(self, exp: Expected):
         self.pending.append(exp)
         self.empty.clear()
-        self.timing.transfer(round(exp.t_transfer / PERIOD_NS), exp.steps)
+        self.timing.transfer(edge_of(exp.t_transfer), exp.steps)
         exp.idle = self.timing.idle[-1]
 
     def flush(self):
@@ -139,13 +144,13 @@ class Scoreboard:
         e = self.pending.popleft()
         if not self.pending:
             self.empty.set()
-        latency = round((t_valid - e.t_transfer) / PERIOD_NS)
+        latency = edge_of(t_valid) - edge_of(e.t_transfer)
         want_edge = self.timing.result(self._last_taken)
-        self._last_taken = round(t_taken / PERIOD_NS)
+        self._last_taken = edge_of(t_taken)
         # Only a query that found the accelerator idle, whose steps had no join window for
         # other queries and whose result did not wait for the one before it times the steps.
         e.idle = (e.idle and want_edge == self.timing.last_decided
-                  and want_edge - round(e.t_transfer / PERIOD_NS)
+                  and want_edge - edge_of(e.t_transfer)
                   == self.params.cycles_per_query(e.steps))
         self.records.append((e, state, steps, converged, latency))
         problems = []
@@ -162,7 +167,7 @@ class Scoreboard:
             self._mismatch(f"query {e.index} ({e.scenario}, seed {self.seed}): "
                            + "; ".join(problems) + f"; query 0x{e.query:x}")
         else:
-            want = want_edge - round(e.t_transfer / PERIOD_NS)
+            want = want_edge - edge_of(e.t_transfer)
             if latency != want:
                 msg = (f"query {e.index} ({e.scenario}, seed {self.seed}): result valid "
                        f"{latency} edges after the transfer, the cycle model says {want} "
