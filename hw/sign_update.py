@@ -119,16 +119,18 @@ class SignUpdate(wiring.Component):
         for j in range(batch):
             m.d.comb += self.o_state[j].eq(state[j][:n])
 
-        # The beats: block `mblock`, slot `bslot`, next digit `digit_reg`.
+        # The beats: block `mblock`, slot `bslot`.
         mblock = Signal(range(blocks))
         bslot = Signal(range(batch))
-        digit_reg = Signal(range(max(digits, 2)))
-        # Comb: a digit step this cycle, of digit `dj`; or the compare.
-        do_step = Signal()
-        do_compare = Signal()
+        # The digit step of this cycle, registered one-hot (bit j: a step of digit j) so that
+        # the enables of every lane's registers come straight from flip-flops (with a counter
+        # and a decoder, the ECP5 build of 100 lanes missed 75 MHz on these enables).
+        step_digit = Signal(digits)
+        do_step = Signal()                 # registered: a digit step this cycle (MULTIPLY)
+        do_compare = Signal()              # comb: the compare of a beat this cycle
         in_compare = Signal()              # registered: the FSM is in COMPARE
-        dj = Signal(range(max(digits, 2)))
-        top = Signal()                     # registered: digit_reg is the top digit
+        top = step_digit[-1]               # this cycle's step is of the top digit
+        m.d.sync += [step_digit.eq(0), do_step.eq(0)]
 
         rd = self.thresholds
         sums = self.i_sums.payload
@@ -146,11 +148,17 @@ class SignUpdate(wiring.Component):
         # only, and no multiplier.
         shared = [Signal(signed(sbits + b + 1), name=f"shared{b}") for b in range(dbits)]
 
-        def next_digit(j, slot):
-            """The next digit step is digit ``j`` (a value) of a beat of slot ``slot``."""
-            is_top = j == digits - 1
+        def next_digit(first, slot):
+            """The next cycle is a digit step of a beat of slot ``slot``: its first digit if
+            ``first``, else the digit after this cycle's."""
+            if first:
+                is_top = Const(digits == 1)
+                m.d.sync += step_digit.eq(1)
+            else:
+                is_top = step_digit[-2] if digits > 1 else Const(1)
+                m.d.sync += step_digit.eq(step_digit << 1)
             s_k = sum_k[slot]
-            m.d.sync += [digit_reg.eq(j), top.eq(is_top)]
+            m.d.sync += do_step.eq(1)
             for b in range(dbits - 1):
                 m.d.sync += shared[b].eq(s_k << b)
             m.d.sync += shared[-1].eq(Mux(is_top, -(s_k << (dbits - 1)), s_k << (dbits - 1)))
@@ -185,18 +193,17 @@ class SignUpdate(wiring.Component):
                 m.d.sync += acc[lane].eq(0)
             with m.Elif(do_step):
                 m.d.sync += acc[lane].eq(t >> dbits)
-                with m.Switch(dj):
-                    for j in range(digits):
-                        with m.Case(j):
-                            below = [t[b] for b in range(dbits) if j * dbits + b < frac]
-                            for b in range(dbits):
-                                if j * dbits + b >= frac:
-                                    m.d.sync += high[lane][j * dbits + b - frac].eq(t[b])
-                            kept = Const(0) if j == 0 else sticky[lane]
-                            if below:
-                                m.d.sync += sticky[lane].eq(kept | Cat(*below).any())
-                            else:
-                                m.d.sync += sticky[lane].eq(kept)
+                for j in range(digits):
+                    with m.If(step_digit[j]):
+                        below = [t[b] for b in range(dbits) if j * dbits + b < frac]
+                        for b in range(dbits):
+                            if j * dbits + b >= frac:
+                                m.d.sync += high[lane][j * dbits + b - frac].eq(t[b])
+                        kept = Const(0) if j == 0 else sticky[lane]
+                        if below:
+                            m.d.sync += sticky[lane].eq(kept | Cat(*below).any())
+                        else:
+                            m.d.sync += sticky[lane].eq(kept)
 
         # i_sums.ready is a register: the MAC array clears a slot's accumulators on it.
         sums_ready = Signal()
@@ -255,7 +262,7 @@ class SignUpdate(wiring.Component):
                 m.d.sync += [sums_ready.eq(1), in_compare.eq(1)]
                 m.next = "COMPARE"
             with m.Else():
-                next_digit(dj + 1, bslot)
+                next_digit(False, bslot)
                 m.next = "MULTIPLY"
 
         # The queries: into the next slot in turn when it is free and no load waits.
@@ -324,11 +331,10 @@ class SignUpdate(wiring.Component):
                     advance(rp_digit, rp_slot, rp_base)
                 with m.Elif(self.i_sums.valid):
                     m.d.sync += bslot.eq(0)
-                    next_digit(0, 0)
+                    next_digit(True, 0)
                     m.next = "MULTIPLY"
 
             with m.State("MULTIPLY"):
-                m.d.comb += [do_step.eq(1), dj.eq(digit_reg)]
                 step_outcome()
 
             with m.State("COMPARE"):
@@ -342,7 +348,7 @@ class SignUpdate(wiring.Component):
                     with m.If(bslot != batch - 1):
                         # The next slot's products start in the next cycle.
                         m.d.sync += bslot.eq(bslot + 1)
-                        next_digit(0, bslot + 1)
+                        next_digit(True, bslot + 1)
                         m.next = "MULTIPLY"
                     with m.Elif(mblock == blocks - 1):
                         m.next = "FINISH"

@@ -529,4 +529,31 @@ def test_precision_table_over_a_range(small_net, capsys):
                  "20"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "integer model vs float 2-bit model" in lines[0]
-    assert [int(line.split()[0]) for line in lines[2:]] == [10, 11, 12]
+    assert [int(line.split()[0]) for line in lines[3:]] == [10, 11, 12]
+
+
+def test_precision_exact_recall_is_the_mean_over_the_seeds_query_sets(small_net, capsys):
+    """Each seed's exact recall, recomputed here with the integer model on that seed's queries:
+    the row is their mean, lowest and highest."""
+    from khop.hw.params import configure
+    from khop.model.fixed import to_bits
+    from khop.model.metrics import noisy_queries
+
+    assert main(["precision", str(small_net), "--kernel-bits", "9", "--queries", "30",
+                 "--seed", "4", "--seeds", "3", "--quantizer", "neuron", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["seeds"] == [4, 5, 6]
+    (row,) = doc["rows"]
+    net = load_network(small_net)
+    _, inet = configure(net, kernel_bits=9, quantizer="neuron")
+    exact, steps = [], []
+    for seed in (4, 5, 6):
+        qs, targets = noisy_queries(net.patterns, 0.2, 30, np.random.default_rng(seed))
+        res = inet.retrieve(to_bits(qs))
+        exact.append(np.mean(np.all(res.states == to_bits(net.patterns[targets]), axis=1)))
+        steps.append(np.mean(res.steps))
+    assert row["seeds"] == 3
+    assert row["int_exact_recall"] == pytest.approx(np.mean(exact))
+    assert (row["int_exact_recall_min"], row["int_exact_recall_max"]) == (min(exact), max(exact))
+    assert row["int_mean_steps"] == pytest.approx(np.mean(steps))
+    assert row["int_exact_recall"] <= row["int_recall_accuracy"]
