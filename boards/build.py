@@ -16,9 +16,11 @@ from pathlib import Path
 
 from khop.environ import environment
 from khop.hw.params import AccelParams
+from khop.hw.sign_update import FANOUT_COPY
 from khop.model.errors import KhopError
 from khop.outputs import atomic_directory, to_json, write_files
 
+from .estimate import estimate as logic_estimate
 from .estimate import memory_counts, memory_maps
 from .targets import get_board
 
@@ -51,8 +53,11 @@ def toolchain_env():
 
 def estimate(board_name, params: AccelParams):
     """Memory blocks of the design before synthesis, exact from the memory shapes
-    (:func:`boards.estimate.memory_maps`), and the flip-flops of the accumulators;
-    ``short`` lists every resource that does not fit."""
+    (:func:`boards.estimate.memory_maps`), the flip-flops of the accumulators, and the logic
+    of the calibrated model (:func:`boards.estimate.estimate`); ``short`` lists every resource
+    that does not fit: memory blocks or accumulators beyond the device, or logic whose estimate
+    exceeds the device by more than the model's tolerance (a design that surely does not fit is
+    refused before hours of synthesis and placement; one within the tolerance is built)."""
     board = get_board(board_name)
     dev = board.device
     maps = memory_maps(params, dev)
@@ -61,6 +66,11 @@ def estimate(board_name, params: AccelParams):
     where = {name: mm.describe() for name, mm in maps.items()}
     ffs = params.accumulator_bits
     short = []
+    model = logic_estimate(params, dev)
+    tolerance = model.calibration["tolerance"].get("luts", 0.0)
+    if model.logic > dev.luts * (1 + tolerance):
+        short.append(f"{model.logic_name}: about {model.logic} needed (khop estimate, "
+                     f"+-{tolerance:.0%}), {dev.luts} available")
     if bram > dev.bram:
         short.append(f"block RAM: {bram} {dev.bram_cell} needed, {dev.bram} available "
                      f"({bram - dev.bram} short)")
@@ -72,7 +82,8 @@ def estimate(board_name, params: AccelParams):
                      f"available ({ffs - dev.ffs} short)")
     return {"board": board.name, "device": dev.part, "bram": bram,
             "bram_available": dev.bram, "spram": spram, "spram_available": dev.spram,
-            "accumulator_ffs": ffs, "ffs_available": dev.ffs, "memories": where,
+            "accumulator_ffs": ffs, "ffs_available": dev.ffs,
+            "logic_estimate": model.logic, "logic_available": dev.luts, "memories": where,
             "short": short}
 
 
@@ -229,7 +240,8 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
     est = estimate(board.name, params)
     if est["short"]:
         raise BuildError(f"N={params.n}, P={params.p}, {params.weight_bits}-bit, "
-                         f"{params.lanes} lanes does not fit the {board.description}: "
+                         f"{params.lanes} lanes x {params.batch} queries does not fit the "
+                         f"{board.description}: "
                          + "; ".join(est["short"]))
     try:
         top = board.top(params, clock_hz)
@@ -238,7 +250,8 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
     platform = board.platform()
     freq = top.clock_hz / 1e6
     overrides = {"nextpnr_opts": f"--report {TOP}_report.json --timing-allow-fail "
-                                 f"--freq {freq:g} {nextpnr_opts}".strip()}
+                                 f"--freq {freq:g} {nextpnr_opts}".strip(),
+                 "script_after_read": KEEP_FANOUT_COPIES}
     result = BuildReport(board=board.name, device=board.device.part, params=params.as_dict(),
                          clock_mhz=freq, target_mhz=board.clock_mhz, uart_divisor=top.divisor,
                          baudrate=top.baudrate, estimate=est)
@@ -279,6 +292,11 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
             raise BuildError(f"the build failed: {error} (logs in {kept})\n{tail}")
     return result
 
+
+#: The Yosys command, after reading the design, that keeps the copies of a control register
+#: (:data:`khop.hw.sign_update.FANOUT_COPY`) as separate flip-flops: each drives its own group
+#: of lanes, where Yosys would otherwise merge them into one flip-flop driving every lane.
+KEEP_FANOUT_COPIES = f"setattr -set keep 1 w:*{FANOUT_COPY}* %ci1:+$dff[Q] t:$dff %i"
 
 #: What YoWASP Yosys 0.70 prints when ABC9 trips over some ECP5 netlists
 #: (https://github.com/YoWASP/yosys/issues/29); ``synth_ecp5 -dff`` gets through them.

@@ -52,7 +52,7 @@ _DESIGN_SOURCES = ("hw/*.py", "boards/core.py", "boards/bridge.py", "boards/uart
                    "boards/spram.py", "boards/protocol.py")
 #: Version of the synthesis flow of :func:`run_config` (tool options, parsing): bump it when
 #: that changes, to rebuild every configuration.
-FLOW = 2
+FLOW = 3
 #: Models, not design: changing them must not rebuild anything.
 _NOT_DESIGN = ("hw/export.py",)
 
@@ -267,7 +267,7 @@ def run_config(config, workdir=None, timeout=DEFAULT_TIMEOUT):
 
 
 def _run(cfg, work, timeout, result):
-    from .build import _fmax, parse_yosys_stats, toolchain_env
+    from .build import KEEP_FANOUT_COPIES, _fmax, parse_yosys_stats, toolchain_env
 
     if work.exists():
         shutil.rmtree(work)
@@ -284,7 +284,7 @@ def _run(cfg, work, timeout, result):
     env = toolchain_env()
     (work / f"{TOP}.il").write_text(_design(cfg))
     synth = "synth_ice40" if dev.family == "ice40" else "synth_ecp5"
-    script = f"read_rtlil {TOP}.il; {synth} -top {TOP} -json {TOP}.json"
+    script = f"read_rtlil {TOP}.il; {KEEP_FANOUT_COPIES}; {synth} -top {TOP} -json {TOP}.json"
     ok, output, log = _run_tool([env["YOSYS"], "-q", "-l", "yosys.log", "-p", script],
                                 work, timeout, "yosys.log")
     if not ok:

@@ -118,38 +118,45 @@ class MacArray(wiring.Component):
                     for j in range(batch)]
 
         # A beat is accepted on a registered ready (o_sums.ready), so the clear of its
-        # accumulators has a short enable.
+        # accumulators has a short enable. With several queries the beat's sums come from a
+        # register (loaded with the next slot's accumulators as a beat is taken), so that the
+        # slot multiplexer and the sign update's adders are in different cycles.
         draining = Signal()
-        m.d.comb += [self.o_sums.valid.eq(draining),
-                     self.o_sums.payload.eq(Array(Value.cast(a) for a in acc)[slot])]
+        m.d.comb += self.o_sums.valid.eq(draining)
+        accs = Array(Value.cast(a) for a in acc)
+        if batch == 1:
+            m.d.comb += self.o_sums.payload.eq(acc[0])
+        else:
+            beat = Signal(sums_layout)
+            m.d.comb += self.o_sums.payload.eq(beat)
+        # The accumulators add the products every cycle: a stage without a valid word carries
+        # the word 0 (codes 0), so its products are 0 and no enable drives every accumulator.
         for j in range(batch):
-            with m.If(v3):
-                m.d.sync += [acc[j][lane].eq(acc[j][lane] + products[j][lane])
-                             for lane in range(lanes)]
             with m.If(draining & self.o_sums.ready & (slot == j)):
                 m.d.sync += acc[j].eq(0)
+            with m.Else():
+                m.d.sync += [acc[j][lane].eq(acc[j][lane] + products[j][lane])
+                             for lane in range(lanes)]
 
-        m.d.sync += [v2.eq(v1), v3.eq(v2)]
+        m.d.sync += [v2.eq(v1), v3.eq(v2), word.eq(Mux(v1, self.weights.data, 0))]
         with m.If(v1):
-            m.d.sync += word.eq(self.weights.data)
             if kbuf_rd is None:
                 m.d.sync += k2.eq(k1)
             else:
                 m.d.sync += k2.eq(Mux(first_block, k1, kbuf_rd.data))
-        with m.If(v2):
-            codes = data.View(data.ArrayLayout(k, lanes), word)
-            for j in range(batch):
-                if k <= SHARED_MULTIPLE_BITS:
-                    # The 2^k multiples of K_mu, once per query; each lane selects its own.
-                    multiples = [Signal(product_bits, name=f"multiple{j}_{c}")
-                                 for c in range(2 ** k)]
-                    for c, sig in enumerate(multiples):
-                        m.d.comb += sig.eq(shift_add(Const(c, k), k2[j]))
-                    m.d.sync += [products[j][lane].eq(Array(multiples)[codes[lane]])
-                                 for lane in range(lanes)]
-                else:
-                    m.d.sync += [products[j][lane].eq(shift_add(codes[lane], k2[j]))
-                                 for lane in range(lanes)]
+        codes = data.View(data.ArrayLayout(k, lanes), word)
+        for j in range(batch):
+            if k <= SHARED_MULTIPLE_BITS:
+                # The 2^k multiples of K_mu, once per query; each lane selects its own.
+                multiples = [Signal(product_bits, name=f"multiple{j}_{c}")
+                             for c in range(2 ** k)]
+                for c, sig in enumerate(multiples):
+                    m.d.comb += sig.eq(shift_add(Const(c, k), k2[j]))
+                m.d.sync += [products[j][lane].eq(Array(multiples)[codes[lane]])
+                             for lane in range(lanes)]
+            else:
+                m.d.sync += [products[j][lane].eq(shift_add(codes[lane], k2[j]))
+                             for lane in range(lanes)]
 
         issue = Signal()
         m.d.comb += [self.weights.addr.eq(addr), self.weights.en.eq(1)]
@@ -182,11 +189,15 @@ class MacArray(wiring.Component):
                     m.d.sync += [mu.eq(mu + 1), addr.eq(addr + blocks)]
                 with m.If(~more & ~v1 & ~v2 & ~v3):
                     m.d.sync += draining.eq(1)
+                    if batch > 1:
+                        m.d.sync += beat.eq(acc[0])
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
                 with m.If(self.o_sums.ready):
                     m.d.sync += slot.eq(slot + 1)
+                    if batch > 1:
+                        m.d.sync += beat.eq(accs[slot + 1])
                     with m.If(slot == batch - 1):
                         m.d.sync += [draining.eq(0), slot.eq(0), mu.eq(0),
                                      first_block.eq(0), block.eq(block + 1),

@@ -61,6 +61,20 @@ def test_build_refuses_before_running_when_the_estimate_is_short(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+def test_build_refuses_logic_that_the_estimate_puts_beyond_its_tolerance(tmp_path):
+    """Memories fit (19 of 30 blocks), but 20 lanes x 4 queries need about 2.5 times the UP5K's
+    logic cells: refused before synthesis. The default (within the tolerance) is not."""
+    ridge = dict(n=100, p=300, bits=2, lanes=20, kernel_bits=12, threshold_digit_bits=1)
+    big = hardware_params(**ridge, batch=4)
+    est = estimate("icebreaker", big)
+    assert est["bram"] <= 30 and est["logic_estimate"] > 5280 * 1.15
+    with pytest.raises(BuildError, match=r"20 lanes x 4 queries does not fit the iCEBreaker.*"
+                                         r"logic cells: about \d+ needed.*5280 available"):
+        build_board("icebreaker", big, tmp_path / "b", run=False)
+    assert not (tmp_path / "b").exists()
+    assert estimate("icebreaker", hardware_params(**ridge, batch=1))["short"] == []
+
+
 def test_plls_match_icepll_and_ecppll():
     pll = ice40_pll(12e6, 30e6)      # icepll -i 12 -o 30: DIVR 0, DIVF 79, DIVQ 5, FILTER 1
     assert (pll.divr, pll.divf, pll.divq, pll.filter_range, pll.f_out) == (0, 79, 5, 1, 30e6)
@@ -184,10 +198,41 @@ def test_cli_run_missing_port_is_one_line_error(ridge_file, capsys):
 def test_synthesis_places_routes_packs_and_meets_the_default_clock(board, params, tmp_path):
     r = build_board(board, params, tmp_path / board)
     assert r.ok and r.bitstream
-    assert r.synthesis["spram"] == r.estimate["spram"] == (3 if board == "icebreaker" else 0)
+    assert r.synthesis["spram"] == r.estimate["spram"]
+    assert (r.synthesis["spram"] > 0) == (board == "icebreaker")    # the weights, in SPRAM
     assert r.clock_mhz == get_board(board).clock_hz / 1e6
     assert r.fmax_mhz >= r.clock_mhz, r.format()
     assert (tmp_path / board / "report.txt").read_text().startswith(board)
+
+
+@pytest.mark.synth
+def test_yosys_keeps_the_lanes_control_copies_apart(tmp_path):
+    """The sign update's control registers have one copy per FANOUT_LANES lanes; the build's
+    Yosys script keeps them as separate flip-flops (without it Yosys merges them into one that
+    drives every lane: checked too)."""
+    import subprocess
+
+    from khop.boards.build import KEEP_FANOUT_COPIES, TOP, toolchain_env
+    from khop.hw.sign_update import FANOUT_COPY, FANOUT_LANES
+
+    params = board_params("ulx3s-85f", 32, 64, lanes=32, batch=1)
+    build_board("ulx3s-85f", params, tmp_path / "gen", run=False)
+    groups = -(-params.lanes // FANOUT_LANES)
+    yosys = toolchain_env()["YOSYS"]
+    for keep, expected in ((True, 2 * groups), (False, None)):
+        script = (f"read_rtlil {TOP}.il; {KEEP_FANOUT_COPIES if keep else ''}; "
+                  f"synth_ecp5 -top {TOP} -json out.json")
+        subprocess.run([yosys, "-q", "-p", script], cwd=tmp_path / "gen", check=True,
+                       capture_output=True)
+        module = json.loads((tmp_path / "gen" / "out.json").read_text())["modules"][TOP]
+        ff_outputs = {cell["connections"]["Q"][0] for cell in module["cells"].values()
+                      if cell["type"] == "TRELLIS_FF"}
+        copies = {net["bits"][0] for name, net in module["netnames"].items()
+                  if FANOUT_COPY in name and net["bits"][0] in ff_outputs}
+        if keep:
+            assert len(copies) == expected
+        else:
+            assert len(copies) < 2 * groups
 
 
 def test_a_failed_build_leaves_no_output_directory_and_keeps_its_logs(tmp_path, monkeypatch):
