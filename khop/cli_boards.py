@@ -161,7 +161,7 @@ def _add_steps(p):
     p.add_argument("--steps", type=number_in(1, MAX_STEPS_RANGE[1]), default=2.0,
                    help="mean retrieval steps per query assumed for the retrieval rate "
                         f"(1..{MAX_STEPS_RANGE[1]}: a query takes at least one step; the "
-                        "ridge network's noisy queries take 4.65, 'make bench-hardware')")
+                        "ridge network's noisy queries take 4.58, 'make bench-hardware')")
 
 
 def cmd_estimate(args):
