@@ -240,7 +240,8 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
     est = estimate(board.name, params)
     if est["short"]:
         raise BuildError(f"N={params.n}, P={params.p}, {params.weight_bits}-bit, "
-                         f"{params.lanes} lanes x {params.batch} queries does not fit the "
+                         f"{params.lanes} lanes x {params.batch} "
+                         f"quer{'y' if params.batch == 1 else 'ies'} does not fit the "
                          f"{board.description}: "
                          + "; ".join(est["short"]))
     try:

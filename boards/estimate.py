@@ -220,7 +220,8 @@ def model_terms(params: AccelParams, device):
     bits); ``macbank`` the products again for each extra bank of the weight memory (the bank
     multiplexer feeds every product bit).
 
-    Flip-flop terms: ``const``; ``ring`` the accumulators (batch x lanes x accumulator width);
+    Flip-flop terms: ``const``; ``ring`` the accumulators (batch x lanes x accumulator width,
+    and with batch > 1 the register of the beat being drained, lanes x accumulator width);
     ``pipe`` the per-lane registers (the products ``q * K`` of each query, the threshold digit
     registered off the memory, the sign update's accumulator, product bits and sticky bit, the
     two decision flags); ``regs`` the other registers whose width depends on the parameters
@@ -272,7 +273,7 @@ def model_terms(params: AccelParams, device):
             + _link_buffer_bits(prm))
     ffs = {
         "const": 1.0,
-        "ring": prm.accumulator_bits,
+        "ring": prm.accumulator_bits + (prm.lanes * prm.acc_bits if batch > 1 else 0),
         "pipe": prm.lanes * (batch * (prm.kernel_bits + prm.weight_bits)  # products q * K
                              + dbits                              # the threshold digit
                              + sbits + 2 + high + 1               # accumulator, high, sticky
