@@ -21,7 +21,6 @@ from khop.model.errors import KhopError
 from khop.outputs import atomic_directory, to_json, write_files
 
 from .estimate import estimate as logic_estimate
-from .estimate import memory_counts, memory_maps
 from .targets import get_board
 
 __all__ = ["BuildError", "BuildReport", "toolchain_env", "estimate", "build_board",
@@ -52,21 +51,19 @@ def toolchain_env():
 
 
 def estimate(board_name, params: AccelParams):
-    """Memory blocks of the design before synthesis, exact from the memory shapes
-    (:func:`boards.estimate.memory_maps`), the flip-flops of the accumulators, and the logic
-    of the calibrated model (:func:`boards.estimate.estimate`); ``short`` lists every resource
-    that does not fit: memory blocks or accumulators beyond the device, or logic whose estimate
-    exceeds the device by more than the model's tolerance (a design that surely does not fit is
-    refused before hours of synthesis and placement; one within the tolerance is built)."""
+    """What the design needs before synthesis, from :func:`boards.estimate.estimate`: memory
+    blocks (exact from the memory shapes), the flip-flops of the accumulators, and the logic of
+    the calibrated model; ``short`` lists every resource that does not fit: memory blocks or
+    accumulators beyond the device, or logic whose estimate exceeds the device by more than the
+    model's tolerance (a design that surely does not fit is refused before hours of synthesis
+    and placement; one within the tolerance is built)."""
     board = get_board(board_name)
     dev = board.device
-    maps = memory_maps(params, dev)
-    count = memory_counts(maps)
-    bram, spram = count["bram"], count["spram"]
-    where = {name: mm.describe() for name, mm in maps.items()}
+    model = logic_estimate(params, dev)
+    bram, spram = model.bram, model.spram
+    where = {name: mm["where"] for name, mm in model.memories.items()}
     ffs = params.accumulator_bits
     short = []
-    model = logic_estimate(params, dev)
     tolerance = model.calibration["tolerance"].get("luts", 0.0)
     if model.logic > dev.luts * (1 + tolerance):
         short.append(f"{model.logic_name}: about {model.logic} needed (khop estimate, "
