@@ -107,9 +107,15 @@ class FrameParser(wiring.Component):
             return [esc.eq(0), bad_esc.eq(0), overflow.eq(0), crc.eq(0xFFFF), count.eq(0),
                     cmd.eq(0), ident.eq(0)]
 
+        # Two stages: a byte taken is unescaped into `value` (registered, with `store`), and
+        # the cycle after stored into the frame, so that the enables of the wide body register
+        # and the CRC come from flip-flops, not from the byte's compares (on both boards the
+        # chain from a received byte to the body's enable was the critical path). An END
+        # counts the body byte still in the second stage.
         byte = self.i_byte.payload
         value = Signal(8)
         store = Signal()
+        m.d.sync += store.eq(0)
         with m.If(self.o_frame.valid):
             with m.If(self.o_frame.ready):
                 m.d.sync += [self.o_frame.valid.eq(0), *clear()]
@@ -118,20 +124,20 @@ class FrameParser(wiring.Component):
                 m.d.sync += esc.eq(0)
                 with m.If(esc):
                     m.d.sync += bad_esc.eq(1)
-                with m.If((count != 0) | esc | bad_esc | overflow):
+                with m.If((count != 0) | store | esc | bad_esc | overflow):
                     m.d.sync += self.o_frame.valid.eq(1)
             with m.Elif(esc):
                 m.d.sync += esc.eq(0)
                 with m.If(byte == ESC_END):
-                    m.d.comb += [value.eq(END), store.eq(1)]
+                    m.d.sync += [value.eq(END), store.eq(1)]
                 with m.Elif(byte == ESC_ESC):
-                    m.d.comb += [value.eq(ESC), store.eq(1)]
+                    m.d.sync += [value.eq(ESC), store.eq(1)]
                 with m.Else():
                     m.d.sync += bad_esc.eq(1)
             with m.Elif(byte == ESC):
                 m.d.sync += esc.eq(1)
             with m.Else():
-                m.d.comb += [value.eq(byte), store.eq(1)]
+                m.d.sync += [value.eq(byte), store.eq(1)]
 
         with m.If(store):
             with m.If(count == max_body):

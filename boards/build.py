@@ -164,9 +164,9 @@ class BuildReport:
     fmax_mhz: float | None = None
     bitstream: str | None = None
     ok: bool | None = None
-    synth_opts: str = ""
+    lut_mapping: str = "abc9"
 
-    _RUN = ("seconds", "synthesis", "utilisation", "fmax_mhz", "bitstream", "ok", "synth_opts")
+    _RUN = ("seconds", "synthesis", "utilisation", "fmax_mhz", "bitstream", "ok", "lut_mapping")
 
     def as_dict(self):
         d = {k: getattr(self, k) for k in ("board", "device", "params", "clock_mhz",
@@ -194,7 +194,8 @@ class BuildReport:
             lines.append(f"    {name}: {where}")
         s = self.synthesis
         if s:
-            opts = f" (synth {self.synth_opts}: {ABC9_WORKAROUND})" if self.synth_opts else ""
+            opts = (f" (LUTs mapped with {self.lut_mapping}: {ABC9_WORKAROUND})"
+                    if self.lut_mapping != "abc9" else "")
             lines.append(f"  yosys: {s['luts']} LUT4, {s['ffs']} FFs, {s['carries']} carries, "
                          f"{s['bram']} block RAM, {s['spram']} SPRAM{opts}")
         for k, v in (self.utilisation or {}).items():
@@ -267,14 +268,14 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
         tripped = ABC9_ASSERTION in _read(work / f"{TOP}.rpt")
         if not ok and board.device.family == "ecp5" and tripped:
             report(f"Yosys stopped on its ABC9 assertion ({ABC9_ASSERTION}); synthesising again "
-                   f"with synth_ecp5 {ABC9_RETRY_OPTS} ({ABC9_WORKAROUND}) ...")
+                   f"with {ABC_LUT_MAPPING} instead of ABC9 ({ABC9_WORKAROUND}) ...")
             for child in Path(work).iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
             # A platform prepares one design once: a fresh platform and top.
             plan = board.platform().build(board.top(params, clock_hz), name=TOP,
-                                          do_build=False, synth_opts=ABC9_RETRY_OPTS,
+                                          do_build=False, **abc_mapping_script(TOP),
                                           **overrides)
-            result.synth_opts = ABC9_RETRY_OPTS
+            result.lut_mapping = ABC_LUT_MAPPING
             ok, error = _execute(plan, work)
         short = _read_results(result, work, out, board.device.family, ok, time.perf_counter() - t0)
         result.write(work)
@@ -297,10 +298,24 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
 KEEP_FANOUT_COPIES = f"setattr -set keep 1 w:*{FANOUT_COPY}* %ci1:+$dff[Q] t:$dff %i"
 
 #: What YoWASP Yosys 0.70 prints when ABC9 trips over some ECP5 netlists
-#: (https://github.com/YoWASP/yosys/issues/29); ``synth_ecp5 -dff`` gets through them.
+#: (https://github.com/YoWASP/yosys/issues/29).
 ABC9_ASSERTION = "rtlil.cc:3091"
-ABC9_RETRY_OPTS = "-dff"
+#: The LUT mapping that replaces ABC9 on such a netlist: ABC, as ``synth_ecp5`` mapped before
+#: ABC9 became its default (LUT4s, and up to 7 inputs with the slices' multiplexers).
+#: ``synth_ecp5 -dff`` (ABC9 with the flip-flops) got through the assertion too, but ran over
+#: 50 minutes on the ULX3S' 100 lanes x 4 queries; this mapping takes seconds.
+ABC_LUT_MAPPING = "abc -dress -lut 4:7"
 ABC9_WORKAROUND = "the workaround of Yosys 0.70's ABC9 assertion"
+
+
+def abc_mapping_script(top):
+    """Yosys commands that synthesise ``top`` for the ECP5 as ``synth_ecp5`` does, with
+    :data:`ABC_LUT_MAPPING` instead of ABC9 (``synth_ecp5`` has no option for it). As
+    Amaranth overrides: ``synth_opts`` stops ``synth_ecp5`` before its LUT mapping,
+    ``script_after_synth`` maps and runs the rest."""
+    return {"synth_opts": "-run begin:map_luts",
+            "script_after_synth": (f"techmap -map +/lattice/latches_map.v; {ABC_LUT_MAPPING}; "
+                                   f"clean; synth_ecp5 -top {top} -run map_cells:")}
 
 
 def _execute(plan, work):

@@ -86,7 +86,7 @@ def _points(doc):
     write_outputs`), one per configuration (a place-and-route row wins over a synthesis one)."""
     points = {}
     for res in doc.get("results", []):
-        if not res.get("synth"):
+        if not res.get("synth") or res.get("lut_mapping"):   # the default flow's rows only
             continue
         cfg = dict(res["config"])
         # Options the sweep left to the target pinned to what was synthesised: a later change

@@ -26,6 +26,7 @@ from pathlib import Path
 from khop.hw.layout import STEPS_BITS
 from khop.hw.mac_array import SHARED_MULTIPLE_BITS
 from khop.hw.params import AccelParams, ceil_div
+from khop.hw.sign_update import lane_widths
 from khop.hw.timing import steady_rate
 
 from .protocol import RX_BUFFER, LinkFormat
@@ -185,19 +186,6 @@ def _link_buffer_bits(params: AccelParams):
     return 8 * (LinkFormat(params).max_payload + 2)
 
 
-def _sign_update_widths(params: AccelParams):
-    """``(adder, high)``: the width of each lane's adder in the sign update (the digit-serial
-    product ``r_i * S_K``, reused for the compare ``Q - T``) and of its result register below
-    the accumulator (the product's bits from ``2^R`` up to the digits' top), as
-    :mod:`khop.hw.sign_update` sizes them."""
-    prm = params
-    high = prm.threshold_digits * prm.threshold_digit_bits - prm.threshold_frac_bits
-    acc_width = prm.sum_bits + 2
-    adder = max(prm.sum_bits + prm.threshold_digit_bits + 2,
-                max(acc_width, prm.acc_bits - high + 1) + 1)
-    return adder, high
-
-
 def model_terms(params: AccelParams, device):
     """The physical terms of the LUT/carry model and of the flip-flop model.
 
@@ -206,9 +194,10 @@ def model_terms(params: AccelParams, device):
     ``K_mu`` (batch x lanes x product bits x (2^k - 1) two-way choices); ``mac`` for 3- and
     4-bit codes, the shift-and-add products (batch x lanes x product bits x weight bits);
     ``sign`` the sign update's lanes (:mod:`khop.hw.sign_update`, shared by the batch): per
-    lane, the adder of the digit-serial product ``r_i * S_K`` that also computes the compare
-    (its operand multiplexer included), the adders summing a digit's ``threshold_digit_bits``
-    shared multiples of ``S_K`` and the borrow and equality compares of the product's low part;
+    lane, the adder of the digit-serial product ``r_i * S_K``, the compare of its high part
+    with the accumulator's (:func:`khop.hw.sign_update.lane_widths`), the adders summing a
+    digit's ``threshold_digit_bits`` shared multiples of ``S_K`` and the borrow and equality
+    compares of the product's low part;
     ``lanes`` (per-lane control: tie rule, state bit); ``pop`` the distance units (batch x
     popcount width: XOR and popcount tree); ``state`` the slots' states (batch x n: the state
     registers, the query and result multiplexers of the accelerator and the link); ``slots``
@@ -235,7 +224,7 @@ def model_terms(params: AccelParams, device):
     maps = memory_maps(prm, device)
     inferred = [mm for mm in maps.values() if mm.kind in ("bram", "lutram")]
     logic = [mm for mm in maps.values() if mm.kind == "logic"]
-    adder, high = _sign_update_widths(prm)
+    widths = lane_widths(prm)
     dbits, sbits = prm.threshold_digit_bits, prm.sum_bits
     k = prm.weight_bits
     shared = k <= SHARED_MULTIPLE_BITS          # hw/mac_array.py: select a shared multiple
@@ -245,7 +234,8 @@ def model_terms(params: AccelParams, device):
         "acc": batch * prm.lanes * prm.acc_bits,
         "select": products if shared else 0,
         "mac": 0 if shared else products,
-        "sign": prm.lanes * (adder + (dbits - 1) * (sbits + dbits) + high),
+        "sign": prm.lanes * (widths.adder + widths.compare + (dbits - 1) * (sbits + dbits)
+                             + widths.high),
         "lanes": prm.lanes,
         "pop": batch * prm.popcount_width,
         "state": batch * prm.n,
@@ -276,7 +266,7 @@ def model_terms(params: AccelParams, device):
         "ring": prm.accumulator_bits + (prm.lanes * prm.acc_bits if batch > 1 else 0),
         "pipe": prm.lanes * (batch * (prm.kernel_bits + prm.weight_bits)  # products q * K
                              + dbits                              # the threshold digit
-                             + sbits + 2 + high + 1               # accumulator, high, sticky
+                             + widths.acc + widths.high + 1       # accumulator, high, sticky
                              + 2),                                # the decision flags
         "regs": regs,
         "mem": (sum((2 * mm.width + mm.addr_bits + 2) * mm.copies for mm in inferred)

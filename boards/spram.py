@@ -3,8 +3,11 @@
 The UP5K has 4 SPRAM blocks of 16K x 16 bits (256 Kbit each) besides its 30 block RAMs. SPRAM
 cannot be initialised from the bitstream, so a network in SPRAM is always loaded at run time
 (over the UART link). It is single-ported: a cycle either reads or writes. The accelerator never
-reads its weights while a load writes them (loads are accepted only while no query runs), so a
-write simply takes the port for its cycle.
+reads its weights while a load writes them (loads are accepted only while no query runs, and a
+query's first weight read comes many cycles after it is accepted), so a write simply takes the
+port for its cycle: the cycle after the write is offered, from registers, so that the port's
+address multiplexer and write enable see flip-flops only (on the iCEBreaker the load's
+acceptance into the address was the critical path, 26.6 ns).
 """
 
 from amaranth import ClockSignal, Module, Mux, Signal
@@ -72,17 +75,23 @@ class SPRAMWeightMemory(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cols, banks = spram_blocks(self._depth, self._width)
+        # The write, registered (see the module's docstring).
+        wen = Signal()
+        waddr = Signal.like(self.write.addr)
+        wdata = Signal.like(self.write.data)
+        m.d.sync += [wen.eq(self.write.en), waddr.eq(self.write.addr),
+                     wdata.eq(self.write.data)]
         addr = Signal.like(self.read.addr)
-        m.d.comb += addr.eq(Mux(self.write.en, self.write.addr, self.read.addr))
+        m.d.comb += addr.eq(Mux(wen, waddr, self.read.addr))
         bank_bits = max(0, (banks - 1).bit_length())
         low = Signal(14)
         m.d.comb += low.eq(addr[:14])
         bank = addr[14:14 + bank_bits] if bank_bits else None
         read_bank = Signal(max(1, bank_bits))
-        with m.If(self.read.en & ~self.write.en):
+        with m.If(self.read.en & ~wen):
             m.d.sync += read_bank.eq(bank if bank is not None else 0)
         data_in = Signal(cols * SPRAM_WIDTH)
-        m.d.comb += data_in.eq(self.write.data)
+        m.d.comb += data_in.eq(wdata)
         outs = []
         for b in range(banks):
             selected = (bank == b) if bank is not None else 1
@@ -94,8 +103,8 @@ class SPRAMWeightMemory(wiring.Component):
                     i_ADDRESS=low,
                     i_DATAIN=data_in[c * 16:(c + 1) * 16],
                     i_MASKWREN=0b1111,
-                    i_WREN=self.write.en & selected,
-                    i_CHIPSELECT=(self.write.en | self.read.en) & selected,
+                    i_WREN=wen & selected,
+                    i_CHIPSELECT=(wen | self.read.en) & selected,
                     i_CLOCK=ClockSignal("sync"),
                     i_STANDBY=0,
                     i_SLEEP=0,

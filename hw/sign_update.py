@@ -1,5 +1,7 @@
 """The sign-update FSM: owns the state, runs the steps, decides convergence, emits results."""
 
+from typing import NamedTuple
+
 from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -8,7 +10,7 @@ from .layout import STEPS_BITS, result_layout
 from .params import AccelParams
 from .ports import ReadPortSignature
 
-__all__ = ["SignUpdate", "FAULTS"]
+__all__ = ["SignUpdate", "FAULTS", "LaneWidths", "lane_widths"]
 
 #: Test-only injectable bugs: ``"tie_sets_one"`` makes a tie set the neuron to 1 instead of
 #: keeping it, the wrong tie rule; ``"drop_under_backpressure"`` presents a result for one cycle
@@ -21,6 +23,31 @@ FAULTS = ("tie_sets_one", "drop_under_backpressure")
 #: Yosys to keep them apart (it merges equal flip-flops otherwise).
 FANOUT_LANES = 8
 FANOUT_COPY = "fanout_copy"
+
+
+class LaneWidths(NamedTuple):
+    """The widths of one lane's registers and adders in the sign update.
+
+    ``acc``: the signed accumulator of the digit-serial product ``r_i * S_K`` (shifted right a
+    digit per step, so it ends holding the product's bits above the digits' top); ``adder``:
+    the adder of a digit step (``acc`` plus a digit's multiple of ``S_K``); ``high``: the
+    product's bits from ``2^R`` up to the digits' top, in their own register; ``compare``: the
+    signed compare of ``acc`` with the bits of ``T_i`` above the low ``high`` bits.
+    """
+
+    acc: int
+    adder: int
+    high: int
+    compare: int
+
+
+def lane_widths(params: AccelParams) -> LaneWidths:
+    """The :class:`LaneWidths` of ``params``' sign update (the one home of these widths)."""
+    prm = params
+    high = prm.threshold_digits * prm.threshold_digit_bits - prm.threshold_frac_bits
+    acc = prm.sum_bits + 2
+    return LaneWidths(acc=acc, adder=prm.sum_bits + prm.threshold_digit_bits + 2, high=high,
+                      compare=max(acc, prm.acc_bits - high + 1))
 
 
 class SignUpdate(wiring.Component):
@@ -58,7 +85,7 @@ class SignUpdate(wiring.Component):
     and ``T * 2^R < theta`` is ``T < Q`` or ``T == Q`` with a nonzero fraction.
 
     The update is a two-stage pipeline: stage 1 (COMPARE, one cycle after a beat's last digit)
-    computes ``Q - T`` on the lane's own adder, registers the two decisions of every lane and
+    compares ``Q`` with ``T`` in each lane, registers the two decisions of every lane and
     accepts the beat; stage 2, a cycle later, applies them to the slot's state while the next
     beat's products run; a cycle after the last beat's stage 2 every slot's step is decided
     from registered flags. A beat costs ``threshold_digits + 1`` cycles.
@@ -153,11 +180,9 @@ class SignUpdate(wiring.Component):
         rd = self.thresholds
         sums = self.i_sums.payload
         sum_k = Array(Value.cast(self.i_sum_k[j]) for j in range(batch))
-        high_bits = digits * dbits - frac           # product bits from 2^R to the digits' top
-        t_hi_bits = prm.acc_bits - high_bits        # bits of T above the quotient's high part
-        assert high_bits >= 1 and t_hi_bits >= 1
-        acc_width = sbits + 2
-        t_width = max(sbits + dbits + 2, max(acc_width, t_hi_bits + 1) + 1)
+        widths = lane_widths(prm)
+        high_bits, acc_width, t_width = widths.high, widths.acc, widths.adder
+        assert high_bits >= 1 and prm.acc_bits - high_bits >= 1
         # The operands every lane adds on a digit step, shared: bit b of a digit adds
         # `shared[b]` = S_K * 2^b, or -S_K * 2^b for the top bit of the top digit (two's
         # complement), with the S_K of the beat's slot. They are registered with the next
@@ -195,20 +220,20 @@ class SignUpdate(wiring.Component):
             prod = Mux(digit[0], shared[0], 0)
             for b in range(1, dbits):
                 prod = prod + Mux(digit[b], shared[b], 0)
-            # The compare reuses the adder: Q - T = (acc - T_hi - borrow) * 2^high_bits
-            # + (high - T_lo) mod 2^high_bits.
+            t = Signal(signed(t_width), name=f"t{lane}")
+            m.d.comb += t.eq(acc[lane] + prod)
+            # The compare: Q - T = (acc - T_hi - borrow) * 2^high_bits + (high - T_lo) mod
+            # 2^high_bits, so T > Q when acc < T_hi, or acc == T_hi and high < T_lo (the
+            # borrow). The two compares are separate carry chains side by side, not one chain
+            # feeding the other (on the iCE40 the chained form was the critical path, 28.9 ns).
             t_lo = sums[lane][:high_bits]
             t_hi = sums[lane][high_bits:]
-            borrow = Signal(name=f"borrow{lane}")
-            m.d.comb += borrow.eq(high[lane] < t_lo)
-            operand = Signal(signed(t_width), name=f"operand{lane}")
-            m.d.comb += operand.eq(Mux(in_compare[group], ~Cat(t_hi, Const(0, 1)).as_signed(),
-                                       prod))
-            t = Signal(signed(t_width), name=f"t{lane}")
-            m.d.comb += t.eq(acc[lane] + operand + (in_compare[group] & ~borrow))
-            gt.append(t[-1])                                    # Q - T < 0: T > Q
-            eq = (t == 0) & (high[lane] == t_lo)
-            lt.append(~t[-1] & ~(eq & ~sticky[lane]))
+            eq_hi = acc[lane] == t_hi
+            gt_lane = Signal(name=f"gt{lane}")
+            m.d.comb += gt_lane.eq((acc[lane] < t_hi) | (eq_hi & (high[lane] < t_lo)))
+            gt.append(gt_lane)
+            eq = eq_hi & (high[lane] == t_lo)                   # Q == T
+            lt.append(~gt_lane & ~(eq & ~sticky[lane]))
             with m.If(group_compare[group]):
                 m.d.sync += acc[lane].eq(0)
             with m.Elif(do_step[group]):

@@ -102,9 +102,9 @@ def _built_fmax(target, params, out, build, report):
     if cached.exists():
         doc = json.loads(cached.read_text())
         return doc.get("fmax_mhz"), "ok (cached)"
-    report(f"  {target.name}: synthesis, place and route (YoWASP) in {directory} ...")
     try:
-        result = build_board(target.name, params, directory, report=lambda s: None)
+        result = build_board(target.name, params, directory,
+                             report=lambda s: report(f"  {target.name}: {s}"))
     except BuildError as e:
         return None, f"build failed: {str(e).splitlines()[0][:160]}"
     return result.fmax_mhz, "ok"

@@ -253,13 +253,14 @@ def test_a_failed_build_leaves_no_output_directory_and_keeps_its_logs(tmp_path, 
     assert json.loads((kept / "report.json").read_text())["ok"] is False
 
 
-def test_an_ecp5_build_that_trips_yosys_abc9_assertion_is_synthesised_again_with_dff(
+def test_an_ecp5_build_that_trips_yosys_abc9_assertion_is_mapped_again_with_abc(
         tmp_path, monkeypatch):
     """YoWASP Yosys 0.70 stops on an ABC9 assertion on some ECP5 netlists: the build runs
-    once more with ``synth_ecp5 -dff`` (and only on that failure), and says so."""
+    once more with ABC instead of ABC9 for the LUT mapping (and only on that failure), and
+    says so."""
     from amaranth.build.run import BuildPlan
 
-    from khop.boards.build import ABC9_ASSERTION, ABC9_RETRY_OPTS
+    from khop.boards.build import ABC9_ASSERTION, ABC_LUT_MAPPING
 
     scripts = []
 
@@ -275,11 +276,17 @@ def test_an_ecp5_build_that_trips_yosys_abc9_assertion_is_synthesised_again_with
         build_board("ulx3s-85f", board_params("ulx3s-85f", 16, 32), tmp_path / "b",
                     report=said.append)
     assert len(scripts) == 2
-    assert f"synth_ecp5 {ABC9_RETRY_OPTS}" not in scripts[0]
-    assert f"synth_ecp5 {ABC9_RETRY_OPTS}" in scripts[1]
+    assert ABC_LUT_MAPPING not in scripts[0] and "-run" not in scripts[0]
+    # synth_ecp5 up to its LUT mapping, ABC, then synth_ecp5 from the cells on, then the netlist.
+    second = scripts[1]
+    order = [second.index(s) for s in ("synth_ecp5 -run begin:map_luts -top khop_board",
+                                       ABC_LUT_MAPPING,
+                                       "synth_ecp5 -top khop_board -run map_cells:",
+                                       "write_json")]
+    assert order == sorted(order)
     assert any("ABC9 assertion" in line for line in said)
     report = json.loads((failed_dir(tmp_path / "b") / "report.json").read_text())
-    assert report["synth_opts"] == ABC9_RETRY_OPTS
+    assert report["lut_mapping"] == ABC_LUT_MAPPING
 
     # Another failure is not retried, and an iCE40 build never is.
     scripts.clear()

@@ -123,7 +123,8 @@ def test_estimate_cycles_and_retrieval_rate():
     assert est.cycles_per_step == params.cycles_per_step
     # Back to back: 3 steps each, plus the two handshake edges (docs/datasheet.md).
     assert est.retrievals_per_s == pytest.approx(20e6 / (3 * params.cycles_per_step + 2))
-    assert estimate(params, "up5k", calibration=_calibration()).clock_mhz == 30.0
+    assert (estimate(params, "up5k", calibration=_calibration()).clock_mhz
+            == get_board("icebreaker").clock_mhz)
 
 
 def test_estimate_says_which_resource_is_short_and_by_how_much():
@@ -161,19 +162,23 @@ def test_model_terms_hold_the_accumulator_ring_and_the_memory_emulation():
 
 
 def test_model_terms_of_the_sign_update_follow_the_digit_serial_lanes():
-    """Per lane one adder of sum_bits + digit bits + 2 bits (the product r_i * S_K and the
-    compare) and the product's bits past 2^R; a digit of D bits adds D - 1 adders; no
+    """Per lane one adder of sum_bits + digit bits + 2 bits (the product r_i * S_K), the
+    compare of its accumulator (sum_bits + 2 bits, signed) with the sum's bits above the
+    product's bits past 2^R, and those bits; a digit of D bits adds D - 1 adders; no
     multiplier, no quotient registers."""
     params = device_params("up5k", 100, 300, bits=2, lanes=8)
     d, s = params.threshold_digit_bits, params.sum_bits
     high = params.threshold_digits * d - params.threshold_frac_bits
+    compare = max(s + 2, params.acc_bits - high + 1)
     terms = model_terms(params, "up5k")
-    assert d == 1 and terms["luts"]["sign"] == 8 * (s + d + 2 + high)
+    assert d == 1 and terms["luts"]["sign"] == 8 * (s + d + 2 + compare + high)
     wide = hardware_params(100, 300, bits=2, lanes=8, kernel_bits=16, threshold_digit_bits=2)
     d, s = wide.threshold_digit_bits, wide.sum_bits
     high = wide.threshold_digits * d - wide.threshold_frac_bits
+    compare = max(s + 2, wide.acc_bits - high + 1)
     assert d == 2
-    assert model_terms(wide, "ecp5-85f")["luts"]["sign"] == 8 * (s + d + 2 + (s + d) + high)
+    assert (model_terms(wide, "ecp5-85f")["luts"]["sign"]
+            == 8 * (s + d + 2 + compare + (s + d) + high))
     narrow = hardware_params(100, 300, bits=2, lanes=8, threshold_digit_bits=1)
     one = model_terms(narrow, "hx8k")["ffs"]["regs"]
     two = model_terms(hardware_params(100, 300, bits=2, lanes=8, threshold_digit_bits=2),

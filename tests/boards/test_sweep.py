@@ -242,3 +242,28 @@ def test_link_memories_of_the_model_are_those_of_the_bridge():
     found = sorted((int(m.group(2)), int(m.group(1)))
                    for m in re.finditer(r"^\s*memory width (\d+) size (\d+)", text, re.M))
     assert found == sorted(LINK_MEMORIES.values())
+
+
+@pytest.mark.synth
+def test_an_ecp5_configuration_that_trips_abc9_is_mapped_with_abc(tmp_path, monkeypatch):
+    """YoWASP Yosys 0.70's ABC9 assertion (simulated on the first Yosys run): the configuration
+    is synthesised for real with ABC instead of ABC9 (khop build's fallback), the row says so,
+    and the calibration leaves it out."""
+    from khop.boards.build import ABC9_ASSERTION, ABC_LUT_MAPPING
+    from khop.boards.calibrate import _points
+
+    real = sweep_mod._run_tool
+    scripts = []
+
+    def tool(argv, cwd, timeout, log):
+        scripts.append(argv[-1])
+        if len(scripts) == 1:
+            return False, f"ERROR: Assert failed in {ABC9_ASSERTION}.", ""
+        return real(argv, cwd, timeout, log)
+
+    monkeypatch.setattr(sweep_mod, "_run_tool", tool)
+    res = sweep_mod.run_config(SweepConfig("ecp5-85f", 16, 2, 2, 4).as_dict(), tmp_path / "w")
+    assert res["status"] == "ok" and res["lut_mapping"] == ABC_LUT_MAPPING, res["reason"]
+    assert ABC_LUT_MAPPING in scripts[1] and "ABC9 assertion" in res["reason"]
+    assert res["synth"]["luts"] > 0 and res["synth"]["ffs"] > 0 and res["synth"]["bram"] > 0
+    assert _points({"results": [res]}) == []
