@@ -42,7 +42,7 @@ bench: $(STAMP)
 
 # Each board's accelerator against NumPy on the same queries: cycles per step (cosimulation vs
 # the cycle model), mean steps, the clock nextpnr meets, retrievals/s (the ULX3S build takes
-# about 15 minutes the first time; the builds are cached in build/bench-hardware).
+# about 10 minutes the first time; the builds are cached in build/bench-hardware).
 bench-hardware: $(STAMP)
 	$(BIN)/khop bench --hardware
 
@@ -70,8 +70,8 @@ sweep-pnr: $(STAMP)
 	cp build/sweep-pnr/fmax_vs_lanes.png docs/figures/sweep_fmax_vs_lanes.png
 
 # Retrievals/s against area on both devices (the ridge network's shape, lanes x batch; the
-# rate at each device's clock with the ridge network's 4.58 mean steps of 'make
-# bench-hardware'), its plot into docs/figures; the points also enter 'make calibrate'.
+# rate at each device's clock with the ridge network's mean steps, as 'make bench-hardware'
+# prints them), its plot into docs/figures; the points also enter 'make calibrate'.
 THROUGHPUT_GRID := --device up5k,ecp5-85f --neurons 100 --load 3 --bits 2 \
 	--lanes 8,16,20,32,50,100 --batch 1,2,4 --steps 4.58
 throughput-area: $(STAMP)

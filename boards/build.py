@@ -265,8 +265,7 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
         report(f"synthesis and place-and-route of {board.description} "
                f"({board.device.part}) at {freq:g} MHz in {out} ...")
         ok, error = _execute(plan, work)
-        tripped = ABC9_ASSERTION in _read(work / f"{TOP}.rpt")
-        if not ok and board.device.family == "ecp5" and tripped:
+        if not ok and stopped_on_abc9(board.device.family, _read(work / f"{TOP}.rpt")):
             report(f"Yosys stopped on its ABC9 assertion ({ABC9_ASSERTION}); synthesising again "
                    f"with {ABC_LUT_MAPPING} instead of ABC9 ({ABC9_WORKAROUND}) ...")
             for child in Path(work).iterdir():
@@ -306,6 +305,13 @@ ABC9_ASSERTION = "rtlil.cc:3091"
 #: 50 minutes on the ULX3S' 100 lanes x 4 queries; this mapping takes seconds.
 ABC_LUT_MAPPING = "abc -dress -lut 4:7"
 ABC9_WORKAROUND = "the workaround of Yosys 0.70's ABC9 assertion"
+
+
+def stopped_on_abc9(family, yosys_log):
+    """Whether a failed Yosys run for a device of ``family`` stopped on
+    :data:`ABC9_ASSERTION`: then the design is synthesised again with
+    :func:`abc_mapping_script`."""
+    return family == "ecp5" and ABC9_ASSERTION in (yosys_log or "")
 
 
 def abc_mapping_script(top):

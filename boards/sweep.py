@@ -268,12 +268,12 @@ def run_config(config, workdir=None, timeout=DEFAULT_TIMEOUT):
 
 def _run(cfg, work, timeout, result):
     from .build import (
-        ABC9_ASSERTION,
         ABC_LUT_MAPPING,
         KEEP_FANOUT_COPIES,
         _fmax,
         abc_mapping_script,
         parse_yosys_stats,
+        stopped_on_abc9,
         toolchain_env,
     )
 
@@ -295,7 +295,7 @@ def _run(cfg, work, timeout, result):
     script = f"read_rtlil {TOP}.il; {KEEP_FANOUT_COPIES}; {synth} -top {TOP} -json {TOP}.json"
     ok, output, log = _run_tool([env["YOSYS"], "-q", "-l", "yosys.log", "-p", script],
                                 work, timeout, "yosys.log")
-    if not ok and dev.family == "ecp5" and ABC9_ASSERTION in (log or output):
+    if not ok and stopped_on_abc9(dev.family, log or output):
         # As khop build: LUTs mapped with ABC instead of ABC9 (the row says so, and the
         # calibration leaves it out: its mapping is not the default flow's).
         abc = abc_mapping_script(TOP)

@@ -160,8 +160,9 @@ def _add_steps(p):
     """The ``--steps`` option of the retrieval-rate figures (estimate, sweep)."""
     p.add_argument("--steps", type=number_in(1, MAX_STEPS_RANGE[1]), default=2.0,
                    help="mean retrieval steps per query assumed for the retrieval rate "
-                        f"(1..{MAX_STEPS_RANGE[1]}: a query takes at least one step; the "
-                        "ridge network's noisy queries take 4.58, 'make bench-hardware')")
+                        f"(1..{MAX_STEPS_RANGE[1]}: a query takes at least one step; "
+                        "'make bench-hardware' prints the mean of the ridge network's noisy "
+                        "queries)")
 
 
 def cmd_estimate(args):
