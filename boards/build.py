@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from khop.environ import environment
+from khop.hw.fanout import FANOUT_COPY
 from khop.hw.params import AccelParams
-from khop.hw.sign_update import FANOUT_COPY
 from khop.model.errors import KhopError
 from khop.outputs import atomic_directory, to_json, write_files
 
@@ -291,8 +291,8 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
     return result
 
 
-#: The Yosys command, after reading the design, that keeps the copies of a control register
-#: (:data:`khop.hw.sign_update.FANOUT_COPY`) as separate flip-flops: each drives its own group
+#: The Yosys command, after reading the design, that keeps the copies of a broadcast register
+#: (:data:`khop.hw.fanout.FANOUT_COPY`) as separate flip-flops: each drives its own group
 #: of lanes, where Yosys would otherwise merge them into one flip-flop driving every lane.
 KEEP_FANOUT_COPIES = f"setattr -set keep 1 w:*{FANOUT_COPY}* %ci1:+$dff[Q] t:$dff %i"
 

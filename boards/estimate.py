@@ -23,6 +23,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from khop.hw.fanout import fanout_groups
 from khop.hw.layout import STEPS_BITS
 from khop.hw.mac_array import SHARED_MULTIPLE_BITS
 from khop.hw.params import AccelParams, ceil_div
@@ -202,7 +203,9 @@ def model_terms(params: AccelParams, device):
     popcount width: XOR and popcount tree); ``state`` the slots' states (batch x n: the state
     registers, the query and result multiplexers of the accelerator and the link); ``slots``
     each slot's own adders and counters (its ``S_K`` sum, its multiples of ``K_mu``, its step
-    count and decision); ``summux``
+    count and decision); ``copies`` the adders forming the multiples of ``K_mu`` (``3K = K +
+    2K``), once per query and copy of the kernels (one per
+    :data:`khop.hw.fanout.FANOUT_LANES` lanes); ``summux``
     the multiplexer choosing a slot's accumulators for the sign update ((batch - 1) x lanes x
     accumulator width); ``mem`` the width of each inferred memory times its banks and copies
     (Yosys' read-first emulation and bank multiplexers; a memory left in logic counts its
@@ -214,8 +217,9 @@ def model_terms(params: AccelParams, device):
     ``pipe`` the per-lane registers (the products ``q * K`` of each query, the threshold digit
     registered off the memory, the sign update's accumulator, product bits and sticky bit, the
     two decision flags); ``regs`` the other registers whose width depends on the parameters
-    (each slot's state, steps, flags, S_K, kernels in the MAC pipeline and distance pipeline;
-    the shared multiples of S_K, counters and addresses, the link's frame buffer); ``mem`` the
+    (each slot's state, steps, flags, S_K, kernels in the MAC pipeline (a copy per group of
+    lanes) and distance pipeline; the shared multiples of S_K (a copy per group of lanes),
+    counters and addresses, the link's frame buffer); ``mem`` the
     registers of Yosys' read-first emulation of each inferred memory (2 x width + address + 2,
     per copy).
     """
@@ -227,6 +231,7 @@ def model_terms(params: AccelParams, device):
     widths = lane_widths(prm)
     dbits, sbits = prm.threshold_digit_bits, prm.sum_bits
     k = prm.weight_bits
+    groups = fanout_groups(prm.lanes)           # copies of broadcast registers
     shared = k <= SHARED_MULTIPLE_BITS          # hw/mac_array.py: select a shared multiple
     products = batch * prm.lanes * (prm.kernel_bits + k) * (2 ** k - 1 if shared else k)
     luts = {
@@ -240,6 +245,8 @@ def model_terms(params: AccelParams, device):
         "pop": batch * prm.popcount_width,
         "state": batch * prm.n,
         "slots": batch * (prm.sum_bits + prm.kernel_bits + STEPS_BITS),
+        "copies": (batch * groups * (prm.kernel_bits + k)
+                   * sum(bin(c).count("1") - 1 for c in range(1, 2 ** k)) if shared else 0),
         "summux": (batch - 1) * prm.lanes * prm.acc_bits,
         "mem": (sum(mm.width * mm.banks * mm.copies for mm in inferred)
                 + sum(mm.bits for mm in logic)),
@@ -248,13 +255,13 @@ def model_terms(params: AccelParams, device):
     }
     addr = (max(1, (prm.pattern_depth - 1).bit_length())
             + max(1, (prm.weight_depth - 1).bit_length()))
-    multiples = dbits * (sbits + 1) + dbits * (dbits - 1) // 2   # S_K * 2^b, b < dbits
+    multiples = groups * (dbits * (sbits + 1) + dbits * (dbits - 1) // 2)   # S_K * 2^b copies
     counters = ((max(prm.threshold_digits, 2) - 1).bit_length() + 2 * prm.blocks.bit_length()
                 + 3 * max(1, (batch - 1).bit_length()))       # digit, block; slot pointers
     per_slot = (prm.blocks * prm.lanes                    # state register
                 + STEPS_BITS + 5                          # steps and flags
                 + prm.sum_bits                            # S_K
-                + 2 * prm.kernel_bits                     # kernels in the MAC pipeline
+                + (1 + groups) * prm.kernel_bits          # kernels in the MAC pipeline
                 + 2 * prm.popcount_width                  # state chunk, XOR word
                 + 2 * prm.distance_bits)                  # popcount, distance sum
     regs = (batch * per_slot + multiples

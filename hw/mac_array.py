@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .fanout import FANOUT_COPY, FANOUT_LANES, fanout_groups
 from .params import AccelParams
 from .ports import ReadPortSignature
 
@@ -101,15 +102,20 @@ class MacArray(wiring.Component):
         block = Signal(range(blocks))
         first_block = Signal()             # block == 0, registered
         mu = Signal(range(p + 1))          # reads issued in this block
+        more = Signal()                    # mu != p, registered (it gates the kernel stream's
+                                           # ready, which enables the distance pipeline)
         addr = Signal.like(self.weights.addr)
         slot = Signal(range(batch))        # the drain's beat
 
         # Stage 1: a read issued last cycle (and, in block 0, its kernels).
         v1 = Signal()
         k1 = Signal(kernels_layout)
-        # Stage 2: the word and the kernels, registered.
+        # Stage 2: the word and the kernels, registered; the kernels in one copy per
+        # FANOUT_LANES lanes, so that no kernel net drives every lane's product (copy g serves
+        # lanes g*FANOUT_LANES ..).
         v2 = Signal()
-        k2 = Signal(kernels_layout)
+        k2 = [Signal(kernels_layout, name=f"kernels_{FANOUT_COPY}{g}")
+              for g in range(fanout_groups(lanes))]
         word = Signal(prm.weight_width)
         # Stage 3: the products.
         v3 = Signal()
@@ -123,10 +129,10 @@ class MacArray(wiring.Component):
         # slot multiplexer and the sign update's adders are in different cycles.
         draining = Signal()
         m.d.comb += self.o_sums.valid.eq(draining)
-        accs = Array(Value.cast(a) for a in acc)
         if batch == 1:
             m.d.comb += self.o_sums.payload.eq(acc[0])
         else:
+            accs = Array(Value.cast(a) for a in acc)
             beat = Signal(sums_layout)
             m.d.comb += self.o_sums.payload.eq(beat)
         # The accumulators add the products every cycle: a stage without a valid word carries
@@ -140,23 +146,26 @@ class MacArray(wiring.Component):
 
         m.d.sync += [v2.eq(v1), v3.eq(v2), word.eq(Mux(v1, self.weights.data, 0))]
         with m.If(v1):
-            if kbuf_rd is None:
-                m.d.sync += k2.eq(k1)
-            else:
-                m.d.sync += k2.eq(Mux(first_block, k1, kbuf_rd.data))
+            kernels = k1 if kbuf_rd is None else Mux(first_block, k1, kbuf_rd.data)
+            m.d.sync += [copy.eq(kernels) for copy in k2]
         codes = data.View(data.ArrayLayout(k, lanes), word)
-        for j in range(batch):
-            if k <= SHARED_MULTIPLE_BITS:
-                # The 2^k multiples of K_mu, once per query; each lane selects its own.
-                multiples = [Signal(product_bits, name=f"multiple{j}_{c}")
-                             for c in range(2 ** k)]
-                for c, sig in enumerate(multiples):
-                    m.d.comb += sig.eq(shift_add(Const(c, k), k2[j]))
-                m.d.sync += [products[j][lane].eq(Array(multiples)[codes[lane]])
-                             for lane in range(lanes)]
-            else:
-                m.d.sync += [products[j][lane].eq(shift_add(codes[lane], k2[j]))
-                             for lane in range(lanes)]
+        for lane in range(lanes):
+            kernels = k2[lane // FANOUT_LANES]
+            for j in range(batch):
+                if k > SHARED_MULTIPLE_BITS:
+                    m.d.sync += products[j][lane].eq(shift_add(codes[lane], kernels[j]))
+        if k <= SHARED_MULTIPLE_BITS:
+            # The 2^k multiples of K_mu, once per query and group of lanes; each lane selects
+            # its own.
+            for g, kernels in enumerate(k2):
+                for j in range(batch):
+                    multiples = [Signal(product_bits, name=f"multiple{j}_{c}_{g}")
+                                 for c in range(2 ** k)]
+                    for c, sig in enumerate(multiples):
+                        m.d.comb += sig.eq(shift_add(Const(c, k), kernels[j]))
+                    m.d.sync += [products[j][lane].eq(Array(multiples)[codes[lane]])
+                                 for lane in range(g * FANOUT_LANES,
+                                                   min(lanes, (g + 1) * FANOUT_LANES))]
 
         issue = Signal()
         m.d.comb += [self.weights.addr.eq(addr), self.weights.en.eq(1)]
@@ -169,11 +178,10 @@ class MacArray(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.i_start):
                     m.d.sync += [block.eq(0), first_block.eq(1), mu.eq(0), addr.eq(0),
-                                 sum_k.eq(0), slot.eq(0)]
+                                 sum_k.eq(0), slot.eq(0), more.eq(1)]
                     m.next = "ACCUMULATE"
 
             with m.State("ACCUMULATE"):
-                more = mu != p
                 with m.If(first_block):
                     m.d.comb += [self.i_kernel.ready.eq(more),
                                  issue.eq(more & self.i_kernel.valid)]
@@ -186,7 +194,7 @@ class MacArray(wiring.Component):
                 with m.Else():
                     m.d.comb += issue.eq(more)
                 with m.If(issue):
-                    m.d.sync += [mu.eq(mu + 1), addr.eq(addr + blocks)]
+                    m.d.sync += [mu.eq(mu + 1), addr.eq(addr + blocks), more.eq(mu + 1 != p)]
                 with m.If(~more & ~v1 & ~v2 & ~v3):
                     m.d.sync += draining.eq(1)
                     if batch > 1:
@@ -199,7 +207,7 @@ class MacArray(wiring.Component):
                     if batch > 1:
                         m.d.sync += beat.eq(accs[slot + 1])
                     with m.If(slot == batch - 1):
-                        m.d.sync += [draining.eq(0), slot.eq(0), mu.eq(0),
+                        m.d.sync += [draining.eq(0), slot.eq(0), mu.eq(0), more.eq(1),
                                      first_block.eq(0), block.eq(block + 1),
                                      addr.eq(block + 1)]
                         with m.If(block == blocks - 1):

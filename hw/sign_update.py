@@ -6,6 +6,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .fanout import FANOUT_COPY, FANOUT_LANES, fanout_groups
 from .layout import STEPS_BITS, result_layout
 from .params import AccelParams
 from .ports import ReadPortSignature
@@ -17,12 +18,6 @@ __all__ = ["SignUpdate", "FAULTS", "LaneWidths", "lane_widths"]
 #: only, so a result the consumer does not take at once is lost.
 FAULTS = ("tie_sets_one", "drop_under_backpressure")
 
-#: The lanes' control registers are kept in one copy per this many lanes, so that no control
-#: net drives every lane (on the ECP5 a select driving 100 lanes' adders spent 8.9 ns in
-#: routing). The copies are named with :data:`FANOUT_COPY` for the board builds, which tell
-#: Yosys to keep them apart (it merges equal flip-flops otherwise).
-FANOUT_LANES = 8
-FANOUT_COPY = "fanout_copy"
 
 
 class LaneWidths(NamedTuple):
@@ -160,19 +155,18 @@ class SignUpdate(wiring.Component):
         # the enables of every lane's registers come straight from flip-flops (with a counter
         # and a decoder, the ECP5 build of 100 lanes missed 75 MHz on these enables).
         step_digit = Signal(digits)
-        do_compare = Signal()              # comb: the compare of a beat this cycle
         top = step_digit[-1]               # this cycle's step is of the top digit
         # Registered, one copy per FANOUT_LANES lanes: a digit step this cycle (MULTIPLY); the
         # FSM is in COMPARE.
-        groups = -(-lanes // FANOUT_LANES)
+        groups = fanout_groups(lanes)
         do_step = [Signal(name=f"do_step_{FANOUT_COPY}{g}") for g in range(groups)]
         in_compare = [Signal(name=f"in_compare_{FANOUT_COPY}{g}") for g in range(groups)]
         m.d.sync += [step_digit.eq(0), *(c.eq(0) for c in do_step)]
         # i_sums.ready is a register: the MAC array clears a slot's accumulators on it.
         sums_ready = Signal()
         m.d.comb += self.i_sums.ready.eq(sums_ready)
-        # The compare of a beat, for each group of lanes (the FSM's do_compare, from the group's
-        # own copy).
+        # The compare of a beat (COMPARE and a beat accepted), for each group of lanes from the
+        # group's own copy.
         group_compare = [Signal(name=f"compare{g}") for g in range(groups)]
         m.d.comb += [group_compare[g].eq(in_compare[g] & self.i_sums.valid & sums_ready)
                      for g in range(groups)]
@@ -188,8 +182,10 @@ class SignUpdate(wiring.Component):
         # complement), with the S_K of the beat's slot. They are registered with the next
         # step's digit position (S_K is final once the first sum beat is presented, a cycle
         # before the first digit step), so the adders see flip-flops and the memory's output
-        # only, and no multiplier.
-        shared = [Signal(signed(sbits + b + 1), name=f"shared{b}") for b in range(dbits)]
+        # only, and no multiplier. They are kept in one copy per group of lanes, like the
+        # control registers.
+        shared = [[Signal(signed(sbits + b + 1), name=f"shared{b}_{FANOUT_COPY}{g}")
+                   for b in range(dbits)] for g in range(groups)]
 
         def next_digit(first, slot):
             """The next cycle is a digit step of a beat of slot ``slot``: its first digit if
@@ -203,8 +199,9 @@ class SignUpdate(wiring.Component):
             s_k = sum_k[slot]
             m.d.sync += [c.eq(1) for c in do_step]
             for b in range(dbits - 1):
-                m.d.sync += shared[b].eq(s_k << b)
-            m.d.sync += shared[-1].eq(Mux(is_top, -(s_k << (dbits - 1)), s_k << (dbits - 1)))
+                m.d.sync += [copy[b].eq(s_k << b) for copy in shared]
+            top_operand = Mux(is_top, -(s_k << (dbits - 1)), s_k << (dbits - 1))
+            m.d.sync += [copy[-1].eq(top_operand) for copy in shared]
 
         acc = [Signal(signed(acc_width), name=f"acc{lane}") for lane in range(lanes)]
         high = [Signal(high_bits, name=f"high{lane}") for lane in range(lanes)]
@@ -217,9 +214,10 @@ class SignUpdate(wiring.Component):
         for lane in range(lanes):
             group = lane // FANOUT_LANES
             digit = word[lane * dbits:(lane + 1) * dbits]
-            prod = Mux(digit[0], shared[0], 0)
+            operands = shared[group]
+            prod = Mux(digit[0], operands[0], 0)
             for b in range(1, dbits):
-                prod = prod + Mux(digit[b], shared[b], 0)
+                prod = prod + Mux(digit[b], operands[b], 0)
             t = Signal(signed(t_width), name=f"t{lane}")
             m.d.comb += t.eq(acc[lane] + prod)
             # The compare: Q - T = (acc - T_hi - borrow) * 2^high_bits + (high - T_lo) mod
@@ -383,7 +381,6 @@ class SignUpdate(wiring.Component):
                 # Stage 1: accept the beat of slot bslot, register its decisions (the lanes'
                 # adders subtract T from Q) and clear the accumulators.
                 with m.If(self.i_sums.valid & sums_ready):
-                    m.d.comb += do_compare.eq(1)
                     m.d.sync += [u_valid.eq(1), u_gt.eq(Cat(*gt)), u_lt.eq(Cat(*lt)),
                                  u_slot.eq(bslot), u_last.eq(mblock == blocks - 1),
                                  sums_ready.eq(0), *(c.eq(0) for c in in_compare)]

@@ -208,19 +208,20 @@ def test_synthesis_places_routes_packs_and_meets_the_default_clock(board, params
 
 @pytest.mark.synth
 def test_yosys_keeps_the_lanes_control_copies_apart(tmp_path):
-    """The sign update's control registers have one copy per FANOUT_LANES lanes; the build's
+    """The sign update's two control registers and its threshold digit's operands (one per
+    digit bit) and the MAC array's kernels have one copy per FANOUT_LANES lanes; the build's
     Yosys script keeps them as separate flip-flops (without it Yosys merges them into one that
     drives every lane: checked too)."""
     import subprocess
 
     from khop.boards.build import KEEP_FANOUT_COPIES, TOP, toolchain_env
-    from khop.hw.sign_update import FANOUT_COPY, FANOUT_LANES
+    from khop.hw.fanout import FANOUT_COPY, fanout_groups
 
     params = board_params("ulx3s-85f", 32, 64, lanes=32, batch=1)
     build_board("ulx3s-85f", params, tmp_path / "gen", run=False)
-    groups = -(-params.lanes // FANOUT_LANES)
+    copied = (3 + params.threshold_digit_bits) * fanout_groups(params.lanes)
     yosys = toolchain_env()["YOSYS"]
-    for keep, expected in ((True, 2 * groups), (False, None)):
+    for keep in (True, False):
         script = (f"read_rtlil {TOP}.il; {KEEP_FANOUT_COPIES if keep else ''}; "
                   f"synth_ecp5 -top {TOP} -json out.json")
         subprocess.run([yosys, "-q", "-p", script], cwd=tmp_path / "gen", check=True,
@@ -228,13 +229,15 @@ def test_yosys_keeps_the_lanes_control_copies_apart(tmp_path):
         module = json.loads((tmp_path / "gen" / "out.json").read_text())["modules"][TOP]
         ff_outputs = {cell["connections"]["Q"][0] for cell in module["cells"].values()
                       if cell["type"] == "TRELLIS_FF"}
-        # The copies' own nets (Yosys names other nets after them too, with suffixes).
+        # The copies' own nets (Yosys names other nets after them too, with suffixes; a copy of
+        # the kernels is named by its view's element, `kernels_fanout_copy0[0]`).
+        own = re.compile(rf"_{FANOUT_COPY}\d+(\[\d+\])?$")
         copies = {net["bits"][0] for name, net in module["netnames"].items()
-                  if re.search(rf"_{FANOUT_COPY}\d+$", name) and net["bits"][0] in ff_outputs}
+                  if own.search(name) and net["bits"][0] in ff_outputs}
         if keep:
-            assert len(copies) == expected
+            assert len(copies) == copied
         else:
-            assert len(copies) < 2 * groups
+            assert len(copies) < copied
 
 
 def test_a_failed_build_leaves_no_output_directory_and_keeps_its_logs(tmp_path, monkeypatch):

@@ -267,3 +267,23 @@ def test_an_ecp5_configuration_that_trips_abc9_is_mapped_with_abc(tmp_path, monk
     assert ABC_LUT_MAPPING in scripts[1] and "ABC9 assertion" in res["reason"]
     assert res["synth"]["luts"] > 0 and res["synth"]["ffs"] > 0 and res["synth"]["bram"] > 0
     assert _points({"results": [res]}) == []
+
+
+def test_the_summary_counts_rows_mapped_by_abc_apart():
+    """The largest errors are of the default flow's rows (the one the estimate models); a row
+    whose LUTs ABC mapped (the ABC9 workaround) is counted apart, with its LUT error."""
+    from khop.boards.sweep_report import COLUMNS, summarize, summary_lines
+
+    def row(err, mapping=None):
+        r = dict.fromkeys(COLUMNS)
+        r.update(device="ecp5-85f", family="ecp5", status="ok", luts=100, est_luts=100 + err,
+                 err_luts_pct=float(err), ffs=10, est_ffs=10, err_ffs_pct=0.0,
+                 lut_mapping=mapping)
+        return r
+
+    s = summarize([row(4), row(-17, "abc -dress -lut 4:7"), row(-6)])
+    assert s["max_err_luts_pct"] == 6.0 and s["max_err_luts_pct_ecp5"] == 6.0
+    assert s["other_mapping"] == 1 and s["other_mapping_max_err_luts_pct"] == 17.0
+    line = summary_lines(s)[1]
+    assert "LUTs 6.0 %" in line and "1 mapped by ABC" in line and "LUTs up to 17.0 %" in line
+    assert "not in these" not in summary_lines(summarize([row(4)]))[1]
