@@ -202,8 +202,8 @@ def model_terms(params: AccelParams, device):
     ``lanes`` (per-lane control: tie rule, state bit); ``pop`` the distance units (batch x
     popcount width: XOR and popcount tree); ``state`` the slots' states (batch x n: the state
     registers, the query and result multiplexers of the accelerator and the link); ``slots``
-    each slot's own adders and counters (its ``S_K`` sum, its multiples of ``K_mu``, its step
-    count and decision); ``copies`` the adders forming the multiples of ``K_mu`` (``3K = K +
+    each slot's own adders and counters (its ``S_K`` sum, its step count and decision);
+    ``copies`` the adders forming the multiples of ``K_mu`` (``3K = K +
     2K``), once per query and copy of the kernels (one per
     :data:`khop.hw.fanout.FANOUT_LANES` lanes); ``summux``
     the multiplexer choosing a slot's accumulators for the sign update ((batch - 1) x lanes x
