@@ -292,17 +292,20 @@ def _run(cfg, work, timeout, result):
     env = toolchain_env()
     (work / f"{TOP}.il").write_text(_design(cfg))
     synth = "synth_ice40" if dev.family == "ice40" else "synth_ecp5"
-    script = f"read_rtlil {TOP}.il; {KEEP_FANOUT_COPIES}; {synth} -top {TOP} -json {TOP}.json"
-    ok, output, log = _run_tool([env["YOSYS"], "-q", "-l", "yosys.log", "-p", script],
-                                work, timeout, "yosys.log")
+
+    def yosys(commands):
+        """Yosys on the design, its fan-out copies kept, then ``commands``."""
+        script = f"read_rtlil {TOP}.il; {KEEP_FANOUT_COPIES}; {commands}"
+        return _run_tool([env["YOSYS"], "-q", "-l", "yosys.log", "-p", script],
+                         work, timeout, "yosys.log")
+
+    ok, output, log = yosys(f"{synth} -top {TOP} -json {TOP}.json")
     if not ok and stopped_on_abc9(dev.family, log or output):
         # As khop build: LUTs mapped with ABC instead of ABC9 (the row says so, and the
         # calibration leaves it out: its mapping is not the default flow's).
         abc = abc_mapping_script(TOP)
-        script = (f"read_rtlil {TOP}.il; {KEEP_FANOUT_COPIES}; {synth} {abc['synth_opts']} "
-                  f"-top {TOP}; {abc['script_after_synth']}; write_json {TOP}.json")
-        ok, output, log = _run_tool([env["YOSYS"], "-q", "-l", "yosys.log", "-p", script],
-                                    work, timeout, "yosys.log")
+        ok, output, log = yosys(f"{synth} {abc['synth_opts']} -top {TOP}; "
+                                f"{abc['script_after_synth']}; write_json {TOP}.json")
         result.update(lut_mapping=ABC_LUT_MAPPING,
                       reason=f"ABC9 assertion: LUTs mapped with {ABC_LUT_MAPPING}, not calibrated")
     if not ok:
