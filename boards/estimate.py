@@ -201,7 +201,10 @@ def model_terms(params: AccelParams, device):
     compares of the product's low part;
     ``lanes`` (per-lane control: tie rule, state bit); ``pop`` the distance units (batch x
     popcount width: XOR and popcount tree); ``state`` the slots' states (batch x n: the state
-    registers, the query and result multiplexers of the accelerator and the link); ``slots``
+    registers and the link's query and result words); ``statemux`` the choice among the slots'
+    states ((batch - 1) x n: the result presented, the query written, the bits a beat updates;
+    without it the fit put the cost of a second query's state on the first, 7 % too much at
+    n=256 with one slot and too little with two); ``slots``
     each slot's own adders and counters (its ``S_K`` sum, its step count and decision);
     ``copies`` the adders forming the multiples of ``K_mu`` (``3K = K +
     2K``), once per query and copy of the kernels (one per
@@ -244,6 +247,7 @@ def model_terms(params: AccelParams, device):
         "lanes": prm.lanes,
         "pop": batch * prm.popcount_width,
         "state": batch * prm.n,
+        "statemux": (batch - 1) * prm.n,
         "slots": batch * (prm.sum_bits + prm.kernel_bits + STEPS_BITS),
         "copies": (batch * groups * (prm.kernel_bits + k)
                    * sum(bin(c).count("1") - 1 for c in range(1, 2 ** k)) if shared else 0),

@@ -15,7 +15,8 @@ CONFIGS = [SweepConfig(dev, n, 2, k, lanes, batch=batch) for dev in ("hx8k", "ec
            for n in (32, 64, 100) for k in (1, 2, 3) for lanes in (8, 16) for batch in (1, 3)]
 
 TRUE = {"luts": {"const": 900.0, "acc": 1.6, "select": 1.1, "mac": 1.5, "sign": 1.2, "lanes": 9.0,
-                 "pop": 1.0, "state": 3.0, "slots": 0.9, "copies": 1.3, "summux": 0.7, "mem": 2.0,
+                 "pop": 1.0, "state": 3.0, "statemux": 0.6,
+                 "slots": 0.9, "copies": 1.3, "summux": 0.7, "mem": 2.0,
                  "macbank": 0.4},
         "ffs": {"const": 400.0, "ring": 1.0, "pipe": 1.0, "regs": 1.0, "mem": 1.0}}
 
