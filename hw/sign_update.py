@@ -19,7 +19,6 @@ __all__ = ["SignUpdate", "FAULTS", "LaneWidths", "lane_widths"]
 FAULTS = ("tie_sets_one", "drop_under_backpressure")
 
 
-
 class LaneWidths(NamedTuple):
     """The widths of one lane's registers and adders in the sign update.
 
@@ -73,11 +72,13 @@ class SignUpdate(wiring.Component):
     significant digit first: ``threshold_digits`` cycles of ``threshold_digit_bits`` bits of r
     times ``S_K`` (the top digit signed), the accumulator shifting right by a digit per cycle.
     Bit b of a digit adds the shared register ``S_K * 2^b`` of the beat's slot (negated for the
-    top bit of the top digit), no multiplier; the digit's position and the compare flag are
-    registered too, so a lane's adder sees flip-flops and the memory's output only. The bits
-    shifted out below ``2^R`` only matter as "nonzero" (a sticky bit); the bits above ``2^R``
-    and the accumulator form ``Q = floor(theta / 2^R)``. Then ``T * 2^R > theta`` is ``T > Q``
-    and ``T * 2^R < theta`` is ``T < Q`` or ``T == Q`` with a nonzero fraction.
+    top bit of the top digit), no multiplier. The digit's position, the step and compare flags
+    and the operands are registers in one copy per :data:`~khop.hw.fanout.FANOUT_LANES` lanes,
+    each copy deciding its next value from registers only (its own, the beat's valid and ready,
+    the next beat's slot), so a lane's adder and enables see flip-flops and the memory's output
+    only. The bits shifted out below ``2^R`` only matter as "nonzero" (a sticky bit); the bits
+    above ``2^R`` and the accumulator form ``Q = floor(theta / 2^R)``. Then ``T * 2^R > theta``
+    is ``T > Q`` and ``T * 2^R < theta`` is ``T < Q`` or ``T == Q`` with a nonzero fraction.
 
     The update is a two-stage pipeline: stage 1 (COMPARE, one cycle after a beat's last digit)
     compares ``Q`` with ``T`` in each lane, registers the two decisions of every lane and
@@ -148,28 +149,15 @@ class SignUpdate(wiring.Component):
         for j in range(batch):
             m.d.comb += self.o_state[j].eq(state[j][:n])
 
-        # The beats: block `mblock`, slot `bslot`.
+        # The beats: block `mblock`, slot `bslot`; `next_slot` is the slot of the block's next
+        # beat (0 after the last), so `next_slot != 0` says a beat of another slot follows.
         mblock = Signal(range(blocks))
         bslot = Signal(range(batch))
-        # The digit step of this cycle, registered one-hot (bit j: a step of digit j) so that
-        # the enables of every lane's registers come straight from flip-flops (with a counter
-        # and a decoder, the ECP5 build of 100 lanes missed 75 MHz on these enables).
-        step_digit = Signal(digits)
-        top = step_digit[-1]               # this cycle's step is of the top digit
-        # Registered, one copy per FANOUT_LANES lanes: a digit step this cycle (MULTIPLY); the
-        # FSM is in COMPARE.
-        groups = fanout_groups(lanes)
-        do_step = [Signal(name=f"do_step_{FANOUT_COPY}{g}") for g in range(groups)]
-        in_compare = [Signal(name=f"in_compare_{FANOUT_COPY}{g}") for g in range(groups)]
-        m.d.sync += [step_digit.eq(0), *(c.eq(0) for c in do_step)]
+        next_slot = Signal(range(batch))
+        more_slots = next_slot != 0
         # i_sums.ready is a register: the MAC array clears a slot's accumulators on it.
         sums_ready = Signal()
         m.d.comb += self.i_sums.ready.eq(sums_ready)
-        # The compare of a beat (COMPARE and a beat accepted), for each group of lanes from the
-        # group's own copy.
-        group_compare = [Signal(name=f"compare{g}") for g in range(groups)]
-        m.d.comb += [group_compare[g].eq(in_compare[g] & self.i_sums.valid & sums_ready)
-                     for g in range(groups)]
 
         rd = self.thresholds
         sums = self.i_sums.payload
@@ -177,31 +165,46 @@ class SignUpdate(wiring.Component):
         widths = lane_widths(prm)
         high_bits, acc_width, t_width = widths.high, widths.acc, widths.adder
         assert high_bits >= 1 and prm.acc_bits - high_bits >= 1
-        # The operands every lane adds on a digit step, shared: bit b of a digit adds
-        # `shared[b]` = S_K * 2^b, or -S_K * 2^b for the top bit of the top digit (two's
-        # complement), with the S_K of the beat's slot. They are registered with the next
-        # step's digit position (S_K is final once the first sum beat is presented, a cycle
-        # before the first digit step), so the adders see flip-flops and the memory's output
-        # only, and no multiplier. They are kept in one copy per group of lanes, like the
-        # control registers.
+        # The S_K of the next beat's slot (final once the first sum beat is presented).
+        beat_sum_k = Signal(sbits)
+        m.d.comb += beat_sum_k.eq(sum_k[next_slot])
+
+        # The digit steps' control, in one copy per group of FANOUT_LANES lanes (decided once
+        # and sent to every group's copy, the step was the critical path of the ULX3S build of
+        # 100 lanes x 6 queries: 11.4 ns of its 13.1 ns in routing). Each copy has:
+        # `step_digit`, the digit of this cycle's step, one-hot (bit j: a step of digit j;
+        # none: no step); `do_step`, a step this cycle; `in_compare`, the FSM is in COMPARE;
+        # `in_wait`, the FSM waits in WAIT for the block's first beat (its memory words primed).
+        groups = fanout_groups(lanes)
+        step_digit = [Signal(digits, name=f"step_digit_{FANOUT_COPY}{g}") for g in range(groups)]
+        do_step = [Signal(name=f"do_step_{FANOUT_COPY}{g}") for g in range(groups)]
+        in_compare = [Signal(name=f"in_compare_{FANOUT_COPY}{g}") for g in range(groups)]
+        in_wait = [Signal(name=f"in_wait_{FANOUT_COPY}{g}") for g in range(groups)]
+        # The operands every lane adds on a digit step: bit b of a digit adds `shared[b]` = S_K *
+        # 2^b, or -S_K * 2^b for the top bit of the top digit (two's complement), with the S_K
+        # of the beat's slot, loaded as the beat starts (the top bit's negated before the top
+        # digit's step), so the adders see flip-flops and the memory's output only.
         shared = [[Signal(signed(sbits + b + 1), name=f"shared{b}_{FANOUT_COPY}{g}")
                    for b in range(dbits)] for g in range(groups)]
-
-        def next_digit(first, slot):
-            """The next cycle is a digit step of a beat of slot ``slot``: its first digit if
-            ``first``, else the digit after this cycle's."""
-            if first:
-                is_top = Const(digits == 1)
-                m.d.sync += step_digit.eq(1)
-            else:
-                is_top = step_digit[-2] if digits > 1 else Const(1)
-                m.d.sync += step_digit.eq(step_digit << 1)
-            s_k = sum_k[slot]
-            m.d.sync += [c.eq(1) for c in do_step]
-            for b in range(dbits - 1):
-                m.d.sync += [copy[b].eq(s_k << b) for copy in shared]
-            top_operand = Mux(is_top, -(s_k << (dbits - 1)), s_k << (dbits - 1))
-            m.d.sync += [copy[-1].eq(top_operand) for copy in shared]
+        # The compare of a beat (COMPARE and a beat accepted), and the start of a beat (its
+        # first step is next cycle), for each group of lanes from the group's own copies; the
+        # FSM below takes the same decisions from its state.
+        group_compare = [Signal(name=f"compare{g}") for g in range(groups)]
+        for g in range(groups):
+            accepted = in_compare[g] & self.i_sums.valid & sums_ready
+            start = (in_wait[g] & self.i_sums.valid) | (accepted & more_slots)
+            m.d.comb += group_compare[g].eq(accepted)
+            m.d.sync += [step_digit[g].eq(Mux(start, 1, step_digit[g] << 1)),
+                         do_step[g].eq(start | (do_step[g] & ~step_digit[g][-1]))]
+            top_shift = dbits - 1
+            with m.If(start):
+                m.d.sync += [shared[g][b].eq(beat_sum_k << b) for b in range(top_shift)]
+                first_top = -(beat_sum_k << top_shift) if digits == 1 else beat_sum_k << top_shift
+                m.d.sync += shared[g][-1].eq(first_top)
+            if digits > 1:
+                with m.Elif(step_digit[g][-2]):
+                    m.d.sync += shared[g][-1].eq(-shared[g][-1])
+        top = step_digit[0][-1]            # this cycle's step is of the top digit (for the FSM)
 
         acc = [Signal(signed(acc_width), name=f"acc{lane}") for lane in range(lanes)]
         high = [Signal(high_bits, name=f"high{lane}") for lane in range(lanes)]
@@ -237,7 +240,7 @@ class SignUpdate(wiring.Component):
             with m.Elif(do_step[group]):
                 m.d.sync += acc[lane].eq(t >> dbits)
                 for j in range(digits):
-                    with m.If(step_digit[j]):
+                    with m.If(step_digit[group][j]):
                         below = [t[b] for b in range(dbits) if j * dbits + b < frac]
                         for b in range(dbits):
                             if j * dbits + b >= frac:
@@ -294,16 +297,12 @@ class SignUpdate(wiring.Component):
                          rp_slot.eq(Mux(last_d, Mux(last_slot, 0, slot + 1), slot)),
                          rp_base.eq(Mux(last_d & last_slot, base + digits, base))]
 
-        def step_outcome():
-            """After a digit step: the next digit, or the compare of the beat."""
-            m.d.sync += word.eq(rd.data)
-            advance(rp_digit, rp_slot, rp_base)
-            with m.If(top):
-                m.d.sync += [sums_ready.eq(1), *(c.eq(1) for c in in_compare)]
-                m.next = "COMPARE"
-            with m.Else():
-                next_digit(False, bslot)
-                m.next = "MULTIPLY"
+        def start_beat():
+            """The next cycle is the first digit step of the beat of slot ``next_slot`` (the
+            lanes' copies take the same decision, :data:`group_compare` and ``start`` above)."""
+            m.d.sync += [bslot.eq(next_slot),
+                         next_slot.eq(Mux(next_slot == batch - 1, 0, next_slot + 1))]
+            m.next = "MULTIPLY"
 
         # The queries: into the next slot in turn when it is free and no load waits.
         free = ~running & ~pending & ~done
@@ -355,7 +354,7 @@ class SignUpdate(wiring.Component):
             with m.State("START"):
                 m.d.comb += [self.o_start.eq(1)]
                 m.d.sync += [running.eq(running | pending), pending.eq(0), changed.eq(0),
-                             mblock.eq(0), bslot.eq(0), decide.eq(0), primed.eq(0)]
+                             mblock.eq(0), next_slot.eq(0), decide.eq(0), primed.eq(0)]
                 # The first word of the sequence is read now, the pointer moves to the second.
                 first_d = Const(0, rp_digit.shape())
                 first_slot = Const(0, rp_slot.shape())
@@ -367,15 +366,19 @@ class SignUpdate(wiring.Component):
                 # First cycle: word 0 into `word`, word 1 read (the MAC array's first sum beat
                 # is many cycles away). Then wait for the block's first beat.
                 with m.If(~primed):
-                    m.d.sync += [word.eq(rd.data), primed.eq(1)]
+                    m.d.sync += [word.eq(rd.data), primed.eq(1), *(c.eq(1) for c in in_wait)]
                     advance(rp_digit, rp_slot, rp_base)
                 with m.Elif(self.i_sums.valid):
-                    m.d.sync += bslot.eq(0)
-                    next_digit(True, 0)
-                    m.next = "MULTIPLY"
+                    m.d.sync += [c.eq(0) for c in in_wait]
+                    start_beat()
 
             with m.State("MULTIPLY"):
-                step_outcome()
+                # A digit step: then the next digit, or the compare of the beat.
+                m.d.sync += word.eq(rd.data)
+                advance(rp_digit, rp_slot, rp_base)
+                with m.If(top):
+                    m.d.sync += [sums_ready.eq(1), *(c.eq(1) for c in in_compare)]
+                    m.next = "COMPARE"
 
             with m.State("COMPARE"):
                 # Stage 1: accept the beat of slot bslot, register its decisions (the lanes'
@@ -384,15 +387,14 @@ class SignUpdate(wiring.Component):
                     m.d.sync += [u_valid.eq(1), u_gt.eq(Cat(*gt)), u_lt.eq(Cat(*lt)),
                                  u_slot.eq(bslot), u_last.eq(mblock == blocks - 1),
                                  sums_ready.eq(0), *(c.eq(0) for c in in_compare)]
-                    with m.If(bslot != batch - 1):
+                    with m.If(more_slots):
                         # The next slot's products start in the next cycle.
-                        m.d.sync += bslot.eq(bslot + 1)
-                        next_digit(True, bslot + 1)
-                        m.next = "MULTIPLY"
+                        start_beat()
                     with m.Elif(mblock == blocks - 1):
                         m.next = "FINISH"
                     with m.Else():
-                        m.d.sync += [mblock.eq(mblock + 1), primed.eq(1)]
+                        m.d.sync += [mblock.eq(mblock + 1), primed.eq(1),
+                                     *(c.eq(1) for c in in_wait)]
                         m.next = "WAIT"
 
             with m.State("FINISH"):

@@ -22,7 +22,7 @@ __all__ = ["add_build", "add_run", "add_estimate", "add_sweep"]
 def _geometry(t):
     d = t.defaults
     return (f"{t.clock_mhz:g} MHz, {d.lanes} lanes, batch {d.batch}, "
-            f"kernel_bits {d.kernel_bits}")
+            f"kernel_bits {d.kernel_bits}, {d.threshold_digit_bits}-bit threshold digits")
 
 
 def _board_help():
@@ -46,6 +46,7 @@ def _device_help():
 # khop build
 
 def add_build(subparsers):
+    from khop.boards.build import PLACEMENT_SEEDS
     from khop.boards.targets import board_names
 
     p = add_subcommand(subparsers, "build",
@@ -58,6 +59,10 @@ def add_build(subparsers):
     p.add_argument("--clock-mhz", type=positive, default=None,
                    help="accelerator clock made by the PLL; None means the board's default")
     p.add_argument("-o", "--out", default="build/board", help="output directory")
+    p.add_argument("--seeds", type=int_in(1), default=PLACEMENT_SEEDS,
+                   help="placements to try (nextpnr --seed 1..SEEDS, one after the other) until "
+                        "one meets the clock: near a device's limits Fmax moves with the "
+                        "placement")
     p.add_argument("--generate-only", action="store_true",
                    help="write the Yosys/nextpnr inputs and scripts without running them")
 
@@ -78,7 +83,7 @@ def cmd_build(args):
     params = board.params(net.n, net.p, **hardware_options(args))
     clock = None if args.clock_mhz is None else args.clock_mhz * 1e6
     report = build_board(board.name, params, args.out, clock_hz=clock,
-                         run=not args.generate_only)
+                         run=not args.generate_only, seeds=args.seeds)
     print(report.format())
     if args.generate_only:
         print(f"  generated {args.out} (not run: --generate-only)")

@@ -82,10 +82,11 @@ def build_directory(out, target, params):
     """Where the build of ``params`` on ``target`` is cached: ``out/<board>-<key>``, the key a
     hash of the parameters, the board's clock and the tool and design versions
     (:func:`khop.boards.sweep.tool_versions`: a change of the design's sources builds again)."""
+    from khop.boards.build import PLACEMENT_SEEDS
     from khop.boards.sweep import tool_versions
 
     doc = {"params": params.as_dict(), "clock_mhz": target.clock_mhz,
-           "versions": tool_versions()}
+           "versions": tool_versions(), "placement_seeds": PLACEMENT_SEEDS}
     key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:10]
     return Path(out) / f"{target.name}-{key}"
 
