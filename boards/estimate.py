@@ -222,8 +222,7 @@ def model_terms(params: AccelParams, device):
     two decision flags); ``regs`` the other registers whose width depends on the parameters
     (each slot's state, steps, flags, S_K, kernels in the MAC pipeline (a copy per group of
     lanes) and distance pipeline; the shared multiples of S_K and the digit steps' control (a
-    copy per group of lanes),
-    counters and addresses, the link's frame buffer); ``mem`` the
+    copy per group of lanes), counters and addresses, the link's frame buffer); ``mem`` the
     registers of Yosys' read-first emulation of each inferred memory (2 x width + address + 2,
     per copy).
     """
