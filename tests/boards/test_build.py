@@ -222,8 +222,9 @@ def test_yosys_keeps_the_lanes_control_copies_apart(tmp_path):
     from khop.hw.fanout import FANOUT_COPY, fanout_groups
 
     params = board_params("ulx3s-85f", 32, 64, lanes=32, batch=1)
+    assert params.blocks == 1       # so the kernels' copies are loaded straight from `k1`
     build_board("ulx3s-85f", params, tmp_path / "gen", run=False)
-    copied = (5 + params.threshold_digit_bits) * fanout_groups(params.lanes)
+    groups = fanout_groups(params.lanes)
     yosys = toolchain_env()["YOSYS"]
     for keep in (True, False):
         script = (f"read_rtlil {TOP}.il; {KEEP_FANOUT_COPIES if keep else ''}; "
@@ -231,17 +232,26 @@ def test_yosys_keeps_the_lanes_control_copies_apart(tmp_path):
         subprocess.run([yosys, "-q", "-p", script], cwd=tmp_path / "gen", check=True,
                        capture_output=True)
         module = json.loads((tmp_path / "gen" / "out.json").read_text())["modules"][TOP]
-        ff_outputs = {cell["connections"]["Q"][0] for cell in module["cells"].values()
-                      if cell["type"] == "TRELLIS_FF"}
-        # The copies' own nets (Yosys names other nets after them too, with suffixes; a copy of
-        # the kernels is named by its view's element, `kernels_fanout_copy0[0]`).
-        own = re.compile(rf"_{FANOUT_COPY}\d+(\[\d+\])?$")
-        copies = {net["bits"][0] for name, net in module["netnames"].items()
-                  if own.search(name) and net["bits"][0] in ff_outputs}
+        ffs = [cell["connections"] for cell in module["cells"].values()
+               if cell["type"] == "TRELLIS_FF"]
+        ff_outputs = {ff["Q"][0] for ff in ffs}
+        # The sign update's copies by their own nets (Yosys names other nets after them too,
+        # with suffixes). A copy counts by its first bit that a flip-flop drives (a constant
+        # bit, such as the low bit of S_K * 2, has none); copies Yosys merged share it.
+        own = re.compile(rf"fsm\.\w+_{FANOUT_COPY}\d+$")
+        copies = {next(b for b in net["bits"] if b in ff_outputs)
+                  for name, net in module["netnames"].items()
+                  if own.search(name) and any(b in ff_outputs for b in net["bits"])}
+        # The kernels' copies by their input, the register `k1` (their nets may be named after
+        # the multiples they are part of, `multiple0_1_0`): one flip-flop per bit and copy.
+        k1 = set(module["netnames"]["core.link.accel.mac.k1"]["bits"])
+        kernel_ffs = sum(ff["DI"][0] in k1 for ff in ffs)
         if keep:
-            assert len(copies) == copied
+            assert len(copies) == (4 + params.threshold_digit_bits) * groups
+            assert kernel_ffs == groups * params.kernel_bits
         else:
-            assert len(copies) < copied
+            assert len(copies) < (4 + params.threshold_digit_bits) * groups
+            assert kernel_ffs == params.kernel_bits
 
 
 def test_a_failed_build_leaves_no_output_directory_and_keeps_its_logs(tmp_path, monkeypatch):
