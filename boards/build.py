@@ -228,8 +228,8 @@ def failed_dir(out):
 
 
 #: Placements a board build tries (nextpnr ``--seed`` 1, 2, ...) until one meets the clock: near
-#: the device's limits Fmax moves with the placement (the iCEBreaker's default design: 36.01 to
-#: 40.77 MHz over seeds 1..8 at 39 MHz). A placement that meets the clock ends the build.
+#: the device's limits Fmax moves with the placement (the iCEBreaker's spread over 8 seeds:
+#: boards/README.md). A placement that meets the clock ends the build.
 PLACEMENT_SEEDS = 4
 
 

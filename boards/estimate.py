@@ -203,14 +203,12 @@ def model_terms(params: AccelParams, device):
     popcount width: XOR and popcount tree); ``state`` the slots' states (batch x n: the state
     registers and the link's query and result words); ``statemux`` the choice among the slots'
     states ((batch - 1) x n: the result presented, the query written, the bits a beat updates;
-    without it the fit put the cost of a second query's state on the first, 7 % too much at
-    n=256 with one slot and too little with two); ``slots``
-    each slot's own adders and counters (its ``S_K`` sum, its step count and decision);
-    ``copies`` the adders forming the multiples of ``K_mu`` (``3K = K +
-    2K``), once per query and copy of the kernels (one per
-    :data:`khop.hw.fanout.FANOUT_LANES` lanes); ``summux``
-    the multiplexer choosing a slot's accumulators for the sign update ((batch - 1) x lanes x
-    accumulator width); ``mem`` the width of each inferred memory times its banks and copies
+    why it is a term of its own: README, "Resource estimation and sweeps"); ``slots`` each
+    slot's own adders and counters (its ``S_K`` sum, its step count and decision); ``copies``
+    the adders forming the multiples of ``K_mu`` (``3K = K + 2K``), once per query and copy of
+    the kernels (one per :data:`khop.hw.fanout.FANOUT_LANES` lanes); ``summux`` the multiplexer
+    choosing a slot's accumulators for the sign update ((batch - 1) x lanes x accumulator
+    width); ``mem`` the width of each inferred memory times its banks and copies
     (Yosys' read-first emulation and bank multiplexers; a memory left in logic counts its
     bits); ``macbank`` the products again for each extra bank of the weight memory (the bank
     multiplexer feeds every product bit).

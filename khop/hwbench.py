@@ -80,8 +80,9 @@ class HardwareFigure:
 
 def build_directory(out, target, params):
     """Where the build of ``params`` on ``target`` is cached: ``out/<board>-<key>``, the key a
-    hash of the parameters, the board's clock and the tool and design versions
-    (:func:`khop.boards.sweep.tool_versions`: a change of the design's sources builds again)."""
+    hash of the parameters, the board's clock, the tool and design versions
+    (:func:`khop.boards.sweep.tool_versions`: a change of the design's sources builds again) and
+    the placements a build tries (:data:`khop.boards.build.PLACEMENT_SEEDS`)."""
     from khop.boards.build import PLACEMENT_SEEDS
     from khop.boards.sweep import tool_versions
 
