@@ -11,7 +11,8 @@ ridge network, N=100, P=300, trained as ``khop train`` does):
    the slots' timing model (:func:`khop.hw.timing.back_to_back`); the number of results and
    latencies that differ from the models (0 expected);
 3. the mean number of steps of ``queries`` noisy queries (20 % of the bits flipped) in the
-   integer model, which the hardware equals on every bit, step and flag;
+   integer model, which the hardware equals on every bit, step and flag, and how often it
+   returns the stored pattern: exact recall (the whole pattern) and bit-wise recall;
 4. the clock the design meets: ``khop build``'s nextpnr Fmax against the board clock (a build
    per board, cached in ``out`` by configuration; ``build=False`` skips it and assumes the board
    clock);
@@ -20,7 +21,7 @@ ridge network, N=100, P=300, trained as ``khop train`` does):
    model the cosimulated stream equals to the edge);
 
 next to the float model's retrievals/s in NumPy on the same queries (one batch, best of three,
-one BLAS thread: :func:`khop.bench.numpy_retrievals`) and the ratio.
+one BLAS thread: :func:`khop.bench.numpy_retrievals`), its recall on them, and the ratio.
 """
 
 import hashlib
@@ -33,7 +34,7 @@ import numpy as np
 from khop.hw.params import configure
 from khop.hw.timing import back_to_back
 from khop.model.fixed import to_bits
-from khop.model.metrics import noisy_queries
+from khop.model.metrics import noisy_queries, recall_stats, summarize_recall
 
 from .bench import blas_threads, numpy_retrievals
 
@@ -70,6 +71,8 @@ class HardwareFigure:
     queries: int
     noise: float
     mean_steps: float
+    exact_recall: float              # the integer model's final state is the stored pattern
+    recall_accuracy: float           # bit-wise: final bits equal to the stored pattern's
     retrievals_per_s: float | None   # at the clock met
     numpy_retrievals_per_s: float
     ratio: float | None              # hardware over NumPy
@@ -112,11 +115,12 @@ def _built_fmax(target, params, out, build, report):
     return result.fmax_mhz, "ok"
 
 
-def bench_board(target, net, queries, numpy_rate, *, cosim_queries=50, noise=0.2, seed=0,
-                build=True, out="build/bench-hardware", report=print):
+def bench_board(target, net, queries, targets, numpy_rate, *, cosim_queries=50, noise=0.2,
+                seed=0, build=True, out="build/bench-hardware", report=print):
     """The :class:`HardwareFigure` of ``target`` (a :class:`~khop.boards.targets.Target`) for
-    trained network ``net`` and bipolar ``queries`` (as :func:`noisy_queries` draws them), next
-    to ``numpy_rate`` (NumPy's retrievals/s on the same queries)."""
+    trained network ``net`` and bipolar ``queries`` with the indices of their stored
+    ``targets`` (as :func:`noisy_queries` draws them), next to ``numpy_rate`` (NumPy's
+    retrievals/s on the same queries)."""
     from khop.sim.runner import cosimulate
 
     params, inet = configure(net, defaults=target.defaults)
@@ -126,7 +130,9 @@ def bench_board(target, net, queries, numpy_rate, *, cosim_queries=50, noise=0.2
                      scenarios=("noisy", "back_to_back"))
     stream = cos.per_test.get("back_to_back", {})
     model = inet.retrieve(to_bits(queries))
-    mean_steps = float(np.mean(model.steps))
+    recall = summarize_recall(model.states, to_bits(net.patterns[targets]), model.steps,
+                              model.converged)
+    mean_steps = recall.mean_steps
     timing = back_to_back(params, model.steps)
     fmax, status = _built_fmax(target, params, out, build, report)
     clock = target.clock_mhz
@@ -147,7 +153,8 @@ def bench_board(target, net, queries, numpy_rate, *, cosim_queries=50, noise=0.2
         stream_cycles_measured=stream.get("stream_cycles"),
         stream_cycles_model=stream.get("stream_cycles_model"), cosim_queries=cos.queries,
         cosim_mismatches=cos.mismatches + cos.cycle_mismatches, queries=len(queries),
-        noise=noise, mean_steps=mean_steps, retrievals_per_s=rate,
+        noise=noise, mean_steps=mean_steps, exact_recall=recall.exact_recall,
+        recall_accuracy=recall.recall_accuracy, retrievals_per_s=rate,
         numpy_retrievals_per_s=numpy_rate,
         ratio=None if rate is None else rate / numpy_rate)
 
@@ -155,7 +162,8 @@ def bench_board(target, net, queries, numpy_rate, *, cosim_queries=50, noise=0.2
 def run_hardware_bench(net=None, *, boards=None, queries=1000, cosim_queries=50, noise=0.2,
                        seed=0, build=True, out="build/bench-hardware", report=print):
     """Measure every board (default: every board of the target table); returns ``(figures,
-    numpy)`` with ``numpy`` the NumPy side (retrievals/s, mean steps, BLAS threads)."""
+    numpy)`` with ``numpy`` the NumPy side (retrievals/s, mean steps, exact and bit-wise
+    recall, BLAS threads)."""
     from khop.boards.targets import board_names, get_board
     from khop.model.klr import TrainConfig
     from khop.model.train import train_network
@@ -164,11 +172,13 @@ def run_hardware_bench(net=None, *, boards=None, queries=1000, cosim_queries=50,
         report(f"training the ridge network (N={RIDGE['n']}, P={RIDGE['p']}) ...")
         net = train_network(RIDGE["n"], RIDGE["p"], RIDGE["seed"],
                             TrainConfig(gamma=RIDGE["gamma"]))
-    q, _ = noisy_queries(net.patterns, noise, queries, np.random.default_rng(seed))
+    q, targets = noisy_queries(net.patterns, noise, queries, np.random.default_rng(seed))
     rate, _, steps = numpy_retrievals(net, q)
-    numpy = {"retrievals_per_s": rate, "mean_steps": steps, "threads": blas_threads(),
+    recall = recall_stats(net.patterns, net.alpha, net.gamma, q, targets)
+    numpy = {"retrievals_per_s": rate, "mean_steps": steps, "exact_recall": recall.exact_recall,
+             "recall_accuracy": recall.recall_accuracy, "threads": blas_threads(),
              "queries": queries}
-    figures = [bench_board(get_board(name), net, q, rate, cosim_queries=cosim_queries,
+    figures = [bench_board(get_board(name), net, q, targets, rate, cosim_queries=cosim_queries,
                            noise=noise, seed=seed, build=build, out=out, report=report)
                for name in (boards or board_names())]
     return figures, numpy
@@ -178,22 +188,28 @@ def _num(value, fmt="{:,.0f}"):
     return "--" if value is None else fmt.format(value)
 
 
+def _pct(value):
+    return f"{100 * value:.1f} %"
+
+
 def format_hardware_figures(figures, numpy):
     """The table ``khop bench --hardware`` prints."""
     lines = [(f"NumPy float model, {numpy['queries']} queries at 20 % noise, one batch "
              f"({numpy['threads']}): {numpy['retrievals_per_s']:,.0f} retrievals/s, mean "
-             f"{numpy['mean_steps']:.2f} steps"),
+             f"{numpy['mean_steps']:.2f} steps, exact recall {_pct(numpy['exact_recall'])}, "
+             f"bit-wise {_pct(numpy['recall_accuracy'])}"),
              "",
              (f"{'board':<11} {'lanes':>5} {'B':>2} {'clock':>7} {'Fmax':>7} {'cyc/step':>9} "
              f"{'model':>6} {'bound':>6} {'stream':>13} {'differ':>6} {'steps':>5} "
-             f"{'retr/s':>9} {'NumPy':>9} {'ratio':>6}")]
+             f"{'exact':>7} {'bits':>7} {'retr/s':>9} {'NumPy':>9} {'ratio':>6}")]
     for f in figures:
         stream = f"{_num(f.stream_cycles_measured)}/{_num(f.stream_cycles_model)}"
         lines.append(
             f"{f.board:<11} {f.lanes:>5} {f.batch:>2} {f.clock_mhz:>7g} "
             f"{_num(f.fmax_mhz, '{:.2f}'):>7} {_num(f.cycles_per_step_measured, '{:.0f}'):>9} "
             f"{f.cycles_per_step_model:>6} {f.bound_cycles_per_step:>6} {stream:>13} "
-            f"{f.cosim_mismatches:>6} {f.mean_steps:>5.2f} {_num(f.retrievals_per_s):>9} "
+            f"{f.cosim_mismatches:>6} {f.mean_steps:>5.2f} {_pct(f.exact_recall):>7} "
+            f"{_pct(f.recall_accuracy):>7} {_num(f.retrievals_per_s):>9} "
             f"{_num(f.numpy_retrievals_per_s):>9} {_num(f.ratio, '{:.2f}x'):>6}")
         if not f.build.startswith("ok"):
             lines.append(f"  {f.board}: {f.build}")
@@ -203,6 +219,8 @@ def format_hardware_figures(figures, numpy):
         "accelerator idle), model = cycle model, bound = p x ceil(n / lanes) weight reads per "
         f"step for B queries; stream = cycles of a cosimulated back-to-back stream of "
         f"{first.stream_queries if first else 0} queries, measured/model; differ = results "
-        "or latencies not equal to the models; retr/s: the queries back to back "
-        "(khop.hw.timing) at the board clock when nextpnr meets it")
+        "or latencies not equal to the models; steps, exact (the whole stored pattern "
+        "returned) and bits (bit-wise) recall: the integer model the hardware equals, on the "
+        "same queries as NumPy; retr/s: the queries back to back (khop.hw.timing) at the board "
+        "clock when nextpnr meets it")
     return "\n".join(lines)

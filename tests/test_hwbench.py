@@ -10,8 +10,11 @@ from khop.boards.targets import get_board
 from khop.cli import main
 from khop.hw.params import configure
 from khop.hwbench import build_directory, format_hardware_figures, run_hardware_bench
+from khop.model.fixed import to_bits
 from khop.model.kernel import random_patterns
+from khop.model.metrics import noisy_queries
 from khop.model.netfile import Network, save_network
+from khop.model.retrieval import retrieve
 from khop.sim.runner import sim_available
 
 OK, WHY = sim_available("verilator")
@@ -48,6 +51,19 @@ def test_figures_follow_the_cycle_model_and_the_cached_build(small_net, tmp_path
     assert "BLAS thread" in numpy["threads"] and f.build == "not built"
     text = format_hardware_figures(figures, numpy)
     assert "icebreaker" in text and f"{f.retrievals_per_s:,.0f}" in text
+
+    # Recall on the same queries: the integer model's (the hardware's) and the float model's,
+    # the whole pattern and bit-wise, counted here from the final states.
+    queries, targets = noisy_queries(small_net.patterns, 0.2, 40, np.random.default_rng(0))
+    _, inet = configure(small_net, defaults=ice.defaults)
+    final = inet.retrieve(to_bits(queries)).states
+    stored = to_bits(small_net.patterns[targets])
+    assert f.exact_recall == np.mean(np.all(final == stored, axis=1))
+    assert f.recall_accuracy == np.mean(final == stored)
+    floats = retrieve(queries, small_net.patterns, small_net.alpha, small_net.gamma).states
+    assert numpy["exact_recall"] == np.mean(np.all(floats == small_net.patterns[targets], axis=1))
+    assert numpy["recall_accuracy"] == np.mean(floats == small_net.patterns[targets])
+    assert 0 < f.recall_accuracy and f"{100 * f.exact_recall:.1f} %" in text
 
     # A cached build report (what khop build writes) is read instead of building.
     for fmax, rate in ((ice.clock_mhz + 1, True), (ice.clock_mhz - 5, False)):
