@@ -137,10 +137,12 @@ class Target:
 # see README), and its board.
 TARGETS = {t.name: t for t in (
     Target("icebreaker", DEVICES["up5k"], 39e6,
-           HardwareDefaults(lanes=20, kernel_bits=8, threshold_digit_bits=1, batch=1),
+           HardwareDefaults(lanes=20, kernel_bits=7, threshold_frac_bits=8,
+                            threshold_digit_bits=1, batch=1),
            Board("iCEBreaker, iCE40 UP5K-SG48", ICEBreakerTop, ICEBreakerPlatform)),
     Target("ulx3s-85f", DEVICES["ecp5-85f"], 70e6,
-           HardwareDefaults(lanes=100, kernel_bits=8, threshold_digit_bits=2, batch=6),
+           HardwareDefaults(lanes=100, kernel_bits=7, threshold_frac_bits=8,
+                            threshold_digit_bits=2, batch=6),
            Board("ULX3S, ECP5 LFE5U-85F-6BG381", ULX3STop, ULX3S85FPlatform)),
     Target("hx8k", DEVICES["hx8k"], 30e6,
            HardwareDefaults(lanes=16, kernel_bits=12, threshold_digit_bits=1)),

@@ -149,12 +149,13 @@ class MacArray(wiring.Component):
             kernels = k1 if kbuf_rd is None else Mux(first_block, k1, kbuf_rd.data)
             m.d.sync += [copy.eq(kernels) for copy in k2]
         codes = data.View(data.ArrayLayout(k, lanes), word)
-        for lane in range(lanes):
-            kernels = k2[lane // FANOUT_LANES]
-            for j in range(batch):
-                if k > SHARED_MULTIPLE_BITS:
-                    m.d.sync += products[j][lane].eq(shift_add(codes[lane], kernels[j]))
-        if k <= SHARED_MULTIPLE_BITS:
+        if k > SHARED_MULTIPLE_BITS:
+            # Each lane shifts and adds its own products.
+            for lane in range(lanes):
+                kernels = k2[lane // FANOUT_LANES]
+                m.d.sync += [products[j][lane].eq(shift_add(codes[lane], kernels[j]))
+                             for j in range(batch)]
+        else:
             # The 2^k multiples of K_mu, once per query and group of lanes; each lane selects
             # its own.
             for g, kernels in enumerate(k2):

@@ -399,11 +399,13 @@ class HardwareDefaults:
     """A target's preferred geometry and arithmetic: what an unset hardware option becomes.
 
     ``threshold_digit_bits`` is the threshold multipliers' digit (:class:`AccelParams`), capped
-    at ``threshold_bits``; ``batch`` the queries in flight.
+    at ``threshold_bits``; ``batch`` the queries in flight; ``kernel_bits`` and
+    ``threshold_frac_bits`` the arithmetic's widths (:class:`FixedConfig`).
     """
 
     lanes: int = 16
     kernel_bits: int = FixedConfig.kernel_bits
+    threshold_frac_bits: int = FixedConfig.threshold_frac_bits
     threshold_digit_bits: int = 4
     batch: int = 1
 
@@ -434,7 +436,7 @@ def hardware_params(n, p, *, bits=None, lanes=None, batch=None, popcount_width=N
         fixed = FixedConfig(
             weight_bits=fixed_defaults.weight_bits if bits is None else bits,
             kernel_bits=defaults.kernel_bits if kernel_bits is None else kernel_bits,
-            threshold_frac_bits=(fixed_defaults.threshold_frac_bits if threshold_frac_bits is None
+            threshold_frac_bits=(defaults.threshold_frac_bits if threshold_frac_bits is None
                                  else threshold_frac_bits),
             max_steps=fixed_defaults.max_steps if max_steps is None else max_steps,
             center=fixed_defaults.center if center is None else center,

@@ -190,13 +190,13 @@ class SignUpdate(wiring.Component):
         # first step is next cycle), for each group of lanes from the group's own copies; the
         # FSM below takes the same decisions from its state.
         group_compare = [Signal(name=f"compare{g}") for g in range(groups)]
+        top_shift = dbits - 1
         for g in range(groups):
             accepted = in_compare[g] & self.i_sums.valid & sums_ready
             start = (in_wait[g] & self.i_sums.valid) | (accepted & more_slots)
             m.d.comb += group_compare[g].eq(accepted)
             m.d.sync += [step_digit[g].eq(Mux(start, 1, step_digit[g] << 1)),
                          do_step[g].eq(start | (do_step[g] & ~step_digit[g][-1]))]
-            top_shift = dbits - 1
             with m.If(start):
                 m.d.sync += [shared[g][b].eq(beat_sum_k << b) for b in range(top_shift)]
                 first_top = -(beat_sum_k << top_shift) if digits == 1 else beat_sum_k << top_shift

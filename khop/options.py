@@ -65,8 +65,8 @@ HARDWARE_HELP = {
     "kernel_bits": f"width of the kernel lookup-table entries, {_span('kernel_bits')}; unset: "
                    f"the target's default, else {GENERIC_DEFAULTS.kernel_bits}",
     "threshold_frac_bits": f"fractional bits of the threshold constant r_fx, "
-                           f"{_span('threshold_frac_bits')}; unset: "
-                           f"{_FIXED.threshold_frac_bits}",
+                           f"{_span('threshold_frac_bits')}; unset: the target's default, "
+                           f"else {GENERIC_DEFAULTS.threshold_frac_bits}",
     "max_steps": f"retrieval step limit of the hardware, {_span('max_steps')}; unset: "
                  f"{_FIXED.max_steps}",
     "quantizer": f"how the dual weights become codes and a threshold per neuron, one of "
