@@ -1,6 +1,6 @@
 """The multiplier-free MAC array: ``batch * lanes`` accumulators, block-outer loop order."""
 
-from amaranth import Array, Const, Module, Mux, Signal, Value
+from amaranth import Array, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -55,7 +55,9 @@ class MacArray(wiring.Component):
 
     Cycles: in block 0 a kernel beat is taken whenever one is offered; a later block issues one
     read per cycle; the first beat of a block is presented 4 cycles after the block's last read
-    (:data:`khop.hw.params.STEP_CYCLE_TERMS`).
+    (:data:`khop.hw.params.STEP_CYCLE_TERMS`); with several queries a beat is presented at the
+    earliest two cycles after the one before (the sign update takes one every
+    ``threshold_digits + 1`` cycles or slower).
 
     Members
     -------
@@ -123,26 +125,43 @@ class MacArray(wiring.Component):
         products = [Signal(data.ArrayLayout(product_bits, lanes), name=f"products{j}")
                     for j in range(batch)]
 
-        # A beat is accepted on a registered ready (o_sums.ready), so the clear of its
-        # accumulators has a short enable. With several queries the beat's sums come from a
-        # register (loaded with the next slot's accumulators as a beat is taken), so that the
-        # slot multiplexer and the sign update's adders are in different cycles.
+        # A beat is accepted on a registered ready (o_sums.ready). What every accumulator or
+        # sum register of a lane group does next is decided from registers of the group's own:
+        # `clear` (a copy per group: bit j clears query j's accumulators, a cycle after its beat
+        # was taken; the next block's first products are three cycles further) and, with
+        # several queries, `beat_slot` (a copy per group of the drain's slot). The beat's sums
+        # come from a register loaded every cycle with the accumulators of the drain's slot (no
+        # enable: the ULX3S' critical path was the drain decision into the enable of every sum
+        # register), so the slot multiplexer and the sign update's adders are in different
+        # cycles; it holds the taken beat's sums for the cycle after, when `fresh` keeps the
+        # beat invalid (the sign update takes a beat at most every two cycles).
         draining = Signal()
-        m.d.comb += self.o_sums.valid.eq(draining)
+        taken = self.o_sums.valid & self.o_sums.ready
+        groups = fanout_groups(lanes)
+        clear = [Signal(batch, name=f"clear_{FANOUT_COPY}{g}") for g in range(groups)]
+        for copy in clear:
+            m.d.sync += copy.eq(Mux(taken, 1 << slot, 0))
         if batch == 1:
-            m.d.comb += self.o_sums.payload.eq(acc[0])
+            m.d.comb += [self.o_sums.valid.eq(draining), self.o_sums.payload.eq(acc[0])]
         else:
-            accs = Array(Value.cast(a) for a in acc)
+            fresh = Signal(init=1)
+            m.d.sync += fresh.eq(~taken)
+            m.d.comb += self.o_sums.valid.eq(draining & fresh)
             beat = Signal(sums_layout)
             m.d.comb += self.o_sums.payload.eq(beat)
+            beat_slot = [Signal(range(batch), name=f"beat_slot_{FANOUT_COPY}{g}")
+                         for g in range(groups)]
+            for lane in range(lanes):
+                chosen = Array(acc[j][lane] for j in range(batch))
+                m.d.sync += beat[lane].eq(chosen[beat_slot[lane // FANOUT_LANES]])
         # The accumulators add the products every cycle: a stage without a valid word carries
         # the word 0 (codes 0), so its products are 0 and no enable drives every accumulator.
         for j in range(batch):
-            with m.If(draining & self.o_sums.ready & (slot == j)):
-                m.d.sync += acc[j].eq(0)
-            with m.Else():
-                m.d.sync += [acc[j][lane].eq(acc[j][lane] + products[j][lane])
-                             for lane in range(lanes)]
+            for lane in range(lanes):
+                with m.If(clear[lane // FANOUT_LANES][j]):
+                    m.d.sync += acc[j][lane].eq(0)
+                with m.Else():
+                    m.d.sync += acc[j][lane].eq(acc[j][lane] + products[j][lane])
 
         m.d.sync += [v2.eq(v1), v3.eq(v2), word.eq(Mux(v1, self.weights.data, 0))]
         with m.If(v1):
@@ -180,6 +199,8 @@ class MacArray(wiring.Component):
                 with m.If(self.i_start):
                     m.d.sync += [block.eq(0), first_block.eq(1), mu.eq(0), addr.eq(0),
                                  sum_k.eq(0), slot.eq(0), more.eq(1)]
+                    if batch > 1:
+                        m.d.sync += [copy.eq(0) for copy in beat_slot]
                     m.next = "ACCUMULATE"
 
             with m.State("ACCUMULATE"):
@@ -198,16 +219,16 @@ class MacArray(wiring.Component):
                     m.d.sync += [mu.eq(mu + 1), addr.eq(addr + blocks), more.eq(mu + 1 != p)]
                 with m.If(~more & ~v1 & ~v2 & ~v3):
                     m.d.sync += draining.eq(1)
-                    if batch > 1:
-                        m.d.sync += beat.eq(acc[0])
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
-                with m.If(self.o_sums.ready):
+                with m.If(taken):
                     m.d.sync += slot.eq(slot + 1)
                     if batch > 1:
-                        m.d.sync += beat.eq(accs[slot + 1])
+                        m.d.sync += [copy.eq(slot + 1) for copy in beat_slot]
                     with m.If(slot == batch - 1):
+                        if batch > 1:
+                            m.d.sync += [copy.eq(0) for copy in beat_slot]
                         m.d.sync += [draining.eq(0), slot.eq(0), mu.eq(0), more.eq(1),
                                      first_block.eq(0), block.eq(block + 1),
                                      addr.eq(block + 1)]

@@ -156,7 +156,8 @@ def test_block_timing(n, p, k, lanes, batch):
     cycle from the cycle after ``i_start``. The last read of a block is issued in the cycle
     ending at edge ``a`` (the last kernel's transfer edge in block 0); the word, the products
     and the accumulate take the next three edges, the drain starts at the fourth, so the first
-    sum beat is sampled valid at edge ``a + 5`` and the ``batch`` beats come one per edge. The
+    sum beat is sampled valid at edge ``a + 5`` and the ``batch`` beats come one every other
+    edge (after a beat is taken, the beat register reloads for a cycle). The
     next block issues its ``p`` buffer reads from the cycle after its predecessor's last beat:
     ``p + 5`` edges from that beat to its own first (the ``p + 5`` of STEP_CYCLE_TERMS)."""
     rng = np.random.default_rng(7)
@@ -178,7 +179,7 @@ def test_block_timing(n, p, k, lanes, batch):
     expected, last_read = [], accepted[-1]
     for _ in range(prm.blocks):
         first = last_read + 5
-        expected += list(range(first, first + batch))
+        expected += list(range(first, first + 2 * batch - 1, 2))
         last_read = expected[-1] + p
     assert beat_edges == expected
 
