@@ -115,7 +115,8 @@ def test_sweep_takes_every_hardware_option_and_keeps_old_cache_keys():
 
 def test_boards_readme_table_quotes_the_target_table():
     """boards/README.md's board table is a quotation of TARGETS: each board's row names its
-    clock and default geometry (threshold digit included) as the table has them."""
+    clock and default geometry and arithmetic (threshold digit included) as the table has
+    them."""
     readme = (Path(__file__).parents[2] / "boards" / "README.md").read_text()
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([\w-]+)` \|.*$", readme, re.M)}
     assert set(rows) == set(BOARDS)
@@ -125,5 +126,5 @@ def test_boards_readme_table_quotes_the_target_table():
         assert f"{t.clock_mhz:g} MHz |" in row, row
         assert row.rstrip(" |").endswith(
             f"{t.defaults.lanes} lanes, batch {t.defaults.batch}, kernel_bits "
-            f"{t.defaults.kernel_bits}, {t.defaults.threshold_digit_bits}-bit threshold "
-            f"digits"), row
+            f"{t.defaults.kernel_bits}, threshold_frac_bits {t.defaults.threshold_frac_bits}, "
+            f"{t.defaults.threshold_digit_bits}-bit threshold digits"), row
