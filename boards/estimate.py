@@ -220,7 +220,9 @@ def model_terms(params: AccelParams, device):
     two decision flags); ``regs`` the other registers whose width depends on the parameters
     (each slot's state, steps, flags, S_K, kernels in the MAC pipeline (a copy per group of
     lanes) and distance pipeline; the shared multiples of S_K and the digit steps' control (a
-    copy per group of lanes), counters and addresses, the link's frame buffer); ``mem`` the
+    copy per group of lanes), the MAC array's drain control (a copy per group of lanes: a
+    clear flag per query and, with batch > 1, the drained query's number), counters and
+    addresses, the link's frame buffer); ``mem`` the
     registers of Yosys' read-first emulation of each inferred memory (2 x width + address + 2,
     per copy).
     """
@@ -259,6 +261,7 @@ def model_terms(params: AccelParams, device):
             + max(1, (prm.weight_depth - 1).bit_length()))
     multiples = groups * (dbits * (sbits + 1) + dbits * (dbits - 1) // 2)   # S_K * 2^b copies
     control = groups * (prm.threshold_digits + 3)   # each copy's digit one-hot and 3 flags
+    drain = groups * (batch + (max(1, (batch - 1).bit_length()) if batch > 1 else 0))
     counters = ((max(prm.threshold_digits, 2) - 1).bit_length() + 2 * prm.blocks.bit_length()
                 + 3 * max(1, (batch - 1).bit_length()))       # digit, block; slot pointers
     per_slot = (prm.blocks * prm.lanes                    # state register
@@ -267,7 +270,7 @@ def model_terms(params: AccelParams, device):
                 + (1 + groups) * prm.kernel_bits          # kernels in the MAC pipeline
                 + 2 * prm.popcount_width                  # state chunk, XOR word
                 + 2 * prm.distance_bits)                  # popcount, distance sum
-    regs = (batch * per_slot + multiples + control
+    regs = (batch * per_slot + multiples + control + drain
             + counters + prm.threshold_depth.bit_length() # threshold read pointer
             + prm.p.bit_length() + 2 * addr               # pattern count, memory addresses
             + _link_buffer_bits(prm))

@@ -140,7 +140,7 @@ TARGETS = {t.name: t for t in (
            HardwareDefaults(lanes=20, kernel_bits=7, threshold_frac_bits=8,
                             threshold_digit_bits=1, batch=1),
            Board("iCEBreaker, iCE40 UP5K-SG48", ICEBreakerTop, ICEBreakerPlatform)),
-    Target("ulx3s-85f", DEVICES["ecp5-85f"], 70e6,
+    Target("ulx3s-85f", DEVICES["ecp5-85f"], 75e6,
            HardwareDefaults(lanes=100, kernel_bits=7, threshold_frac_bits=8,
                             threshold_digit_bits=2, batch=6),
            Board("ULX3S, ECP5 LFE5U-85F-6BG381", ULX3STop, ULX3S85FPlatform)),
