@@ -83,8 +83,9 @@ def test_the_threshold_memory_is_mapped_like_the_other_memories():
         assert (mm.depth, mm.width) == params.memory_shapes["threshold"]
         assert mm == map_memory(mm.depth, mm.width, get_device(device).family, "threshold")
     params = device_params("up5k", 100, 300, bits=2, lanes=8)
-    assert params.memory_shapes["threshold"] == (13 * 20, 8)     # 1-bit digits
-    assert memory_maps(params, "up5k")["threshold"].describe() == "1 SB_RAM40_4K (260 x 8)"
+    # 13 blocks x 12 1-bit digits (threshold bits k + R + 2 with the target's R = 8), 8 lanes.
+    assert params.memory_shapes["threshold"] == (13 * 12, 8)
+    assert memory_maps(params, "up5k")["threshold"].describe() == "1 SB_RAM40_4K (156 x 8)"
 
 
 def test_device_params_use_a_pattern_per_cycle_and_the_device_kernel_width():
@@ -200,7 +201,7 @@ def test_cli_estimate_prints_the_figures(capsys):
     out = capsys.readouterr().out
     assert out.startswith("up5k (iCE40UP5K): N=100 P=300 2-bit, 8 lanes")
     assert "SPRAM            1/4 (exact)" in out and "fits the iCE40UP5K" in out
-    assert "thresholds       1 SB_RAM40_4K (260 x 8)" in out
+    assert "thresholds       1 SB_RAM40_4K (156 x 8)" in out
     assert f"cycles per step  {device_params('up5k', 100, 300, lanes=8).cycles_per_step}" in out
 
 
