@@ -115,12 +115,12 @@ def _built_fmax(target, params, out, build, report):
     return result.fmax_mhz, "ok"
 
 
-def bench_board(target, net, queries, targets, numpy_rate, *, cosim_queries=50, noise=0.2,
+def bench_board(target, net, queries, stored, numpy_rate, *, cosim_queries=50, noise=0.2,
                 seed=0, build=True, out="build/bench-hardware", report=print):
     """The :class:`HardwareFigure` of ``target`` (a :class:`~khop.boards.targets.Target`) for
-    trained network ``net`` and bipolar ``queries`` with the indices of their stored
-    ``targets`` (as :func:`noisy_queries` draws them), next to ``numpy_rate`` (NumPy's
-    retrievals/s on the same queries)."""
+    trained network ``net`` and bipolar ``queries`` with ``stored``, the indices of the
+    patterns they are noisy copies of (as :func:`noisy_queries` draws them), next to
+    ``numpy_rate`` (NumPy's retrievals/s on the same queries)."""
     from khop.sim.runner import cosimulate
 
     params, inet = configure(net, defaults=target.defaults)
@@ -130,7 +130,7 @@ def bench_board(target, net, queries, targets, numpy_rate, *, cosim_queries=50, 
                      scenarios=("noisy", "back_to_back"))
     stream = cos.per_test.get("back_to_back", {})
     model = inet.retrieve(to_bits(queries))
-    recall = summarize_recall(model.states, to_bits(net.patterns[targets]), model.steps,
+    recall = summarize_recall(model.states, to_bits(net.patterns[stored]), model.steps,
                               model.converged)
     mean_steps = recall.mean_steps
     timing = back_to_back(params, model.steps)
@@ -172,13 +172,13 @@ def run_hardware_bench(net=None, *, boards=None, queries=1000, cosim_queries=50,
         report(f"training the ridge network (N={RIDGE['n']}, P={RIDGE['p']}) ...")
         net = train_network(RIDGE["n"], RIDGE["p"], RIDGE["seed"],
                             TrainConfig(gamma=RIDGE["gamma"]))
-    q, targets = noisy_queries(net.patterns, noise, queries, np.random.default_rng(seed))
+    q, stored = noisy_queries(net.patterns, noise, queries, np.random.default_rng(seed))
     rate, _, steps = numpy_retrievals(net, q)
-    recall = recall_stats(net.patterns, net.alpha, net.gamma, q, targets)
+    recall = recall_stats(net.patterns, net.alpha, net.gamma, q, stored)
     numpy = {"retrievals_per_s": rate, "mean_steps": steps, "exact_recall": recall.exact_recall,
              "recall_accuracy": recall.recall_accuracy, "threads": blas_threads(),
              "queries": queries}
-    figures = [bench_board(get_board(name), net, q, targets, rate, cosim_queries=cosim_queries,
+    figures = [bench_board(get_board(name), net, q, stored, rate, cosim_queries=cosim_queries,
                            noise=noise, seed=seed, build=build, out=out, report=report)
                for name in (boards or board_names())]
     return figures, numpy
