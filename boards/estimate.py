@@ -261,9 +261,10 @@ def model_terms(params: AccelParams, device):
             + max(1, (prm.weight_depth - 1).bit_length()))
     multiples = groups * (dbits * (sbits + 1) + dbits * (dbits - 1) // 2)   # S_K * 2^b copies
     control = groups * (prm.threshold_digits + 3)   # each copy's digit one-hot and 3 flags
-    drain = groups * (batch + (max(1, (batch - 1).bit_length()) if batch > 1 else 0))
+    slot_bits = max(1, (batch - 1).bit_length())    # a slot's number
+    drain = groups * (batch + (slot_bits if batch > 1 else 0))
     counters = ((max(prm.threshold_digits, 2) - 1).bit_length() + 2 * prm.blocks.bit_length()
-                + 3 * max(1, (batch - 1).bit_length()))       # digit, block; slot pointers
+                + 3 * slot_bits)                            # digit, block; slot pointers
     per_slot = (prm.blocks * prm.lanes                    # state register
                 + STEPS_BITS + 5                          # steps and flags
                 + prm.sum_bits                            # S_K
