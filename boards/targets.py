@@ -114,6 +114,14 @@ class Target:
     def description(self):
         return self.board.description if self.board else self.device.part
 
+    @property
+    def geometry(self):
+        """The default geometry and arithmetic in words (help texts, the boards' README)."""
+        d = self.defaults
+        return (f"{d.lanes} lanes, batch {d.batch}, kernel_bits {d.kernel_bits}, "
+                f"threshold_frac_bits {d.threshold_frac_bits}, {d.threshold_digit_bits}-bit "
+                f"threshold digits")
+
     def params(self, n, p, **options):
         """The :class:`~khop.hw.params.AccelParams` of an n x p network on this target
         (``options``: :data:`khop.hw.params.HARDWARE_OPTIONS`, ``None`` = this target's

@@ -20,9 +20,7 @@ __all__ = ["add_build", "add_run", "add_estimate", "add_sweep"]
 
 
 def _geometry(t):
-    d = t.defaults
-    return (f"{t.clock_mhz:g} MHz, {d.lanes} lanes, batch {d.batch}, "
-            f"kernel_bits {d.kernel_bits}, {d.threshold_digit_bits}-bit threshold digits")
+    return f"{t.clock_mhz:g} MHz, {t.geometry}"
 
 
 def _board_help():
