@@ -118,6 +118,49 @@ def parse_yosys_stats(text, family):
     }
 
 
+def design_instances(rtlil_text, top):
+    """The instance paths of a design below ``top`` (``"core.link.accel.mac"``), from the
+    module names of its RTLIL (Amaranth names each module after its place in the hierarchy)."""
+    names = re.findall(r"^module \\(\S+)", rtlil_text, re.M)
+    return [n[len(top) + 1:] for n in names if n.startswith(top + ".")]
+
+
+def module_utilisation(netlist, instances, family):
+    """Cells of a synthesised flat netlist (Yosys' JSON, ``netlist`` a dict) by the module
+    they came from: ``{instance path: counts}`` in :func:`parse_yosys_stats`' keys, each module
+    its own cells only (``""``: the top's). A cell counts in the longest instance path its name
+    starts with (Yosys names a mapped cell after the net it drives, which carries the path of
+    the module that net belongs to), so a cell at a module's boundary counts where its output
+    is. Every cell counts once: the modules add up to the design's totals."""
+    cells = _YOSYS_CELLS[family]
+    kinds = {c: kind for kind in ("luts", "carries", "bram", "spram", "lutram")
+             for c in cells["carry" if kind == "carries" else kind]}
+    paths = sorted(instances, key=len, reverse=True)
+    out = {path: dict.fromkeys(("luts", "carries", "ffs", "bram", "spram", "lutram"), 0)
+           for path in ("", *instances)}
+    for top in netlist["modules"].values():
+        for name, cell in top.get("cells", {}).items():
+            kind = ("ffs" if cell["type"].startswith(cells["ff_prefix"])
+                    else kinds.get(cell["type"]))
+            if kind is None:
+                continue
+            path = next((q for q in paths if name.startswith(q + ".")), "")
+            out[path][kind] += 1
+    return {path: counts for path, counts in out.items() if any(counts.values())}
+
+
+def format_module_utilisation(modules, family):
+    """The text table of :func:`module_utilisation`, largest LUT count first."""
+    cols = [("luts", "LUT4"), ("carries", "carries"), ("ffs", "FFs"), ("bram", "BRAM")]
+    cols += [("spram", "SPRAM")] if family == "ice40" else [("lutram", "DPR16X4")]
+    width = max(len(p or "(top)") for p in modules)
+    lines = ["  " + "module".ljust(width) + "".join(f"{h:>9}" for _, h in cols)]
+    for path, counts in sorted(modules.items(), key=lambda kv: -kv[1]["luts"]):
+        lines.append("  " + (path or "(top)").ljust(width)
+                     + "".join(f"{counts[k]:>9}" for k, _ in cols))
+    return lines
+
+
 def parse_nextpnr_utilisation(text):
     """``{bel type: (used, available)}`` from nextpnr's "Device utilisation" table."""
     out = {}
@@ -166,9 +209,10 @@ class BuildReport:
     ok: bool | None = None
     lut_mapping: str = "abc9"
     placements: list | None = None      # [(nextpnr seed, Fmax MHz)] of every placement tried
+    modules: dict | None = None         # the synthesis by module (module_utilisation)
 
     _RUN = ("seconds", "synthesis", "utilisation", "fmax_mhz", "bitstream", "ok", "lut_mapping",
-            "placements")
+            "placements", "modules")
 
     def as_dict(self):
         d = {k: getattr(self, k) for k in ("board", "device", "params", "clock_mhz",
@@ -200,6 +244,11 @@ class BuildReport:
                     if self.lut_mapping != "abc9" else "")
             lines.append(f"  yosys: {s['luts']} LUT4, {s['ffs']} FFs, {s['carries']} carries, "
                          f"{s['bram']} block RAM, {s['spram']} SPRAM{opts}")
+        if self.modules:
+            lines.append("  by module (Yosys cells, each module's own; a cell counts in the "
+                         "module of the net it drives):")
+            family = get_board(self.board).device.family
+            lines += ["  " + line for line in format_module_utilisation(self.modules, family)]
         for k, v in (self.utilisation or {}).items():
             if v["used"]:
                 lines.append(f"  nextpnr {k}: {v['used']}/{v['available']}")
@@ -377,6 +426,13 @@ def _read_results(result, work, out, family, ok, seconds):
     except ValueError:
         nrep = None
     result.synthesis = parse_yosys_stats(rpt, family) if rpt else None
+    try:
+        netlist = json.loads(_read(work / f"{TOP}.json") or "null")
+    except ValueError:
+        netlist = None
+    if netlist:
+        instances = design_instances(_read(work / f"{TOP}.il"), TOP)
+        result.modules = module_utilisation(netlist, instances, family)
     util = {k: {"used": u, "available": a} for k, (u, a) in
             parse_nextpnr_utilisation(tim).items()}
     if nrep and "utilization" in nrep:

@@ -69,9 +69,10 @@ def cmd_build(args):
     """Synthesises, places and routes the accelerator (memories empty: the network is loaded at run
     time with 'khop run') behind the UART frame bridge for a board, with YoWASP Yosys/nextpnr
     from PyPI, and writes OUT/khop_board.bin or .bit and OUT/report.json and report.txt
-    (LUTs/LCs, FFs, block RAM, SPRAM, Fmax against the clock); OUT appears only when the build
-    succeeds (a failed build's files go to OUT.failed). Boards (default clock and geometry):
-    {boards}. NET sets N and P; unset hardware options take the board's default.
+    (LUTs/LCs, FFs, block RAM, SPRAM, Fmax against the clock, the synthesis by module); OUT
+    appears only when the build succeeds (a failed build's files go to OUT.failed). Boards
+    (default clock and geometry): {boards}. NET sets N and P; unset hardware options take the
+    board's default.
     """
     from khop.boards.build import build_board
     from khop.boards.targets import get_board

@@ -10,8 +10,11 @@ import pytest
 from khop.boards.build import (
     BuildError,
     build_board,
+    design_instances,
     estimate,
     failed_dir,
+    format_module_utilisation,
+    module_utilisation,
     parse_nextpnr_utilisation,
     parse_yosys_stats,
 )
@@ -119,6 +122,30 @@ Info: 	        ICESTORM_RAM:      14/     30    46%
 """
 
 
+def test_module_utilisation_attributes_each_cell_to_its_longest_instance_path():
+    rtlil = ("module \\top\nend\nmodule \\top.core\nend\nmodule \\top.core.mac\nend\n"
+             "module \\top.core.mac_x\nend\n")
+    instances = design_instances(rtlil, "top")
+    assert instances == ["core", "core.mac", "core.mac_x"]
+    cells = {"core.mac.acc0_TRELLIS_FF_Q": "TRELLIS_FF",
+             "core.mac.acc0_LUT4_Z": "LUT4",
+             "core.mac_x.sum_CCU2C_S0": "CCU2C",       # not core.mac's: a longer name
+             "core.i_load__payload.target_LUT4_C": "LUT4",   # a dotted signal name
+             "core.mem_DP16KD": "DP16KD",
+             "heartbeat_LUT4": "LUT4",
+             "core.pll_EHXPLLL": "EHXPLLL"}            # no resource column: not counted
+    netlist = {"modules": {"top": {"cells": {n: {"type": t} for n, t in cells.items()}}}}
+    mods = module_utilisation(netlist, instances, "ecp5")
+    assert mods["core.mac"] == {"luts": 1, "carries": 0, "ffs": 1, "bram": 0, "spram": 0,
+                                "lutram": 0}
+    assert mods["core.mac_x"]["carries"] == 1
+    assert (mods["core"]["luts"], mods["core"]["bram"]) == (1, 1)
+    assert mods[""]["luts"] == 1
+    table = format_module_utilisation(mods, "ecp5")
+    assert table[0].split() == ["module", "LUT4", "carries", "FFs", "BRAM", "DPR16X4"]
+    assert table[-1].split()[0] == "core.mac_x"         # largest LUT count first
+
+
 def test_parsers():
     assert parse_yosys_stats(YOSYS_LOG, "ice40") == {"luts": 3524, "carries": 1268,
                                                      "ffs": 3640, "bram": 14, "spram": 2,
@@ -207,6 +234,13 @@ def test_synthesis_places_routes_packs_and_meets_the_default_clock(board, params
     assert r.clock_mhz == get_board(board).clock_hz / 1e6
     assert r.fmax_mhz >= r.clock_mhz, r.format()
     assert (tmp_path / board / "report.txt").read_text().startswith(board)
+    # The synthesis by module adds up to its totals; the sign update and the MAC array are
+    # modules of their own.
+    for kind, total in r.synthesis.items():
+        assert sum(m[kind] for m in r.modules.values()) == total, kind
+    assert r.modules["core.link.accel.fsm"]["luts"] > 0
+    assert r.modules["core.link.accel.mac"]["ffs"] > 0
+    assert "by module" in (tmp_path / board / "report.txt").read_text()
 
 
 @pytest.mark.synth
