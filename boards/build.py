@@ -84,12 +84,24 @@ def estimate(board_name, params: AccelParams):
             "short": short}
 
 
+#: The cells of each figure of a synthesis, by family (flip-flops: every cell type starting
+#: with ``ff_prefix``).
 _YOSYS_CELLS = {
-    "ice40": {"luts": ("SB_LUT4",), "carry": ("SB_CARRY",), "bram": ("SB_RAM40_4K",),
+    "ice40": {"luts": ("SB_LUT4",), "carries": ("SB_CARRY",), "bram": ("SB_RAM40_4K",),
               "spram": ("SB_SPRAM256KA",), "lutram": (), "ff_prefix": "SB_DFF"},
-    "ecp5": {"luts": ("LUT4",), "carry": ("CCU2C",), "bram": ("DP16KD",), "spram": (),
+    "ecp5": {"luts": ("LUT4",), "carries": ("CCU2C",), "bram": ("DP16KD",), "spram": (),
              "lutram": ("TRELLIS_DPR16X4",), "ff_prefix": "TRELLIS_FF"},
 }
+#: The figures of a synthesis (:func:`parse_yosys_stats`, :func:`module_utilisation`).
+_SYNTH_FIGURES = ("luts", "carries", "ffs", "bram", "spram", "lutram")
+
+
+def _cell_figures(counts, family):
+    """``{figure: cells}`` from ``{cell type: count}``."""
+    cells = _YOSYS_CELLS[family]
+    return {fig: sum(v for k, v in counts.items() if k.startswith(cells["ff_prefix"]))
+            if fig == "ffs" else sum(counts.get(c, 0) for c in cells[fig])
+            for fig in _SYNTH_FIGURES}
 
 
 def parse_yosys_stats(text, family):
@@ -107,15 +119,7 @@ def parse_yosys_stats(text, family):
             counts[m.group(2)] = counts.get(m.group(2), 0) + int(m.group(1))
         else:
             counts[m.group(3)] = counts.get(m.group(3), 0) + int(m.group(4))
-    cells = _YOSYS_CELLS[family]
-    return {
-        "luts": sum(counts.get(c, 0) for c in cells["luts"]),
-        "carries": sum(counts.get(c, 0) for c in cells["carry"]),
-        "ffs": sum(v for k, v in counts.items() if k.startswith(cells["ff_prefix"])),
-        "bram": sum(counts.get(c, 0) for c in cells["bram"]),
-        "spram": sum(counts.get(c, 0) for c in cells["spram"]),
-        "lutram": sum(counts.get(c, 0) for c in cells["lutram"]),
-    }
+    return _cell_figures(counts, family)
 
 
 def design_instances(rtlil_text, top):
@@ -132,21 +136,14 @@ def module_utilisation(netlist, instances, family):
     starts with (Yosys names a mapped cell after the net it drives, which carries the path of
     the module that net belongs to), so a cell at a module's boundary counts where its output
     is. Every cell counts once: the modules add up to the design's totals."""
-    cells = _YOSYS_CELLS[family]
-    kinds = {c: kind for kind in ("luts", "carries", "bram", "spram", "lutram")
-             for c in cells["carry" if kind == "carries" else kind]}
     paths = sorted(instances, key=len, reverse=True)
-    out = {path: dict.fromkeys(("luts", "carries", "ffs", "bram", "spram", "lutram"), 0)
-           for path in ("", *instances)}
+    types = {path: {} for path in ("", *instances)}
     for top in netlist["modules"].values():
         for name, cell in top.get("cells", {}).items():
-            kind = ("ffs" if cell["type"].startswith(cells["ff_prefix"])
-                    else kinds.get(cell["type"]))
-            if kind is None:
-                continue
             path = next((q for q in paths if name.startswith(q + ".")), "")
-            out[path][kind] += 1
-    return {path: counts for path, counts in out.items() if any(counts.values())}
+            types[path][cell["type"]] = types[path].get(cell["type"], 0) + 1
+    figures = {path: _cell_figures(counts, family) for path, counts in types.items()}
+    return {path: counts for path, counts in figures.items() if any(counts.values())}
 
 
 def format_module_utilisation(modules, family):
