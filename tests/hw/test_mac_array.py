@@ -157,9 +157,9 @@ def test_block_timing(n, p, k, lanes, batch):
     ending at edge ``a`` (the last kernel's transfer edge in block 0); the word, the products
     and the accumulate take the next three edges, the drain starts at the fourth, so the first
     sum beat is sampled valid at edge ``a + 5`` and the ``batch`` beats come one every other
-    edge (after a beat is taken, the beat register reloads for a cycle). The
-    next block issues its ``p`` buffer reads from the cycle after its predecessor's last beat:
-    ``p + 5`` edges from that beat to its own first (the ``p + 5`` of STEP_CYCLE_TERMS)."""
+    edge (after a beat is taken, the beat register reloads for a cycle). The next block issues
+    its ``p`` buffer reads from the cycle after its predecessor's last beat: ``p + 5`` edges
+    from that beat to its own first (the ``p + 5`` of STEP_CYCLE_TERMS)."""
     rng = np.random.default_rng(7)
     prm = accel_params(n=n, p=p, weight_bits=k, lanes=lanes, kernel_bits=12, batch=batch)
     dut = MacBench(prm, rng.integers(0, 2 ** k, size=(p, n), dtype=np.uint8))
