@@ -1,5 +1,6 @@
 """Bitstreams for the boards through YoWASP (Yosys, nextpnr, icepack/ecppack from PyPI), with a
-resource estimate before the run and a report (LUTs/LCs, FFs, block RAM, SPRAM, Fmax) after it.
+resource estimate before the run and a report (LUTs/LCs, FFs, block RAM, SPRAM, DSP blocks,
+Fmax) after it.
 
 The toolchain is found through the environment variables Amaranth reads (``YOSYS``,
 ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``), set here to the YoWASP
@@ -21,10 +22,10 @@ from khop.model.errors import KhopError
 from khop.outputs import atomic_directory, to_json, write_files
 
 from .estimate import estimate as logic_estimate
-from .targets import get_board
+from .targets import get_board, get_device
 
 __all__ = ["BuildError", "BuildReport", "toolchain_env", "estimate", "build_board",
-           "parse_yosys_stats", "parse_nextpnr_utilisation", "failed_dir"]
+           "parse_yosys_stats", "parse_nextpnr_utilisation", "failed_dir", "synth_options"]
 
 TOP = "khop_board"
 
@@ -52,15 +53,16 @@ def toolchain_env():
 
 def estimate(board_name, params: AccelParams):
     """What the design needs before synthesis, from :func:`boards.estimate.estimate`: memory
-    blocks (exact from the memory shapes), the flip-flops of the accumulators, and the logic of
-    the calibrated model; ``short`` lists every resource that does not fit: memory blocks or
-    accumulators beyond the device, or logic whose estimate exceeds the device by more than the
-    model's tolerance (a design that surely does not fit is refused before hours of synthesis
-    and placement; one within the tolerance is built)."""
+    blocks (exact from the memory shapes), the DSP blocks of the threshold units, the
+    flip-flops of the accumulators, and the logic of the calibrated model; ``short`` lists every
+    resource that does not fit: memory or DSP blocks or accumulators beyond the device, or
+    logic whose estimate exceeds the device by more than the model's tolerance (a design that
+    surely does not fit is refused before hours of synthesis and placement; one within the
+    tolerance is built)."""
     board = get_board(board_name)
     dev = board.device
     model = logic_estimate(params, dev)
-    bram, spram = model.bram, model.spram
+    bram, spram, dsp = model.bram, model.spram, model.dsp
     where = {name: mm["where"] for name, mm in model.memories.items()}
     ffs = params.accumulator_bits
     short = []
@@ -74,26 +76,31 @@ def estimate(board_name, params: AccelParams):
     if spram > dev.spram:
         short.append(f"SPRAM: {spram} needed, {dev.spram} available "
                      f"({spram - dev.spram} short)")
+    if dsp > dev.dsp:
+        short.append(f"DSP blocks: {dsp} {dev.dsp_cell} needed for {params.threshold_units} "
+                     f"threshold units, {dev.dsp} available ({dsp - dev.dsp} short)")
     if ffs > dev.ffs:
         short.append(f"flip-flops: the accumulators alone need {ffs}, {dev.ffs} "
                      f"available ({ffs - dev.ffs} short)")
     return {"board": board.name, "device": dev.part, "bram": bram,
             "bram_available": dev.bram, "spram": spram, "spram_available": dev.spram,
-            "accumulator_ffs": ffs, "ffs_available": dev.ffs,
+            "dsp": dsp, "dsp_available": dev.dsp, "accumulator_ffs": ffs, "ffs_available": dev.ffs,
             "logic_estimate": model.logic, "logic_available": dev.luts, "memories": where,
             "short": short}
 
 
 #: The cells of each figure of a synthesis, by family (flip-flops: every cell type starting
-#: with ``ff_prefix``).
+#: with ``ff_prefix``; ``dsp``: the DSP blocks, :attr:`boards.targets.Device.dsp_cell`).
 _YOSYS_CELLS = {
     "ice40": {"luts": ("SB_LUT4",), "carries": ("SB_CARRY",), "bram": ("SB_RAM40_4K",),
-              "spram": ("SB_SPRAM256KA",), "lutram": (), "ff_prefix": "SB_DFF"},
+              "spram": ("SB_SPRAM256KA",), "lutram": (), "dsp": ("SB_MAC16",),
+              "ff_prefix": "SB_DFF"},
     "ecp5": {"luts": ("LUT4",), "carries": ("CCU2C",), "bram": ("DP16KD",), "spram": (),
-             "lutram": ("TRELLIS_DPR16X4",), "ff_prefix": "TRELLIS_FF"},
+             "lutram": ("TRELLIS_DPR16X4",), "dsp": ("MULT18X18D",),
+             "ff_prefix": "TRELLIS_FF"},
 }
 #: The figures of a synthesis (:func:`parse_yosys_stats`, :func:`module_utilisation`).
-_SYNTH_FIGURES = ("luts", "carries", "ffs", "bram", "spram", "lutram")
+_SYNTH_FIGURES = ("luts", "carries", "ffs", "bram", "spram", "lutram", "dsp")
 
 
 def _cell_figures(counts, family):
@@ -105,8 +112,8 @@ def _cell_figures(counts, family):
 
 
 def parse_yosys_stats(text, family):
-    """Cell counts of the last ``stat`` in a Yosys log: LUTs, FFs, carries, BRAM, SPRAM and
-    distributed RAM (ECP5 TRELLIS_DPR16X4)."""
+    """Cell counts of the last ``stat`` in a Yosys log: LUTs, FFs, carries, BRAM, SPRAM,
+    distributed RAM (ECP5 TRELLIS_DPR16X4) and DSP blocks (SB_MAC16, MULT18X18D)."""
     # The final design summary is the last block of "<count> <cell>" lines.
     last = text.rfind("=== design hierarchy ===")
     if last < 0:
@@ -150,6 +157,7 @@ def format_module_utilisation(modules, family):
     """The text table of :func:`module_utilisation`, largest LUT count first."""
     cols = [("luts", "LUT4"), ("carries", "carries"), ("ffs", "FFs"), ("bram", "BRAM")]
     cols += [("spram", "SPRAM")] if family == "ice40" else [("lutram", "DPR16X4")]
+    cols += [("dsp", "DSP")]
     width = max(len(p or "(top)") for p in modules)
     lines = ["  " + "module".ljust(width) + "".join(f"{h:>9}" for _, h in cols)]
     for path, counts in sorted(modules.items(), key=lambda kv: -kv[1]["luts"]):
@@ -159,7 +167,8 @@ def format_module_utilisation(modules, family):
 
 
 def parse_nextpnr_utilisation(text):
-    """``{bel type: (used, available)}`` from nextpnr's "Device utilisation" table."""
+    """``{bel type: (used, available)}`` from nextpnr's "Device utilisation" table (the DSP
+    blocks: ``ICESTORM_DSP`` on the iCE40, ``MULT18X18D`` on the ECP5)."""
     out = {}
     for m in re.finditer(r"Info:\s+(\w[\w ]*?):\s+(\d+)/\s*(\d+)\s+\d+%", text):
         out[m.group(1)] = (int(m.group(2)), int(m.group(3)))
@@ -231,7 +240,8 @@ class BuildReport:
                   f"{self.baudrate} baud (divisor {self.uart_divisor})")]
         est = self.estimate
         lines.append(f"  estimate: {est['bram']}/{est['bram_available']} block RAM, "
-                     f"{est['spram']}/{est['spram_available']} SPRAM, accumulators "
+                     f"{est['spram']}/{est['spram_available']} SPRAM, "
+                     f"{est['dsp']}/{est['dsp_available']} DSP, accumulators "
                      f"{est['accumulator_ffs']} FFs")
         for name, where in est["memories"].items():
             lines.append(f"    {name}: {where}")
@@ -240,7 +250,7 @@ class BuildReport:
             opts = (f" (LUTs mapped with {self.lut_mapping}: {ABC9_WORKAROUND})"
                     if self.lut_mapping != "abc9" else "")
             lines.append(f"  yosys: {s['luts']} LUT4, {s['ffs']} FFs, {s['carries']} carries, "
-                         f"{s['bram']} block RAM, {s['spram']} SPRAM{opts}")
+                         f"{s['bram']} block RAM, {s['spram']} SPRAM, {s['dsp']} DSP{opts}")
         if self.modules:
             lines.append("  by module (Yosys cells, each module's own; a cell counts in the "
                          "module of the net it drives):")
@@ -312,7 +322,8 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
     freq = top.clock_hz / 1e6
     overrides = {"nextpnr_opts": f"--report {TOP}_report.json --timing-allow-fail "
                                  f"--freq {freq:g} {nextpnr_opts}".strip(),
-                 "script_after_read": KEEP_FANOUT_COPIES}
+                 "script_after_read": KEEP_FANOUT_COPIES,
+                 "synth_opts": synth_options(board.device)}
     result = BuildReport(board=board.name, device=board.device.part, params=params.as_dict(),
                          clock_mhz=freq, target_mhz=board.clock_mhz, uart_divisor=top.divisor,
                          baudrate=top.baudrate, estimate=est)
@@ -341,7 +352,7 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
         if not ok and stopped_on_abc9(board.device.family, _read(work / f"{TOP}.rpt")):
             report(f"Yosys stopped on its ABC9 assertion ({ABC9_ASSERTION}); synthesising again "
                    f"with {ABC_LUT_MAPPING} instead of ABC9 ({ABC9_WORKAROUND}) ...")
-            mapping = abc_mapping_script(TOP)
+            mapping = abc_mapping_script(TOP, synth_options(board.device))
             result.lut_mapping = ABC_LUT_MAPPING
             ok, error = run_again(**mapping)
         short = _read_results(result, work, out, board.device.family, ok, time.perf_counter() - t0)
@@ -375,6 +386,20 @@ def build_board(board_name, params: AccelParams, out_dir, *, clock_hz=None, run=
 #: of lanes, where Yosys would otherwise merge them into one flip-flop driving every lane.
 KEEP_FANOUT_COPIES = f"setattr -set keep 1 w:*{FANOUT_COPY}* %ci1:+$dff[Q] t:$dff %i"
 
+
+def synth_options(device):
+    """Options of ``synth_<family>`` in every build and sweep for ``device`` (a name or a
+    :class:`~boards.targets.Device`): the multipliers (the sign update's threshold units,
+    :attr:`khop.hw.params.AccelParams.threshold_units`) in the device's DSP blocks where it has
+    them, in logic where it has none (:func:`boards.estimate.dsp_blocks`). ``synth_ice40`` maps
+    them to SB_MAC16 only with ``-dsp`` (the UP5K has them, the HX8K not), ``synth_ecp5`` to
+    MULT18X18D unless ``-nodsp``."""
+    dev = get_device(device)
+    if dev.family == "ice40":
+        return "-dsp" if dev.dsp else ""
+    return "" if dev.dsp else "-nodsp"
+
+
 #: What YoWASP Yosys 0.70 prints when ABC9 trips over some ECP5 netlists
 #: (https://github.com/YoWASP/yosys/issues/29).
 ABC9_ASSERTION = "rtlil.cc:3091"
@@ -393,12 +418,12 @@ def stopped_on_abc9(family, yosys_log):
     return family == "ecp5" and ABC9_ASSERTION in (yosys_log or "")
 
 
-def abc_mapping_script(top):
-    """Yosys commands that synthesise ``top`` for the ECP5 as ``synth_ecp5`` does, with
-    :data:`ABC_LUT_MAPPING` instead of ABC9 (``synth_ecp5`` has no option for it). As
-    Amaranth overrides: ``synth_opts`` stops ``synth_ecp5`` before its LUT mapping,
-    ``script_after_synth`` maps and runs the rest."""
-    return {"synth_opts": "-run begin:map_luts",
+def abc_mapping_script(top, synth_opts=""):
+    """Yosys commands that synthesise ``top`` for the ECP5 as ``synth_ecp5 synth_opts`` does
+    (:func:`synth_options`), with :data:`ABC_LUT_MAPPING` instead of ABC9 (``synth_ecp5`` has
+    no option for it). As Amaranth overrides: ``synth_opts`` stops ``synth_ecp5`` before its
+    LUT mapping, ``script_after_synth`` maps and runs the rest."""
+    return {"synth_opts": f"{synth_opts} -run begin:map_luts".strip(),
             "script_after_synth": (f"techmap -map +/lattice/latches_map.v; {ABC_LUT_MAPPING}; "
                                    f"clean; synth_ecp5 -top {top} -run map_cells:")}
 

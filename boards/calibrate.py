@@ -27,8 +27,10 @@ from .targets import get_device
 
 __all__ = ["fit_family", "calibrate", "main", "TOLERANCE"]
 
-#: Relative tolerance of each figure of the estimate against synthesis (memory blocks: exact).
-TOLERANCE = {"luts": 0.15, "ffs": 0.15, "carries": 0.20, "bram": 0, "spram": 0, "lutram": 0}
+#: Relative tolerance of each figure of the estimate against synthesis (memory and DSP blocks:
+#: exact).
+TOLERANCE = {"luts": 0.15, "ffs": 0.15, "carries": 0.20, "bram": 0, "spram": 0, "lutram": 0,
+             "dsp": 0}
 
 _KEYS = ("luts", "carries", "ffs")
 

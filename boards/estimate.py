@@ -9,6 +9,9 @@ as on the iCEBreaker; everywhere else every memory is inferred by Yosys.
   makes for each memory shape (the cost of every block mode of the family's RAM library,
   including the soft logic it adds, against soft logic or distributed RAM), so the block RAM,
   SPRAM and distributed-RAM counts equal what ``synth_ice40``/``synth_ecp5`` infer.
+- **DSP blocks** are the sign update's threshold multipliers, split as Yosys' ``mul2dsp``
+  splits them (:func:`dsp_blocks`: one or more per threshold unit, by the multiplier's width;
+  none on a device without them, where the multipliers are logic).
 - **LUTs, carries and flip-flops** come from a linear model of a few physical terms of the
   parameters (:func:`model_terms`) whose coefficients are fitted per FPGA family against Yosys
   runs (:mod:`boards.calibrate`) and stored with the tool versions and per-figure tolerances in
@@ -27,7 +30,6 @@ from khop.hw.fanout import fanout_groups
 from khop.hw.layout import STEPS_BITS
 from khop.hw.mac_array import SHARED_MULTIPLE_BITS
 from khop.hw.params import AccelParams, ceil_div
-from khop.hw.sign_update import lane_widths
 from khop.hw.timing import steady_rate
 
 from .protocol import RX_BUFFER, LinkFormat
@@ -35,8 +37,8 @@ from .spram import spram_blocks
 from .targets import device_target, get_device
 
 __all__ = ["LINK_MEMORIES", "synth_luts", "MemoryMap", "map_memory", "memory_maps",
-           "memory_counts", "model_terms", "CALIBRATION_PATH", "load_calibration", "Estimate",
-           "estimate"]
+           "memory_counts", "multiplier_dsp_blocks", "dsp_blocks", "model_terms",
+           "CALIBRATION_PATH", "load_calibration", "Estimate", "estimate"]
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 
@@ -187,6 +189,50 @@ def _link_buffer_bits(params: AccelParams):
     return 8 * (LinkFormat(params).max_payload + 2)
 
 
+#: What Yosys' ``mul2dsp`` techmap (``share/mul2dsp.v``, as ``synth_ice40 -dsp`` and
+#: ``synth_ecp5`` run it) puts in a DSP block, by family: operands of at least 2 bits and, on
+#: the iCE40, products of at least 11 bits (``DSP_[AB]_MINWIDTH``, ``DSP_Y_MINWIDTH``); a
+#: smaller (partial) product stays logic.
+_DSP_MIN_OPERAND = 2
+_DSP_MIN_PRODUCT = {"ice40": 11, "ecp5": 0}
+
+
+def _mul2dsp(a, b, y, width, min_y):
+    """DSP blocks of an ``a`` x ``b``-bit multiplier with a ``y``-bit product as ``mul2dsp``
+    splits it (no sign headroom on the iCE40 and the ECP5): the wider operand in slices of
+    ``width`` bits and a last one of the rest, each slice's product split again."""
+    if a < b:
+        a, b = b, a
+    if b < _DSP_MIN_OPERAND or y < min_y:
+        return 0
+    if a <= width:
+        return 1
+    n = (a - 1) // width
+    last = a - n * width
+    return (n * _mul2dsp(width, b, min(y, b + width), width, min_y)
+            + _mul2dsp(last, b, b + last, width, min_y))
+
+
+def multiplier_dsp_blocks(a, s, device):
+    """DSP blocks of one threshold unit's multiplier on ``device``: ``r_fx`` of ``a`` bits
+    (signed) times ``S_K`` of ``s`` bits (unsigned: a signed operand of ``s + 1`` bits) into a
+    product of ``a + s`` bits (:attr:`~khop.hw.params.AccelParams.multiplier_shape`), as Yosys
+    maps it; 0 on a device without DSP blocks. A slice of one bit (a multiplier one bit wider
+    than the blocks, or ``S_K`` exactly as wide) is logic, not a block: 12 x 16 bits take one
+    SB_MAC16, 12 x 17 two."""
+    dev = get_device(device)
+    if not dev.dsp:
+        return 0
+    return _mul2dsp(a, s + 1, a + s, dev.dsp_width, _DSP_MIN_PRODUCT[dev.family])
+
+
+def dsp_blocks(params: AccelParams, device):
+    """DSP blocks of the sign update's threshold units on ``device``: each unit's multiplier
+    ``r_fx * S_K`` (:func:`multiplier_dsp_blocks`); 0 on a device without DSP blocks, where
+    the multipliers are logic (the ``mult`` term of :func:`model_terms`)."""
+    return params.threshold_units * multiplier_dsp_blocks(*params.multiplier_shape, device)
+
+
 def model_terms(params: AccelParams, device):
     """The physical terms of the LUT/carry model and of the flip-flop model.
 
@@ -194,11 +240,11 @@ def model_terms(params: AccelParams, device):
     width); ``select`` for 1- and 2-bit codes, each lane's choice among the shared multiples of
     ``K_mu`` (batch x lanes x product bits x (2^k - 1) two-way choices); ``mac`` for 3- and
     4-bit codes, the shift-and-add products (batch x lanes x product bits x weight bits);
-    ``sign`` the sign update's lanes (:mod:`khop.hw.sign_update`, shared by the batch): per
-    lane, the adder of the digit-serial product ``r_i * S_K``, the compare of its high part
-    with the accumulator's (:func:`khop.hw.sign_update.lane_widths`), the adders summing a
-    digit's ``threshold_digit_bits`` shared multiples of ``S_K`` and the borrow and equality
-    compares of the product's low part;
+    ``sign`` the sign update's threshold units (:mod:`khop.hw.sign_update`, shared by the
+    batch): per unit, the select of its lane's sum among the beat's groups ((groups - 1) x
+    accumulator width) and the compare ``T * 2^R - r_fx * S_K``
+    (:attr:`~khop.hw.params.AccelParams.compare_bits`); ``mult`` the units' multipliers where
+    they are not DSP blocks (units x the multiplier's bits, :func:`dsp_blocks`);
     ``lanes`` (per-lane control: tie rule, state bit); ``pop`` the distance units (batch x
     popcount width: XOR and popcount tree); ``state`` the slots' states (batch x n: the state
     registers and the link's query and result words); ``statemux`` the choice among the slots'
@@ -215,24 +261,23 @@ def model_terms(params: AccelParams, device):
 
     Flip-flop terms: ``const``; ``ring`` the accumulators (batch x lanes x accumulator width,
     and with batch > 1 the register of the beat being drained, lanes x accumulator width);
-    ``pipe`` the per-lane registers (the products ``q * K`` of each query, the threshold digit
-    registered off the memory, the sign update's accumulator, product bits and sticky bit, the
-    two decision flags); ``regs`` the other registers whose width depends on the parameters
-    (each slot's state, steps, flags, S_K, kernels in the MAC pipeline (a copy per group of
-    lanes) and distance pipeline; the shared multiples of S_K and the digit steps' control (a
-    copy per group of lanes), the MAC array's drain control (a copy per group of lanes: a
-    clear flag per query and, with batch > 1, the drained query's number), counters and
-    addresses, the link's frame buffer); ``mem`` the
-    registers of Yosys' read-first emulation of each inferred memory (2 x width + address + 2,
-    per copy).
+    ``pipe`` the per-lane registers (the products ``q * K`` of each query, the beat's two
+    decision flags) and the threshold units' pipeline (each unit's sum twice, its threshold
+    and product: some of these go into the DSP blocks); ``regs`` the other registers whose
+    width depends on the parameters (each slot's state, steps, flags, S_K, kernels in the MAC
+    pipeline (a copy per group of lanes) and distance pipeline; the threshold units' ``S_K``;
+    the MAC array's drain control (a copy per group of lanes: a clear flag per query and, with
+    batch > 1, the drained query's number), counters and addresses, the link's frame buffer);
+    ``mem`` the registers of Yosys' read-first emulation of each inferred memory (2 x width +
+    address + 2, per copy).
     """
     prm = params
     batch = prm.batch
     maps = memory_maps(prm, device)
     inferred = [mm for mm in maps.values() if mm.kind in ("bram", "lutram")]
     logic = [mm for mm in maps.values() if mm.kind == "logic"]
-    widths = lane_widths(prm)
-    dbits, sbits = prm.threshold_digit_bits, prm.sum_bits
+    units, tgroups = prm.threshold_units, prm.threshold_groups
+    mult_a, mult_b = prm.multiplier_shape
     k = prm.weight_bits
     groups = fanout_groups(prm.lanes)           # copies of broadcast registers
     shared = k <= SHARED_MULTIPLE_BITS          # hw/mac_array.py: select a shared multiple
@@ -242,8 +287,8 @@ def model_terms(params: AccelParams, device):
         "acc": batch * prm.lanes * prm.acc_bits,
         "select": products if shared else 0,
         "mac": 0 if shared else products,
-        "sign": prm.lanes * (widths.adder + widths.compare + (dbits - 1) * (sbits + dbits)
-                             + widths.high),
+        "sign": units * (prm.compare_bits + (tgroups - 1) * prm.acc_bits),
+        "mult": 0 if dsp_blocks(prm, device) else units * mult_a * (mult_b + 1),
         "lanes": prm.lanes,
         "pop": batch * prm.popcount_width,
         "state": batch * prm.n,
@@ -259,29 +304,26 @@ def model_terms(params: AccelParams, device):
     }
     addr = (max(1, (prm.pattern_depth - 1).bit_length())
             + max(1, (prm.weight_depth - 1).bit_length()))
-    multiples = groups * (dbits * (sbits + 1) + dbits * (dbits - 1) // 2)   # S_K * 2^b copies
-    control = groups * (prm.threshold_digits + 3)   # each copy's digit one-hot and 3 flags
     slot_bits = max(1, (batch - 1).bit_length())    # a slot's number
     drain = groups * (batch + (slot_bits if batch > 1 else 0))
-    counters = ((max(prm.threshold_digits, 2) - 1).bit_length() + 2 * prm.blocks.bit_length()
-                + 3 * slot_bits)                            # digit, block; slot pointers
+    counters = (2 * (max(tgroups, 2) - 1).bit_length() + 2 * prm.blocks.bit_length()
+                + 4 * slot_bits)                            # group, block; slot pointers
     per_slot = (prm.blocks * prm.lanes                    # state register
                 + STEPS_BITS + 5                          # steps and flags
                 + prm.sum_bits                            # S_K
                 + (1 + groups) * prm.kernel_bits          # kernels in the MAC pipeline
                 + 2 * prm.popcount_width                  # state chunk, XOR word
                 + 2 * prm.distance_bits)                  # popcount, distance sum
-    regs = (batch * per_slot + multiples + control + drain
+    regs = (batch * per_slot + prm.sum_bits + 1 + drain       # the units' S_K
             + counters + prm.threshold_depth.bit_length() # threshold read pointer
             + prm.p.bit_length() + 2 * addr               # pattern count, memory addresses
             + _link_buffer_bits(prm))
     ffs = {
         "const": 1.0,
         "ring": prm.accumulator_bits + (prm.lanes * prm.acc_bits if batch > 1 else 0),
-        "pipe": prm.lanes * (batch * (prm.kernel_bits + prm.weight_bits)  # products q * K
-                             + dbits                              # the threshold digit
-                             + widths.acc + widths.high + 1       # accumulator, high, sticky
-                             + 2),                                # the decision flags
+        "pipe": (prm.lanes * batch * (prm.kernel_bits + prm.weight_bits)  # products q * K
+                 + 2 * tgroups * units                            # the decision flags
+                 + units * (2 * prm.acc_bits + mult_a + prm.product_bits)),  # the units
         "regs": regs,
         "mem": (sum((2 * mm.width + mm.addr_bits + 2) * mm.copies for mm in inferred)
                 + sum(mm.bits for mm in logic)),
@@ -319,12 +361,13 @@ class Estimate:
     """Resources, cycles and throughput of a configuration on a device (:func:`estimate`).
 
     ``memories`` says where each memory goes; ``bram``, ``spram``, ``lutram`` are exact;
-    ``luts`` (LUT4 sites, :func:`synth_luts`), ``carries``, ``ffs`` come from the calibrated
-    model; ``logic`` is the device's logic figure (iCE40 logic cells, ECP5 LUT4s with the four
-    of each 16x4 distributed RAM) against ``logic_available``; ``retrievals_per_s`` is at
-    ``clock_mhz`` with ``steps`` steps per query; ``short`` has one message per resource that
-    does not fit, with by how much. :meth:`as_dict` is the JSON of ``khop estimate --json``,
-    :meth:`format` its text.
+    ``dsp`` the DSP blocks of the threshold units (:func:`dsp_blocks`) against
+    ``dsp_available``; ``luts`` (LUT4 sites, :func:`synth_luts`), ``carries``, ``ffs`` come
+    from the calibrated model; ``logic`` is the device's logic figure (iCE40 logic cells, ECP5
+    LUT4s with the four of each 16x4 distributed RAM) against ``logic_available``;
+    ``retrievals_per_s`` is at ``clock_mhz`` with ``steps`` steps per query; ``short`` has one
+    message per resource that does not fit, with by how much. :meth:`as_dict` is the JSON of
+    ``khop estimate --json``, :meth:`format` its text.
     """
 
     device: str
@@ -336,6 +379,8 @@ class Estimate:
     bram_available: int
     spram: int
     spram_available: int
+    dsp: int
+    dsp_available: int
     lutram: int
     luts: int
     carries: int
@@ -376,6 +421,10 @@ class Estimate:
                      f"({_pct(self.bram, self.bram_available)}, exact)")
         if self.spram_available or self.spram:
             lines.append(f"  SPRAM            {self.spram}/{self.spram_available} (exact)")
+        if self.dsp_available or self.dsp:
+            lines.append(f"  DSP blocks       {self.dsp}/{self.dsp_available} "
+                         f"({_pct(self.dsp, self.dsp_available)}, "
+                         f"{p['threshold_units']} threshold units)")
         if self.lutram:
             lines.append(f"  distributed RAM  {self.lutram} TRELLIS_DPR16X4 (exact)")
         lut4 = "LUT4 (+2/CCU2C)" if self.family == "ecp5" else "LUT4"
@@ -439,8 +488,11 @@ def estimate(params: AccelParams, device, *, clock_mhz=None, steps=2.0, calibrat
             short.append(f"{what}: {needed} needed, {available} available "
                          f"({needed - available} short)")
 
+    dsp = dsp_blocks(params, dev)
     check(f"block RAM ({dev.bram_cell})", count["bram"], dev.bram)
     check("SPRAM", count["spram"], dev.spram)
+    check(f"DSP blocks ({dev.dsp_cell}, {dsp // params.threshold_units} per threshold unit, "
+          f"{params.threshold_units} units)", dsp, dev.dsp)
     check(logic_name, logic, dev.luts)
     check("flip-flops", figures["ffs"], dev.ffs)
     cycles = params.cycles_per_step
@@ -450,7 +502,8 @@ def estimate(params: AccelParams, device, *, clock_mhz=None, steps=2.0, calibrat
                          "cell": mm.cell, "cells": mm.cells, "where": mm.describe()}
                   for name, mm in maps.items()},
         bram=count["bram"], bram_available=dev.bram,
-        spram=count["spram"], spram_available=dev.spram, lutram=count["lutram"],
+        spram=count["spram"], spram_available=dev.spram, dsp=dsp, dsp_available=dev.dsp,
+        lutram=count["lutram"],
         **figures,
         logic=logic, logic_name=logic_name, logic_available=dev.luts, ffs_available=dev.ffs,
         cycles_per_step=cycles, bound_cycles_per_step=params.bound_cycles_per_step,

@@ -67,9 +67,11 @@ counted as overruns); a host keeps at most ``rx_buffer`` bytes of requests unans
 their timing, as long as the buffer does not overflow: the emulator
 (:class:`boards.emulator.EmulatedDevice`) and the hardware give byte-identical replies.
 
-Version 3 (this one) added the request ids, the receive buffer, the ADDRESS error and
-``rx_buffer`` in PARAMS; STATUS lost its nonce (the id does its work). Version 2 added
-``threshold_digit_bits`` to PARAMS.
+Version 4 (this one) reports ``threshold_units`` (the sign update's threshold units, which
+replaced the digit-serial threshold lanes) and ``batch`` in PARAMS, where version 3 had
+``threshold_digit_bits``. Version 3 added the request ids, the receive buffer, the ADDRESS
+error and ``rx_buffer`` in PARAMS; STATUS lost its nonce (the id does its work). Version 2
+added ``threshold_digit_bits`` to PARAMS.
 """
 
 import enum
@@ -96,7 +98,7 @@ __all__ = ["END", "ESC", "ESC_END", "ESC_ESC", "PROTOCOL_VERSION", "DEFAULT_BAUD
            "LinkFormat", "Status", "check_request", "ProtocolError", "payload_bytes"]
 
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 #: UART rate of the boards (8N1) unless told otherwise.
 DEFAULT_BAUDRATE = 115200
 #: Bytes of the device's receive buffer (one iCE40 block RAM of 512 x 8 bits).
@@ -147,12 +149,12 @@ class ProtocolError(KhopError):
 PARAMS_FIELDS = (("version", "B"), ("weight_bits", "B"), ("n", "H"), ("p", "H"),
                  ("lanes", "H"), ("popcount_width", "H"), ("kernel_bits", "B"),
                  ("threshold_frac_bits", "B"), ("max_steps", "B"),
-                 ("threshold_digit_bits", "B"), ("load_addr_bits", "B"),
+                 ("threshold_units", "H"), ("batch", "B"), ("load_addr_bits", "B"),
                  ("load_data_bits", "H"), ("clock_hz", "I"), ("rx_buffer", "H"))
 PARAMS_FORMAT = struct.Struct("<" + "".join(code for _, code in PARAMS_FIELDS))
 #: The PARAMS entries that are :class:`~khop.hw.params.AccelParams` parameters.
 _PARAMS_CONFIG = ("weight_bits", "n", "p", "lanes", "popcount_width", "kernel_bits",
-                  "threshold_frac_bits", "max_steps", "threshold_digit_bits")
+                  "threshold_frac_bits", "max_steps", "threshold_units", "batch")
 
 #: STATUS reply (its bit image, little-endian): two flags, and counters modulo 2^16 (frames
 #: executed without error, ERROR replies, bytes dropped because the receive buffer was full,

@@ -4,9 +4,10 @@ The design synthesised is the one a user puts on a board: :class:`boards.core.Bo
 accelerator behind the UART frame bridge, memories empty, with only the clock, reset, UART and
 LED pins at its boundary (so nextpnr can place it on any package without a pin file). On a
 device with SPRAM (the UP5K) the weights are in SPRAM, as on the iCEBreaker. Yosys runs
-``synth_ice40``/``synth_ecp5`` with the defaults Amaranth's build scripts use (so the figures
-match ``khop build``); nextpnr (``--pnr``) places and routes it at the device's default clock
-and reports utilisation and Fmax.
+``synth_ice40``/``synth_ecp5`` with the defaults Amaranth's build scripts use and the options
+of :func:`boards.build.synth_options` (the multipliers in DSP blocks where the device has them),
+so the figures match ``khop build``; nextpnr (``--pnr``) places and routes it at the device's
+default clock and reports utilisation and Fmax.
 
 One job is one configuration (:func:`run_config`, a plain function so that process pools and
 Dask workers can run it); its result is cached in ``OUT/cache/<key>.json`` where the key hashes
@@ -52,7 +53,7 @@ _DESIGN_SOURCES = ("hw/*.py", "boards/core.py", "boards/bridge.py", "boards/uart
                    "boards/spram.py", "boards/protocol.py")
 #: Version of the synthesis flow of :func:`run_config` (tool options, parsing): bump it when
 #: that changes, to rebuild every configuration.
-FLOW = 3
+FLOW = 4
 #: Models, not design: changing them must not rebuild anything.
 _NOT_DESIGN = ("hw/export.py",)
 
@@ -230,6 +231,7 @@ def _synth_fits(dev, synth):
     short = []
     for what, used, available in (("block RAM", synth["bram"], dev.bram),
                                   ("SPRAM", synth["spram"], dev.spram),
+                                  ("DSP blocks", synth.get("dsp", 0), dev.dsp),
                                   ("LUT4", synth["luts"], dev.luts),
                                   ("flip-flops", synth["ffs"], dev.ffs)):
         if used > available:
@@ -274,6 +276,7 @@ def _run(cfg, work, timeout, result):
         abc_mapping_script,
         parse_yosys_stats,
         stopped_on_abc9,
+        synth_options,
         toolchain_env,
     )
 
@@ -299,11 +302,12 @@ def _run(cfg, work, timeout, result):
         return _run_tool([env["YOSYS"], "-q", "-l", "yosys.log", "-p", script],
                          work, timeout, "yosys.log")
 
-    ok, output, log = yosys(f"{synth} -top {TOP} -json {TOP}.json")
+    opts = synth_options(dev)
+    ok, output, log = yosys(f"{synth} {opts} -top {TOP} -json {TOP}.json")
     if not ok and stopped_on_abc9(dev.family, log or output):
         # As khop build: LUTs mapped with ABC instead of ABC9 (the row says so, and the
         # calibration leaves it out: its mapping is not the default flow's).
-        abc = abc_mapping_script(TOP)
+        abc = abc_mapping_script(TOP, opts)
         ok, output, log = yosys(f"{synth} {abc['synth_opts']} -top {TOP}; "
                                 f"{abc['script_after_synth']}; write_json {TOP}.json")
         result.update(lut_mapping=ABC_LUT_MAPPING,

@@ -2,7 +2,7 @@
 
 :func:`make_rows` joins every result of :func:`boards.sweep.run_sweep` with
 :func:`boards.estimate.estimate` into a :class:`SweepRow` (relative errors of LUTs, carries and
-flip-flops; whether the memory blocks are exact); :func:`write_outputs` writes
+flip-flops; whether the memory blocks are exact; the DSP blocks); :func:`write_outputs` writes
 ``results.json``, ``results.csv``, ``results.md`` and the PNG plots, each atomically.
 """
 
@@ -13,7 +13,14 @@ from pathlib import Path
 
 from khop.outputs import to_json, write_files
 
-from .estimate import estimate, load_calibration, memory_counts, memory_maps, synth_luts
+from .estimate import (
+    dsp_blocks,
+    estimate,
+    load_calibration,
+    memory_counts,
+    memory_maps,
+    synth_luts,
+)
 from .sweep import SweepConfig
 from .targets import get_device
 
@@ -63,6 +70,8 @@ class SweepRow:
     est_spram: int | None = None
     lutram: int | None = None
     est_lutram: int | None = None
+    dsp: int | None = None
+    est_dsp: int | None = None
     blocks_exact: bool | None = None
     logic_pnr: int | None = None
     logic_available: int | None = None
@@ -82,6 +91,8 @@ class SweepRow:
             blocks += f" +{_fmt(self.spram)}/{_fmt(self.est_spram)} SPRAM"
         if self.lutram or self.est_lutram:
             blocks += f" +{_fmt(self.lutram)}/{_fmt(self.est_lutram)} DPR16X4"
+        if self.dsp or self.est_dsp:
+            blocks += f" +{_fmt(self.dsp)}/{_fmt(self.est_dsp)} DSP"
         status = self.status + (f": {self.reason}" if self.reason else "")
         return (f"| {self.device} | {self.n} | {self.p} | {self.bits} | {self.lanes} "
                 f"| {_fmt(self.batch)} "
@@ -131,15 +142,15 @@ def make_rows(results, calibration=None, steps=2.0):
                    cycles_per_step=params.cycles_per_step)
         try:
             est = estimate(params, dev, calibration=cal, steps=steps).as_dict()
-        except ValueError:    # no model of this family yet: the memory blocks only
-            est = memory_counts(memory_maps(params, dev))
-        for key in ("luts", "ffs", "carries", "bram", "spram", "lutram"):
+        except ValueError:    # no model of this family yet: the memory and DSP blocks only
+            est = {**memory_counts(memory_maps(params, dev)), "dsp": dsp_blocks(params, dev)}
+        for key in ("luts", "ffs", "carries", "bram", "spram", "lutram", "dsp"):
             row[f"est_{key}"] = est.get(key)
         row["est_retrievals_per_s"] = (round(est["retrievals_per_s"])
                                        if "retrievals_per_s" in est else None)
         synth = res.get("synth")
         if synth:
-            for key in ("ffs", "carries", "bram", "spram", "lutram"):
+            for key in ("ffs", "carries", "bram", "spram", "lutram", "dsp"):
                 row[key] = synth.get(key, 0)
             row["luts"] = synth_luts(synth, dev.family)
             row["lut4_cells"] = synth["luts"]

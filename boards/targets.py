@@ -30,7 +30,8 @@ class Device:
     """An FPGA: its logic, memories and how nextpnr names it.
 
     ``luts`` are LUT4s (on the iCE40 a logic cell is one LUT4, one carry and one flip-flop),
-    ``bram`` block RAMs (``bram_cell``), ``spram`` SPRAM blocks.
+    ``bram`` block RAMs (``bram_cell``), ``spram`` SPRAM blocks, ``dsp`` DSP multipliers
+    (``dsp_cell``, each ``dsp_width`` x ``dsp_width`` bits signed).
     """
 
     name: str
@@ -40,11 +41,20 @@ class Device:
     ffs: int
     bram: int
     spram: int
+    dsp: int
     nextpnr: tuple
 
     @property
     def bram_cell(self):
         return "SB_RAM40_4K" if self.family == "ice40" else "DP16KD"
+
+    @property
+    def dsp_cell(self):
+        return "SB_MAC16" if self.family == "ice40" else "MULT18X18D"
+
+    @property
+    def dsp_width(self):
+        return 16 if self.family == "ice40" else 18
 
     @property
     def weights_in_spram(self):
@@ -53,15 +63,16 @@ class Device:
     def as_dict(self):
         return {"name": self.name, "part": self.part, "family": self.family,
                 "luts": self.luts, "ffs": self.ffs, "bram": self.bram, "spram": self.spram,
-                "bram_cell": self.bram_cell, "nextpnr": list(self.nextpnr)}
+                "dsp": self.dsp, "bram_cell": self.bram_cell, "dsp_cell": self.dsp_cell,
+                "nextpnr": list(self.nextpnr)}
 
 
 DEVICES = {d.name: d for d in (
-    Device("up5k", "iCE40UP5K", "ice40", 5280, 5280, 30, 4, ("--up5k", "--package", "sg48")),
-    Device("hx8k", "iCE40HX8K", "ice40", 7680, 7680, 32, 0, ("--hx8k", "--package", "ct256")),
-    Device("ecp5-25f", "LFE5U-25F", "ecp5", 24288, 24288, 56, 0,
+    Device("up5k", "iCE40UP5K", "ice40", 5280, 5280, 30, 4, 8, ("--up5k", "--package", "sg48")),
+    Device("hx8k", "iCE40HX8K", "ice40", 7680, 7680, 32, 0, 0, ("--hx8k", "--package", "ct256")),
+    Device("ecp5-25f", "LFE5U-25F", "ecp5", 24288, 24288, 56, 0, 28,
            ("--25k", "--package", "CABGA381")),
-    Device("ecp5-85f", "LFE5U-85F", "ecp5", 83640, 83640, 208, 0,
+    Device("ecp5-85f", "LFE5U-85F", "ecp5", 83640, 83640, 208, 0, 156,
            ("--85k", "--package", "CABGA381")),
 )}
 
@@ -119,8 +130,8 @@ class Target:
         """The default geometry and arithmetic in words (help texts, the boards' README)."""
         d = self.defaults
         return (f"{d.lanes} lanes, batch {d.batch}, kernel_bits {d.kernel_bits}, "
-                f"threshold_frac_bits {d.threshold_frac_bits}, {d.threshold_digit_bits}-bit "
-                f"threshold digits")
+                f"threshold_frac_bits {d.threshold_frac_bits}, {d.threshold_units} threshold "
+                f"units")
 
     def params(self, n, p, **options):
         """The :class:`~khop.hw.params.AccelParams` of an n x p network on this target
@@ -144,18 +155,18 @@ class Target:
 # One row per device: khop's clock and default geometry on it (chosen to fit and meet timing;
 # see README), and its board.
 TARGETS = {t.name: t for t in (
-    Target("icebreaker", DEVICES["up5k"], 39e6,
+    Target("icebreaker", DEVICES["up5k"], 34e6,
            HardwareDefaults(lanes=20, kernel_bits=7, threshold_frac_bits=8,
-                            threshold_digit_bits=1, batch=1),
+                            threshold_units=8, batch=2),
            Board("iCEBreaker, iCE40 UP5K-SG48", ICEBreakerTop, ICEBreakerPlatform)),
     Target("ulx3s-85f", DEVICES["ecp5-85f"], 75e6,
            HardwareDefaults(lanes=100, kernel_bits=7, threshold_frac_bits=8,
-                            threshold_digit_bits=2, batch=6),
+                            threshold_units=50, batch=8),
            Board("ULX3S, ECP5 LFE5U-85F-6BG381", ULX3STop, ULX3S85FPlatform)),
     Target("hx8k", DEVICES["hx8k"], 30e6,
-           HardwareDefaults(lanes=16, kernel_bits=12, threshold_digit_bits=1)),
+           HardwareDefaults(lanes=16, kernel_bits=12, threshold_units=1)),
     Target("ecp5-25f", DEVICES["ecp5-25f"], 75e6,
-           HardwareDefaults(lanes=16, kernel_bits=16, threshold_digit_bits=1)),
+           HardwareDefaults(lanes=16, kernel_bits=16, threshold_units=4)),
 )}
 
 #: The targets that are boards.

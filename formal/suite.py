@@ -40,33 +40,34 @@ class FormalConfig:
     kernel_bits: int = 3
     threshold_frac_bits: int = 1
     max_steps: int = 2
-    threshold_digit_bits: int | None = None
+    threshold_units: int | None = None
 
     def params(self):
         return hardware_params(self.n, self.p, bits=self.bits, lanes=self.lanes,
                                popcount_width=self.popcount_width, kernel_bits=self.kernel_bits,
                                threshold_frac_bits=self.threshold_frac_bits,
                                max_steps=self.max_steps,
-                               threshold_digit_bits=self.threshold_digit_bits)
+                               threshold_units=self.threshold_units)
 
     def describe(self):
         prm = self.params()
         return (f"N={prm.n} P={prm.p} k={prm.weight_bits} L={prm.lanes} W={prm.popcount_width} "
                 f"KB={prm.kernel_bits} R={prm.threshold_frac_bits} S={prm.max_steps} "
-                f"D={prm.threshold_digit_bits} ({prm.cycles_per_step} cycles/step)")
+                f"U={prm.threshold_units} ({prm.cycles_per_step} cycles/step)")
 
 
 #: The configurations proven by k-induction: N 4..8, P 1..4, 1..4 weight bits, lanes 1..N and
-#: popcount widths that divide N and that do not, threshold digits of 1 to 4 bits.
+#: popcount widths that divide N and that do not, threshold units taking a beat in one cycle
+#: and in several (a last group of fewer lanes among them).
 CONFIGS = (
     FormalConfig("c1", n=4, p=2, bits=1, lanes=2, popcount_width=3),
     FormalConfig("c2", n=5, p=3, bits=2, lanes=2, popcount_width=5, kernel_bits=4,
-                 threshold_frac_bits=2, threshold_digit_bits=2),
+                 threshold_frac_bits=2, threshold_units=1),
     FormalConfig("c3", n=6, p=2, bits=3, lanes=6, popcount_width=4, max_steps=3,
-                 threshold_digit_bits=1),
+                 threshold_units=4),
     FormalConfig("c4", n=8, p=4, bits=4, lanes=3, popcount_width=8, kernel_bits=4),
     FormalConfig("c5", n=7, p=1, bits=2, lanes=1, popcount_width=2, kernel_bits=5,
-                 threshold_digit_bits=3),
+                 threshold_units=1),
 )
 
 #: The larger configuration checked by BMC to its worst-case latency (and by k-induction).

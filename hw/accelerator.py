@@ -21,7 +21,7 @@ class RetrievalAccelerator(wiring.Component):
 
     Every query accepted on ``i_query`` (bit i = neuron i, 1 means +1) yields exactly one result
     on ``o_result``, in order, whatever the backpressure. ``i_load`` writes pattern words, weight
-    words, lookup-table entries and threshold words (one digit of ``lanes`` thresholds each;
+    words, lookup-table entries and threshold words (the thresholds of a group of lanes each;
     layout in :mod:`khop.hw.layout`).
 
     Priority: a load is accepted only while no query is held (``i_load.ready`` is low from a

@@ -104,12 +104,12 @@ def _load_words(params):
         },
         LoadTarget.THRESHOLD: {**_memory_word(
             params.threshold_depth, params.threshold_width,
-            "word b * threshold_digits + j holds digit j (bits j*D .. j*D+D-1, D = "
-            f"threshold_digit_bits = {params.threshold_digit_bits}) of the thresholds r_fx "
-            f"(arithmetic.threshold) of neurons b*L .. b*L+L-1 (L = lanes = {params.lanes}, "
-            f"threshold_digits = {params.threshold_digits}), each in two's complement of "
-            "threshold_digits * D bits, lane l in data bits l*D .. l*D+D-1; lanes of neurons "
-            "past n are ignored (write 0)"),
+            "word b * G + g (G = threshold_groups = "
+            f"{params.threshold_groups}) holds the thresholds r_fx (arithmetic.threshold) of "
+            f"the lanes g*U .. g*U+U-1 (U = threshold_units = {params.threshold_units}) of "
+            f"block b, that is of neurons b*L + g*U + u (L = lanes = {params.lanes}), unit u "
+            f"in data bits u*{params.threshold_bits} .. (threshold_bits, two's complement); "
+            "units past the lanes or past n are ignored (write 0)"),
             "values": [-(2 ** params.threshold_frac_bits), 2 ** (k + params.threshold_frac_bits)]},
     }
     return {t.name: {"target": t.value, **words[t]} for t in LoadTarget}
@@ -286,9 +286,9 @@ def describe(params: AccelParams, network_info=None):
                                                  "* exp(-4 gamma d))"},
             "threshold": {"depth": params.threshold_depth, "width": params.threshold_width,
                           "bits": bits["threshold"],
-                          "word": "b * threshold_digits + j holds digit j of r_fx of neurons "
-                                  "b*L .. b*L+L-1, lane l at bits l*D .. l*D+D-1 "
-                                  "(D = threshold_digit_bits)"},
+                          "word": "b * threshold_groups + g holds r_fx of neurons "
+                                  "b*L + g*U + u, unit u at bits u*threshold_bits .. "
+                                  "(U = threshold_units)"},
             "kernel_buffer": (None if params.kernel_buffer_shape is None else
                               {"depth": params.kernel_buffer_shape[0],
                                "width": params.kernel_buffer_shape[1],
@@ -299,9 +299,9 @@ def describe(params: AccelParams, network_info=None):
         },
         "widths": {"accumulator": params.acc_bits, "kernel_sum": params.sum_bits,
                    "threshold": params.threshold_bits,
-                   "threshold_digit": params.threshold_digit_bits,
-                   "threshold_digits": params.threshold_digits,
-                   "quotient": params.quotient_bits,
+                   "threshold_units": params.threshold_units,
+                   "threshold_groups": params.threshold_groups,
+                   "compare": params.compare_bits,
                    "distance": params.distance_bits},
         "cycle_model": {
             "loop_order": "block-outer",

@@ -148,7 +148,8 @@ class KernelDistance(wiring.Component):
         m.d.comb += self.o_kernel.valid.eq(b_valid)
 
         for j, lut_rd in enumerate(lut_rds):
-            # With the read, the matching chunk of the state is selected and registered.
+            # With the read, the matching chunk of the state is selected and registered (with one
+            # chunk, the state itself: it holds still during the sweep).
             state = Cat(self.i_state[j], Const(0, chunks * width - prm.n))
             state_chunk = Signal(width, name=f"state_chunk{j}")
             # Stage X: the pattern word XOR that chunk.
@@ -159,9 +160,12 @@ class KernelDistance(wiring.Component):
                         for i, grp in enumerate(groups)]
             # Stage C: their sum, the word's popcount.
             c_count = Signal(range(width + 1), name=f"c_count{j}")
+            if chunks == 1:
+                m.d.comb += state_chunk.eq(state)
             with m.If(advance):
+                if chunks > 1:
+                    m.d.sync += state_chunk.eq(state.word_select(chunk, width))
                 m.d.sync += [
-                    state_chunk.eq(state.word_select(chunk, width) if chunks > 1 else state),
                     x_word.eq(self.patterns.data ^ state_chunk),
                     [cnt.eq(popcount(grp)) for cnt, grp in zip(g_counts, groups, strict=True)],
                     c_count.eq(_tree_sum(g_counts)),
@@ -170,12 +174,13 @@ class KernelDistance(wiring.Component):
             dist_acc = Signal(prm.distance_bits, name=f"dist_acc{j}")
             dist = Signal(prm.distance_bits, name=f"dist{j}")
             m.d.comb += [
-                dist.eq(dist_acc + c_count),
+                dist.eq(dist_acc + c_count if chunks > 1 else c_count),
                 lut_rd.addr.eq(dist),
                 lut_rd.en.eq(advance),
             ]
-            with m.If(advance & c_valid):
-                m.d.sync += dist_acc.eq(Mux(c_last, 0, dist))
+            if chunks > 1:
+                with m.If(advance & c_valid):
+                    m.d.sync += dist_acc.eq(Mux(c_last, 0, dist))
             # Output: the lookup-table read port holds the kernel while stalled (en = advance).
             m.d.comb += self.o_kernel.payload[j].eq(lut_rd.data)
         return m

@@ -11,10 +11,10 @@ Memory words (bit 0 is the LSB):
 - weight memory: word ``mu * blocks + b`` holds the codes of neurons ``b*L .. b*L + L - 1`` of
   pattern mu, lane l in bits ``l*k .. l*k + k - 1``; lanes past n are 0.
 - lookup table: word d (0..n) holds ``LUT[d]``.
-- threshold memory (digit-sliced): word ``b * threshold_digits + j`` holds digit j (bits
-  ``j*D .. j*D + D - 1``, ``D = threshold_digit_bits``) of the thresholds ``r_fx[i]`` of neurons
-  ``b*L .. b*L + L - 1``, each in two's complement of ``threshold_digits * D`` bits, lane l in
-  bits ``l*D .. l*D + D - 1``; lanes past n are 0. A load writes one such word.
+- threshold memory: word ``b * G + g`` (``G = threshold_groups``) holds the thresholds
+  ``r_fx[i]`` of the neurons of group g of block b, ``i = b*L + g*U + u`` (``U =
+  threshold_units``), unit u in bits ``u*R' .. u*R' + R' - 1`` (``R' = threshold_bits``, two's
+  complement); units past the block's lanes or past n are 0. A load writes one such word.
 
 ``i_load`` payload (:func:`load_layout`), from the LSB: ``target`` (:class:`LoadTarget`),
 ``addr`` (``load_addr_bits``), ``data`` (``load_data_bits``).
@@ -142,26 +142,39 @@ def unpack_weight_words(params: AccelParams, words):
 
 def _threshold_fields(params: AccelParams, r_fx):
     """The (n,) thresholds ``r_fx`` (a scalar: the same for every neuron), range-checked, as
-    unsigned two's complement of ``threshold_digits * threshold_digit_bits`` bits."""
+    unsigned two's complement of ``threshold_bits`` bits."""
     r_fx = np.broadcast_to(np.asarray(r_fx, dtype=np.int64), (params.n,))
     lo, hi = params.threshold_range
     if r_fx.size and (int(r_fx.min()) < lo or int(r_fx.max()) > hi):
         raise ValueError(f"thresholds r_fx must be in {lo}..{hi}, found "
                          f"{int(r_fx.min())}..{int(r_fx.max())}")
-    mask = (1 << (params.threshold_digits * params.threshold_digit_bits)) - 1
+    mask = (1 << params.threshold_bits) - 1
     return [int(r) & mask for r in r_fx.tolist()]
 
 
+def _threshold_slots(params: AccelParams):
+    """``[(address, unit, neuron or None)]`` of every unit of every threshold word."""
+    lanes, units, groups = params.lanes, params.threshold_units, params.threshold_groups
+    slots = []
+    for b in range(params.blocks):
+        for g in range(groups):
+            for u in range(units):
+                lane = g * units + u
+                i = b * lanes + lane
+                slots.append((b * groups + g, u, i if lane < lanes and i < params.n else None))
+    return slots
+
+
 def threshold_words(params: AccelParams, r_fx):
-    """Threshold memory contents (digit-sliced) from the (n,) signed thresholds ``r_fx`` (a
-    scalar: the same for every neuron), each in :attr:`AccelParams.threshold_range`."""
+    """Threshold memory contents from the (n,) signed thresholds ``r_fx`` (a scalar: the same
+    for every neuron), each in :attr:`AccelParams.threshold_range`."""
     fields = _threshold_fields(params, r_fx)
-    lanes, dbits = params.lanes, params.threshold_digit_bits
-    fields += [0] * (params.blocks * lanes - params.n)
-    digit_mask = (1 << dbits) - 1
-    return [sum(((fields[b * lanes + lane] >> (j * dbits)) & digit_mask) << (lane * dbits)
-                for lane in range(lanes))
-            for b in range(params.blocks) for j in range(params.threshold_digits)]
+    words = [0] * params.threshold_depth
+    width = params.threshold_bits
+    for addr, u, i in _threshold_slots(params):
+        if i is not None:
+            words[addr] |= fields[i] << (u * width)
+    return words
 
 
 def threshold_writes(params: AccelParams, r_fx):
@@ -176,16 +189,13 @@ def unpack_threshold_words(params: AccelParams, words):
     if len(words) != params.threshold_depth:
         raise ValueError(f"the threshold memory needs {params.threshold_depth} words, "
                          f"not {len(words)}")
-    lanes, dbits, digits = params.lanes, params.threshold_digit_bits, params.threshold_digits
-    bits = digits * dbits
-    digit_mask = (1 << dbits) - 1
-    values = []
-    for i in range(params.n):
-        b, lane = divmod(i, lanes)
-        v = sum(((words[b * digits + j] >> (lane * dbits)) & digit_mask) << (j * dbits)
-                for j in range(digits))
-        values.append(v - (1 << bits) if v >> (bits - 1) else v)
-    return np.array(values, dtype=np.int64)
+    width = params.threshold_bits
+    values = np.zeros(params.n, dtype=np.int64)
+    for addr, u, i in _threshold_slots(params):
+        if i is not None:
+            v = (words[addr] >> (u * width)) & ((1 << width) - 1)
+            values[i] = v - (1 << width) if v >> (width - 1) else v
+    return values
 
 
 def load_words(params: AccelParams, inet):

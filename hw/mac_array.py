@@ -57,7 +57,7 @@ class MacArray(wiring.Component):
     read per cycle; the first beat of a block is presented 4 cycles after the block's last read
     (:data:`khop.hw.params.STEP_CYCLE_TERMS`); with several queries a beat is presented at the
     earliest two cycles after the one before (the sign update takes one every
-    ``threshold_digits + 1`` cycles or slower).
+    ``threshold_groups + 1`` cycles or slower).
 
     Members
     -------
@@ -199,8 +199,6 @@ class MacArray(wiring.Component):
                 with m.If(self.i_start):
                     m.d.sync += [block.eq(0), first_block.eq(1), mu.eq(0), addr.eq(0),
                                  sum_k.eq(0), slot.eq(0), more.eq(1)]
-                    if batch > 1:
-                        m.d.sync += [copy.eq(0) for copy in beat_slot]
                     m.next = "ACCUMULATE"
 
             with m.State("ACCUMULATE"):
@@ -225,10 +223,10 @@ class MacArray(wiring.Component):
                 with m.If(taken):
                     m.d.sync += slot.eq(slot + 1)
                     if batch > 1:
-                        m.d.sync += [copy.eq(slot + 1) for copy in beat_slot]
+                        # Each group's copy of the drain's slot: the next, 0 after the last.
+                        following = Mux(slot == batch - 1, 0, slot + 1)
+                        m.d.sync += [copy.eq(following) for copy in beat_slot]
                     with m.If(slot == batch - 1):
-                        if batch > 1:
-                            m.d.sync += [copy.eq(0) for copy in beat_slot]
                         m.d.sync += [draining.eq(0), slot.eq(0), mu.eq(0), more.eq(1),
                                      first_block.eq(0), block.eq(block + 1),
                                      addr.eq(block + 1)]

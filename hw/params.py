@@ -78,11 +78,13 @@ class AccelParams:
         the order the queries came.
     popcount_width : int or None
         Bits of the XNOR/popcount per cycle, 1..n; ``None`` means n (one cycle per pattern).
-    threshold_digit_bits : int or None
-        Bits of a neuron's threshold ``r_fx[i]`` each lane multiplies by ``S_K`` per cycle,
-        1..threshold_bits (digit-serial, :mod:`khop.hw.sign_update`); ``None`` means
-        :attr:`HardwareDefaults.threshold_digit_bits` capped at ``threshold_bits``. Fewer bits:
-        smaller lanes, more cycles per step (:data:`STEP_CYCLE_TERMS`).
+    threshold_units : int or None
+        Threshold units of the sign update, 1..lanes: each multiplies a neuron's threshold
+        ``r_fx[i]`` by ``S_K`` (one multiplier, a DSP block on the boards) and compares the
+        product with ``T_i * 2^R``, one neuron per cycle, so a beat of ``lanes`` sums takes
+        :attr:`threshold_groups` cycles (:mod:`khop.hw.sign_update`); ``None`` means
+        :attr:`HardwareDefaults.threshold_units` capped at ``lanes``. Fewer units: fewer
+        multipliers, more cycles per step (:data:`STEP_CYCLE_TERMS`).
 
     Members
     -------
@@ -95,7 +97,7 @@ class AccelParams:
     fixed: FixedConfig = field(default_factory=FixedConfig)
     lanes: int = 16
     popcount_width: int | None = None
-    threshold_digit_bits: int | None = None
+    threshold_units: int | None = None
     batch: int = 1
 
     def __post_init__(self):
@@ -110,23 +112,10 @@ class AccelParams:
             set_(self, "popcount_width", self.n)
         set_(self, "popcount_width",
              _int_param("popcount_width", self.popcount_width, 1, self.n))
-        if self.threshold_digit_bits is None:
-            set_(self, "threshold_digit_bits",
-                 min(GENERIC_DEFAULTS.threshold_digit_bits, self.fixed.threshold_bits))
-        set_(self, "threshold_digit_bits",
-             _int_param("threshold_digit_bits", self.threshold_digit_bits, 1,
-                        self.fixed.threshold_bits))
-        # The sign update compares T's bits above the threshold product's high part: there
-        # must be at least one (hw/sign_update.py).
-        high = self.threshold_digits * self.threshold_digit_bits - self.threshold_frac_bits
-        if self.acc_bits - high < 1:
-            raise ParameterError(
-                f"N={self.n} P={self.p} {self.weight_bits}-bit with kernel_bits "
-                f"{self.kernel_bits}: the accumulators are {self.acc_bits} bits, not wider "
-                f"than the {high} bits the threshold digits take above 2^R "
-                f"({self.threshold_digits} digits of {self.threshold_digit_bits} bits, "
-                f"threshold_frac_bits {self.threshold_frac_bits}); raise kernel_bits or lower "
-                f"threshold_digit_bits")
+        if self.threshold_units is None:
+            set_(self, "threshold_units", min(GENERIC_DEFAULTS.threshold_units, self.lanes))
+        set_(self, "threshold_units",
+             _int_param("threshold_units", self.threshold_units, 1, self.lanes))
 
     # The arithmetic -------------------------------------------------------------------------
 
@@ -195,17 +184,22 @@ class AccelParams:
         return -(2 ** frac), 2 ** (self.weight_bits + frac)
 
     @property
-    def threshold_digits(self):
-        """``ceil(threshold_bits / threshold_digit_bits)``: cycles of a lane's product
-        ``r_fx[i] * S_K`` (digit-serial, least significant digit first)."""
-        return ceil_div(self.threshold_bits, self.threshold_digit_bits)
+    def threshold_groups(self):
+        """``ceil(lanes / threshold_units)``: cycles in which the threshold units go through a
+        beat of ``lanes`` sums, ``threshold_units`` neurons per cycle (group g: lanes
+        ``g * threshold_units ..``)."""
+        return ceil_div(self.lanes, self.threshold_units)
 
     @property
-    def quotient_bits(self):
-        """Signed width of ``floor(theta_i / 2^R)``, the sign update's compare operand: the
-        product's high part (``sum_bits + 2`` bits) above the digits' bits past R."""
-        return (self.sum_bits + 2
-                + self.threshold_digits * self.threshold_digit_bits - self.threshold_frac_bits)
+    def multiplier_shape(self):
+        """``(a, b)``: a threshold unit's multiplier, ``r_fx`` (``a`` bits, signed) times
+        ``S_K`` (``b`` bits, unsigned)."""
+        return self.threshold_bits, self.sum_bits
+
+    @property
+    def compare_bits(self):
+        """Signed width of a threshold unit's difference ``T_i * 2^R - r_fx[i] * S_K``."""
+        return max(self.acc_bits + self.threshold_frac_bits + 1, self.product_bits) + 1
 
     @property
     def product_bits(self):
@@ -219,13 +213,13 @@ class AccelParams:
         """``{memory: (depth, width)}``, the one home of the memory shapes: ``pattern``
         (``p * chunks`` words of ``popcount_width`` bits), ``weight`` (``p * blocks`` words of
         ``lanes * weight_bits``), ``lut`` (``n + 1`` entries of ``kernel_bits``) and
-        ``threshold`` (digit-sliced: ``blocks * threshold_digits`` words of
-        ``lanes * threshold_digit_bits``, one digit of each lane's threshold)."""
+        ``threshold`` (``blocks * threshold_groups`` words of ``threshold_units *
+        threshold_bits``, the thresholds of one group of lanes)."""
         return {"pattern": (self.p * self.chunks, self.popcount_width),
                 "weight": (self.p * self.blocks, self.lanes * self.weight_bits),
                 "lut": (self.n + 1, self.kernel_bits),
-                "threshold": (self.blocks * self.threshold_digits,
-                              self.lanes * self.threshold_digit_bits)}
+                "threshold": (self.blocks * self.threshold_groups,
+                              self.threshold_units * self.threshold_bits)}
 
     pattern_depth = _shape_of("pattern", 0)
     pattern_width = _shape_of("pattern", 1)
@@ -287,7 +281,7 @@ class AccelParams:
     def cycle_names(self):
         """The values of the names :data:`STEP_CYCLE_TERMS` is written in."""
         return {"chunks": self.chunks, "blocks": self.blocks, "p": self.p,
-                "batch": self.batch, "threshold_digits": self.threshold_digits, "max": max}
+                "batch": self.batch, "threshold_groups": self.threshold_groups, "max": max}
 
     @property
     def join_cycles(self):
@@ -324,7 +318,7 @@ class AccelParams:
         """Flat ``{name: value}`` of every parameter (inverse: :meth:`from_dict`)."""
         return {"n": self.n, "p": self.p, **self.fixed.as_dict(), "lanes": self.lanes,
                 "popcount_width": self.popcount_width,
-                "threshold_digit_bits": self.threshold_digit_bits, "batch": self.batch}
+                "threshold_units": self.threshold_units, "batch": self.batch}
 
     def options(self):
         """This configuration as the hardware options of :func:`hardware_params` /
@@ -334,7 +328,7 @@ class AccelParams:
                 "popcount_width": self.popcount_width, "kernel_bits": self.kernel_bits,
                 "threshold_frac_bits": self.threshold_frac_bits, "max_steps": self.max_steps,
                 "center": self.fixed.center, "quantizer": self.fixed.quantizer,
-                "threshold_digit_bits": self.threshold_digit_bits, "batch": self.batch}
+                "threshold_units": self.threshold_units, "batch": self.batch}
 
     @classmethod
     def from_dict(cls, values):
@@ -354,7 +348,7 @@ QUERY_HANDSHAKE_CYCLES = 2
 
 #: The cycle model of one retrieval step (a sweep serving every query of the batch), term by
 #: term, each an expression in ``chunks``, ``blocks``, ``p``, ``batch`` and
-#: ``threshold_digits`` (:meth:`AccelParams.cycle_names`): :attr:`AccelParams.cycles_per_step`
+#: ``threshold_groups`` (:meth:`AccelParams.cycle_names`): :attr:`AccelParams.cycles_per_step`
 #: sums them and the Verilog export prints them, so the model and its description cannot drift
 #: (docs/architecture.md).
 STEP_CYCLE_TERMS = (
@@ -362,10 +356,9 @@ STEP_CYCLE_TERMS = (
     ("distance pipeline fill", "5"),
     ("block 0: a pattern per distance pass", "p * chunks"),
     ("MAC pipeline tail", "4"),
-    ("blocks 1 .. blocks-1: a pattern per cycle, pipeline tail", "(blocks - 1) * (p + 5)"),
-    ("threshold products and sign update, a beat per query and block",
-     "blocks * batch * (threshold_digits + 1)"),
-    ("decision", "3"),
+    ("blocks 1 .. blocks-1: a pattern per cycle, pipeline tail", "(blocks - 1) * (p + 3)"),
+    ("threshold units, a beat per query and block", "blocks * batch * (threshold_groups + 1)"),
+    ("threshold pipeline, last beat applied, decision", "3"),
 )
 
 _STEP_CYCLE_CODE = tuple(compile(expr, f"<cycle term {what}>", "eval")
@@ -398,15 +391,15 @@ def step_cycle_formula():
 class HardwareDefaults:
     """A target's preferred geometry and arithmetic: what an unset hardware option becomes.
 
-    ``threshold_digit_bits`` is the threshold multipliers' digit (:class:`AccelParams`), capped
-    at ``threshold_bits``; ``batch`` the queries in flight; ``kernel_bits`` and
+    ``threshold_units`` is the sign update's threshold multipliers (:class:`AccelParams`),
+    capped at ``lanes``; ``batch`` the queries in flight; ``kernel_bits`` and
     ``threshold_frac_bits`` the arithmetic's widths (:class:`FixedConfig`).
     """
 
     lanes: int = 16
     kernel_bits: int = FixedConfig.kernel_bits
     threshold_frac_bits: int = FixedConfig.threshold_frac_bits
-    threshold_digit_bits: int = 4
+    threshold_units: int = 4
     batch: int = 1
 
 
@@ -421,12 +414,13 @@ HARDWARE_OPTIONS = ("bits", "lanes", "batch", "popcount_width", "kernel_bits",
 
 def hardware_params(n, p, *, bits=None, lanes=None, batch=None, popcount_width=None,
                     kernel_bits=None, threshold_frac_bits=None, max_steps=None, center=None,
-                    quantizer=None, threshold_digit_bits=None, defaults=GENERIC_DEFAULTS):
+                    quantizer=None, threshold_units=None, defaults=GENERIC_DEFAULTS):
     """The :class:`AccelParams` for an n x p network and the user's hardware options.
 
     Unset options (``None``) take ``defaults`` (a target's :class:`HardwareDefaults`), then the
-    defaults of :class:`FixedConfig`; ``lanes`` is capped at ``n``. ``threshold_digit_bits`` is
-    not a command-line option: the target's preference unless given. A bad value raises one
+    defaults of :class:`FixedConfig`; ``lanes`` is capped at ``n``, ``threshold_units`` at
+    ``lanes``. ``threshold_units`` is not a command-line option: the target's preference
+    unless given. A bad value raises one
     :class:`~khop.model.errors.ParameterError` naming it, its allowed range and the shape.
     """
     fixed_defaults = FixedConfig()
@@ -441,10 +435,10 @@ def hardware_params(n, p, *, bits=None, lanes=None, batch=None, popcount_width=N
             max_steps=fixed_defaults.max_steps if max_steps is None else max_steps,
             center=fixed_defaults.center if center is None else center,
             quantizer=fixed_defaults.quantizer if quantizer is None else quantizer)
-        if threshold_digit_bits is None:
-            threshold_digit_bits = min(defaults.threshold_digit_bits, fixed.threshold_bits)
+        if threshold_units is None and isinstance(lanes, int) and lanes >= 1:
+            threshold_units = min(defaults.threshold_units, lanes)
         return AccelParams(n=n, p=p, fixed=fixed, lanes=lanes, popcount_width=popcount_width,
-                           threshold_digit_bits=threshold_digit_bits,
+                           threshold_units=threshold_units,
                            batch=defaults.batch if batch is None else batch)
     except (ValueError, TypeError) as e:
         raise ParameterError(f"{e} (network N={n}, P={p})") from None

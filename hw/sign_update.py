@@ -1,47 +1,19 @@
 """The sign-update FSM: owns the state, runs the steps, decides convergence, emits results."""
 
-from typing import NamedTuple
-
 from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .fanout import FANOUT_COPY, FANOUT_LANES, fanout_groups
 from .layout import STEPS_BITS, result_layout
 from .params import AccelParams
 from .ports import ReadPortSignature
 
-__all__ = ["SignUpdate", "FAULTS", "LaneWidths", "lane_widths"]
+__all__ = ["SignUpdate", "FAULTS"]
 
 #: Test-only injectable bugs: ``"tie_sets_one"`` makes a tie set the neuron to 1 instead of
 #: keeping it, the wrong tie rule; ``"drop_under_backpressure"`` presents a result for one cycle
 #: only, so a result the consumer does not take at once is lost.
 FAULTS = ("tie_sets_one", "drop_under_backpressure")
-
-
-class LaneWidths(NamedTuple):
-    """The widths of one lane's registers and adders in the sign update.
-
-    ``acc``: the signed accumulator of the digit-serial product ``r_i * S_K`` (shifted right a
-    digit per step, so it ends holding the product's bits above the digits' top); ``adder``:
-    the adder of a digit step (``acc`` plus a digit's multiple of ``S_K``); ``high``: the
-    product's bits from ``2^R`` up to the digits' top, in their own register; ``compare``: the
-    signed compare of ``acc`` with the bits of ``T_i`` above the low ``high`` bits.
-    """
-
-    acc: int
-    adder: int
-    high: int
-    compare: int
-
-
-def lane_widths(params: AccelParams) -> LaneWidths:
-    """The :class:`LaneWidths` of ``params``' sign update (the one home of these widths)."""
-    prm = params
-    high = prm.threshold_digits * prm.threshold_digit_bits - prm.threshold_frac_bits
-    acc = prm.sum_bits + 2
-    return LaneWidths(acc=acc, adder=prm.sum_bits + prm.threshold_digit_bits + 2, high=high,
-                      compare=max(acc, prm.acc_bits - high + 1))
 
 
 class SignUpdate(wiring.Component):
@@ -66,25 +38,20 @@ class SignUpdate(wiring.Component):
     beat b always meets neurons ``b*L ..`` in the low bits. Slots without a running query are
     swept too, but their beats change nothing.
 
-    The thresholds come from the threshold memory (``thresholds``, digit-sliced: word
-    ``b * threshold_digits + j`` = digit j of the ``lanes`` thresholds of block b), read once
-    per beat in order. Each lane computes its product ``theta = r * S_K`` digit-serially, least
-    significant digit first: ``threshold_digits`` cycles of ``threshold_digit_bits`` bits of r
-    times ``S_K`` (the top digit signed), the accumulator shifting right by a digit per cycle.
-    Bit b of a digit adds the shared register ``S_K * 2^b`` of the beat's slot (negated for the
-    top bit of the top digit), no multiplier. The digit's position, the step and compare flags
-    and the operands are registers in one copy per :data:`~khop.hw.fanout.FANOUT_LANES` lanes,
-    each copy deciding its next value from registers only (its own, the beat's valid and ready,
-    the next beat's slot), so a lane's adder and enables see flip-flops and the memory's output
-    only. The bits shifted out below ``2^R`` only matter as "nonzero" (a sticky bit); the bits
-    above ``2^R`` and the accumulator form ``Q = floor(theta / 2^R)``. Then ``T * 2^R > theta``
-    is ``T > Q`` and ``T * 2^R < theta`` is ``T < Q`` or ``T == Q`` with a nonzero fraction.
-
-    The update is a two-stage pipeline: stage 1 (COMPARE, one cycle after a beat's last digit)
-    compares ``Q`` with ``T`` in each lane, registers the two decisions of every lane and
-    accepts the beat; stage 2, a cycle later, applies them to the slot's state while the next
-    beat's products run; a cycle after the last beat's stage 2 every slot's step is decided
-    from registered flags. A beat costs ``threshold_digits + 1`` cycles.
+    The thresholds come from the threshold memory (``thresholds``: word ``b * G + g`` holds
+    the thresholds of lanes ``g * U .. g * U + U - 1`` of block b, ``U = threshold_units``,
+    ``G = threshold_groups``), read in the order the beats use them. ``U`` shared *threshold
+    units* go through a beat in ``G`` cycles, group after group: each multiplies its neuron's
+    ``r_fx`` by the slot's ``S_K`` (one multiplier, which the boards' synthesis maps to a DSP
+    block) and compares the product with ``T * 2^R``. A pipeline of three stages: register
+    the group's sums (a ``G``-to-1 select per unit), its thresholds and ``-S_K``; register
+    ``T * 2^R - theta = r_fx * (-S_K) + T * 2^R`` (a multiply-add: on the iCE40 one SB_MAC16
+    with its registers); register the signs of these differences into two shift registers
+    that hold the beat's decisions (1: ``T * 2^R > theta``, 0: less). The beat is accepted
+    with its last group, and a cycle after its last group's compare the decisions are applied
+    to the slot's state; a cycle after the last beat's application every slot's step is
+    decided from registered flags. A beat costs ``G + 1`` cycles (the MAC array offers the
+    next beat at the earliest two cycles after one is taken).
 
     After a step: unchanged state -> converged; else after ``max_steps`` steps -> not
     converged; else the next step.
@@ -103,7 +70,7 @@ class SignUpdate(wiring.Component):
     o_state : Out(ArrayLayout(n, batch))
     i_sums : In(stream.Signature(ArrayLayout(acc_bits, lanes)))
     i_sum_k : In(ArrayLayout(sum_bits, batch))
-    thresholds : Out(ReadPortSignature(addr, lanes * threshold_digit_bits))
+    thresholds : Out(ReadPortSignature(addr, threshold_units * threshold_bits))
         Read port of the threshold memory (one cycle latency; the word holds while ``en`` is
         low).
     """
@@ -130,9 +97,8 @@ class SignUpdate(wiring.Component):
         m = Module()
         prm = self._params
         lanes, blocks, n, batch = prm.lanes, prm.blocks, prm.n, prm.batch
+        units, groups, tbits = prm.threshold_units, prm.threshold_groups, prm.threshold_bits
         frac = prm.threshold_frac_bits
-        dbits, digits = prm.threshold_digit_bits, prm.threshold_digits
-        sbits = prm.sum_bits
 
         # Per slot: the state (rotating by `lanes` bits per beat of its own), the steps taken,
         # and its condition: running (in the current sweep), pending (joins at the next
@@ -149,117 +115,60 @@ class SignUpdate(wiring.Component):
         for j in range(batch):
             m.d.comb += self.o_state[j].eq(state[j][:n])
 
-        # The beats: block `mblock`, slot `bslot`; `next_slot` is the slot of the block's next
-        # beat (0 after the last), so `next_slot != 0` says a beat of another slot follows.
+        # The beats: block `mblock`, slot `bslot`, the group `group` of it the units take next.
         mblock = Signal(range(blocks))
         bslot = Signal(range(batch))
-        next_slot = Signal(range(batch))
-        more_slots = next_slot != 0
-        # i_sums.ready is a register: the MAC array clears a slot's accumulators on it.
+        group = Signal(range(groups))
+        # i_sums.ready is a register (the MAC array clears a slot's accumulators on it): high
+        # while the next group to take is a beat's last, so the beat is accepted with it.
         sums_ready = Signal()
         m.d.comb += self.i_sums.ready.eq(sums_ready)
-
-        rd = self.thresholds
         sums = self.i_sums.payload
         sum_k = Array(Value.cast(self.i_sum_k[j]) for j in range(batch))
-        widths = lane_widths(prm)
-        high_bits, acc_width, t_width = widths.high, widths.acc, widths.adder
-        assert high_bits >= 1 and prm.acc_bits - high_bits >= 1
-        # The S_K of the next beat's slot (final once the first sum beat is presented).
-        beat_sum_k = Signal(sbits)
-        m.d.comb += beat_sum_k.eq(sum_k[next_slot])
+        rd = self.thresholds
 
-        # The digit steps' control, in one copy per group of FANOUT_LANES lanes (decided once
-        # and sent to every group's copy, the step was the critical path of the ULX3S build of
-        # 100 lanes x 6 queries: 11.4 ns of its 13.1 ns in routing). Each copy has:
-        # `step_digit`, the digit of this cycle's step, one-hot (bit j: a step of digit j;
-        # none: no step); `do_step`, a step this cycle; `in_compare`, the FSM is in COMPARE;
-        # `in_wait`, the FSM waits in WAIT for the block's first beat (its memory words primed).
-        groups = fanout_groups(lanes)
-        step_digit = [Signal(digits, name=f"step_digit_{FANOUT_COPY}{g}") for g in range(groups)]
-        do_step = [Signal(name=f"do_step_{FANOUT_COPY}{g}") for g in range(groups)]
-        in_compare = [Signal(name=f"in_compare_{FANOUT_COPY}{g}") for g in range(groups)]
-        in_wait = [Signal(name=f"in_wait_{FANOUT_COPY}{g}") for g in range(groups)]
-        # The operands every lane adds on a digit step: bit b of a digit adds `shared[b]` = S_K *
-        # 2^b, or -S_K * 2^b for the top bit of the top digit (two's complement), with the S_K
-        # of the beat's slot, loaded as the beat starts (the top bit's negated before the top
-        # digit's step), so the adders see flip-flops and the memory's output only.
-        shared = [[Signal(signed(sbits + b + 1), name=f"shared{b}_{FANOUT_COPY}{g}")
-                   for b in range(dbits)] for g in range(groups)]
-        # The compare of a beat (COMPARE and a beat accepted), and the start of a beat (its
-        # first step is next cycle), for each group of lanes from the group's own copies; the
-        # FSM below takes the same decisions from its state.
-        group_compare = [Signal(name=f"compare{g}") for g in range(groups)]
-        top_shift = dbits - 1
-        for g in range(groups):
-            accepted = in_compare[g] & self.i_sums.valid & sums_ready
-            start = (in_wait[g] & self.i_sums.valid) | (accepted & more_slots)
-            m.d.comb += group_compare[g].eq(accepted)
-            m.d.sync += [step_digit[g].eq(Mux(start, 1, step_digit[g] << 1)),
-                         do_step[g].eq(start | (do_step[g] & ~step_digit[g][-1]))]
-            with m.If(start):
-                m.d.sync += [shared[g][b].eq(beat_sum_k << b) for b in range(top_shift)]
-                first_top = -(beat_sum_k << top_shift) if digits == 1 else beat_sum_k << top_shift
-                m.d.sync += shared[g][-1].eq(first_top)
-            if digits > 1:
-                with m.Elif(step_digit[g][-2]):
-                    m.d.sync += shared[g][-1].eq(-shared[g][-1])
-        top = step_digit[0][-1]            # this cycle's step is of the top digit (for the FSM)
-
-        acc = [Signal(signed(acc_width), name=f"acc{lane}") for lane in range(lanes)]
-        high = [Signal(high_bits, name=f"high{lane}") for lane in range(lanes)]
-        sticky = [Signal(name=f"sticky{lane}") for lane in range(lanes)]
-        gt, lt = [], []
-        # The digit word of this cycle's step, registered off the memory (a block RAM's output
-        # has a long clock-to-output; the lanes' adders see only flip-flops). The memory's
-        # output holds the word after it: a two-deep prefetch, refilled by every step.
-        word = Signal(prm.threshold_width)
-        for lane in range(lanes):
-            group = lane // FANOUT_LANES
-            digit = word[lane * dbits:(lane + 1) * dbits]
-            operands = shared[group]
-            prod = Mux(digit[0], operands[0], 0)
-            for b in range(1, dbits):
-                prod = prod + Mux(digit[b], operands[b], 0)
-            t = Signal(signed(t_width), name=f"t{lane}")
-            m.d.comb += t.eq(acc[lane] + prod)
-            # The compare: Q - T = (acc - T_hi - borrow) * 2^high_bits + (high - T_lo) mod
-            # 2^high_bits, so T > Q when acc < T_hi, or acc == T_hi and high < T_lo (the
-            # borrow). The two compares are separate carry chains side by side, not one chain
-            # feeding the other (on the iCE40 the chained form was the critical path, 28.9 ns).
-            t_lo = sums[lane][:high_bits]
-            t_hi = sums[lane][high_bits:]
-            eq_hi = acc[lane] == t_hi
-            gt_lane = Signal(name=f"gt{lane}")
-            m.d.comb += gt_lane.eq((acc[lane] < t_hi) | (eq_hi & (high[lane] < t_lo)))
-            gt.append(gt_lane)
-            eq = eq_hi & (high[lane] == t_lo)                   # Q == T
-            lt.append(~gt_lane & ~(eq & ~sticky[lane]))
-            with m.If(group_compare[group]):
-                m.d.sync += acc[lane].eq(0)
-            with m.Elif(do_step[group]):
-                m.d.sync += acc[lane].eq(t >> dbits)
-                for j in range(digits):
-                    with m.If(step_digit[group][j]):
-                        below = [t[b] for b in range(dbits) if j * dbits + b < frac]
-                        for b in range(dbits):
-                            if j * dbits + b >= frac:
-                                m.d.sync += high[lane][j * dbits + b - frac].eq(t[b])
-                        kept = Const(0) if j == 0 else sticky[lane]
-                        if below:
-                            m.d.sync += sticky[lane].eq(kept | Cat(*below).any())
-                        else:
-                            m.d.sync += sticky[lane].eq(kept)
-
+        # Stage A: a group taken, its sums (lanes past `lanes` read 0), thresholds and -S_K. The
+        # pipeline's data registers have no reset (their valid bits have), so that synthesis can
+        # pack them into the DSP blocks' own registers.
+        a_valid, a_last, a_slot, a_final = Signal(), Signal(), Signal(range(batch)), Signal()
+        a_t = [Signal(prm.acc_bits, name=f"a_t{u}", reset_less=True) for u in range(units)]
+        a_r = [Signal(signed(tbits), name=f"a_r{u}", reset_less=True) for u in range(units)]
+        a_neg_sk = Signal(signed(prm.sum_bits + 1), reset_less=True)
+        take = Signal()                    # a group is taken this cycle
+        m.d.sync += a_valid.eq(take)
+        with m.If(take):
+            m.d.sync += [a_last.eq(group == groups - 1), a_slot.eq(bslot),
+                         a_final.eq(mblock == blocks - 1), a_neg_sk.eq(-sum_k[bslot])]
+            for u in range(units):
+                lane_sums = [sums[g * units + u] if g * units + u < lanes else Const(0)
+                             for g in range(groups)]
+                m.d.sync += [a_t[u].eq(Array(lane_sums)[group] if groups > 1 else lane_sums[0]),
+                             a_r[u].eq(rd.data[u * tbits:(u + 1) * tbits])]
+        # Stage B: T * 2^R - theta = r_fx * (-S_K) + T * 2^R, a multiply-add (on the iCE40 the
+        # whole stage is one SB_MAC16: its multiplier, adder and registers).
+        b_valid, b_last, b_slot, b_final = Signal(), Signal(), Signal(range(batch)), Signal()
+        b_diff = [Signal(signed(prm.compare_bits), name=f"b_diff{u}", reset_less=True)
+                  for u in range(units)]
+        m.d.sync += [b_valid.eq(a_valid), b_last.eq(a_last), b_slot.eq(a_slot),
+                     b_final.eq(a_final)]
+        m.d.sync += [b_diff[u].eq(a_r[u] * a_neg_sk + (a_t[u] << frac)) for u in range(units)]
+        # Stage C: the signs of the differences, shifted into the beat's decisions (after a
+        # beat's G groups, lane l's in bit l).
+        u_gt = Signal(groups * units)      # T * 2^R > theta: the neuron becomes 1
+        u_lt = Signal(groups * units)      # T * 2^R < theta: the neuron becomes 0
+        gt = [~d[-1] & d.any() for d in b_diff]
+        lt = [d[-1] for d in b_diff]
         u_valid = Signal()
         u_slot = Signal(range(batch))
         u_last = Signal()                       # the beat is of the last block
-        u_gt = Signal(lanes)
-        u_lt = Signal(lanes)
         decide = Signal()                       # the step's last beat is applied
         m.d.sync += u_valid.eq(0)
+        with m.If(b_valid):
+            m.d.sync += [u_gt.eq(Cat(u_gt[units:], *gt)), u_lt.eq(Cat(u_lt[units:], *lt))]
+            with m.If(b_last):
+                m.d.sync += [u_valid.eq(1), u_slot.eq(b_slot), u_last.eq(b_final)]
 
-        # Stage 2: the new bits of the beat compared last cycle, into its slot if running.
+        # Application: the new bits of the beat decided last cycle, into its slot if running.
         old = Signal(lanes)
         m.d.comb += old.eq(Array(state[j][:lanes] for j in range(batch))[u_slot])
         new = Signal(lanes)
@@ -278,31 +187,23 @@ class SignUpdate(wiring.Component):
             with m.If(u_last & (u_slot == batch - 1)):
                 m.d.sync += decide.eq(1)
 
-        # The threshold words are read in the order the beats use them: for each block, for
-        # each slot, its `digits` words. `word` holds the step's own, the memory's output the
-        # next, and the read pointer (digit `rp_digit` of slot `rp_slot` at block base
-        # `rp_base`) is the one two steps ahead.
+        # The threshold words are read in the order the groups use them: for each block, for
+        # each slot, its `groups` words. The memory's output holds the next group's word, and
+        # the read pointer (group `rp_group` of slot `rp_slot` at block base `rp_base`) is the
+        # one after it.
         depth = prm.threshold_depth
-        rp_digit = Signal(range(max(digits, 2)))
+        rp_group = Signal(range(max(groups, 2)))
         rp_slot = Signal(range(batch))
-        rp_base = Signal(range(depth + digits))
-        primed = Signal()                  # the first two words are in `word` and the output
+        rp_base = Signal(range(depth + groups))
 
-        def advance(d, slot, base):
-            """Read the word at the pointer (``d``, ``slot``, ``base``) and move it on."""
-            m.d.comb += [rd.addr.eq(base + d), rd.en.eq(base < depth)]
-            last_d = d == digits - 1
+        def advance(g, slot, base):
+            """Read the word at the pointer (``g``, ``slot``, ``base``) and move it on."""
+            m.d.comb += [rd.addr.eq(base + g), rd.en.eq(base < depth)]
+            last_g = g == groups - 1
             last_slot = slot == batch - 1
-            m.d.sync += [rp_digit.eq(Mux(last_d, 0, d + 1)),
-                         rp_slot.eq(Mux(last_d, Mux(last_slot, 0, slot + 1), slot)),
-                         rp_base.eq(Mux(last_d & last_slot, base + digits, base))]
-
-        def start_beat():
-            """The next cycle is the first digit step of the beat of slot ``next_slot`` (the
-            lanes' copies take the same decision, :data:`group_compare` and ``start`` above)."""
-            m.d.sync += [bslot.eq(next_slot),
-                         next_slot.eq(Mux(next_slot == batch - 1, 0, next_slot + 1))]
-            m.next = "MULTIPLY"
+            m.d.sync += [rp_group.eq(Mux(last_g, 0, g + 1)),
+                         rp_slot.eq(Mux(last_g, Mux(last_slot, 0, slot + 1), slot)),
+                         rp_base.eq(Mux(last_g & last_slot, base + groups, base))]
 
         # The queries: into the next slot in turn when it is free and no load waits.
         free = ~running & ~pending & ~done
@@ -354,51 +255,32 @@ class SignUpdate(wiring.Component):
             with m.State("START"):
                 m.d.comb += [self.o_start.eq(1)]
                 m.d.sync += [running.eq(running | pending), pending.eq(0), changed.eq(0),
-                             mblock.eq(0), next_slot.eq(0), decide.eq(0), primed.eq(0)]
+                             mblock.eq(0), bslot.eq(0), group.eq(0), decide.eq(0),
+                             sums_ready.eq(groups == 1)]
                 # The first word of the sequence is read now, the pointer moves to the second.
-                first_d = Const(0, rp_digit.shape())
-                first_slot = Const(0, rp_slot.shape())
-                first_base = Const(0, rp_base.shape())
-                advance(first_d, first_slot, first_base)
-                m.next = "WAIT"
+                advance(Const(0, rp_group.shape()), Const(0, rp_slot.shape()),
+                        Const(0, rp_base.shape()))
+                m.next = "SWEEP"
 
-            with m.State("WAIT"):
-                # First cycle: word 0 into `word`, word 1 read (the MAC array's first sum beat
-                # is many cycles away). Then wait for the block's first beat.
-                with m.If(~primed):
-                    m.d.sync += [word.eq(rd.data), primed.eq(1), *(c.eq(1) for c in in_wait)]
-                    advance(rp_digit, rp_slot, rp_base)
-                with m.Elif(self.i_sums.valid):
-                    m.d.sync += [c.eq(0) for c in in_wait]
-                    start_beat()
-
-            with m.State("MULTIPLY"):
-                # A digit step: then the next digit, or the compare of the beat.
-                m.d.sync += word.eq(rd.data)
-                advance(rp_digit, rp_slot, rp_base)
-                with m.If(top):
-                    m.d.sync += [sums_ready.eq(1), *(c.eq(1) for c in in_compare)]
-                    m.next = "COMPARE"
-
-            with m.State("COMPARE"):
-                # Stage 1: accept the beat of slot bslot, register its decisions (the lanes'
-                # adders subtract T from Q) and clear the accumulators.
-                with m.If(self.i_sums.valid & sums_ready):
-                    m.d.sync += [u_valid.eq(1), u_gt.eq(Cat(*gt)), u_lt.eq(Cat(*lt)),
-                                 u_slot.eq(bslot), u_last.eq(mblock == blocks - 1),
-                                 sums_ready.eq(0), *(c.eq(0) for c in in_compare)]
-                    with m.If(more_slots):
-                        # The next slot's products start in the next cycle.
-                        start_beat()
-                    with m.Elif(mblock == blocks - 1):
-                        m.next = "FINISH"
+            with m.State("SWEEP"):
+                # A group of the offered beat each cycle; the beat is accepted with its last.
+                with m.If(self.i_sums.valid):
+                    m.d.comb += take.eq(1)
+                    advance(rp_group, rp_slot, rp_base)
+                    with m.If(group == groups - 1):
+                        m.d.sync += [group.eq(0), sums_ready.eq(groups == 1),
+                                     bslot.eq(Mux(bslot == batch - 1, 0, bslot + 1))]
+                        with m.If(bslot == batch - 1):
+                            with m.If(mblock == blocks - 1):
+                                m.d.sync += sums_ready.eq(0)
+                                m.next = "FINISH"
+                            with m.Else():
+                                m.d.sync += mblock.eq(mblock + 1)
                     with m.Else():
-                        m.d.sync += [mblock.eq(mblock + 1), primed.eq(1),
-                                     *(c.eq(1) for c in in_wait)]
-                        m.next = "WAIT"
+                        m.d.sync += [group.eq(group + 1), sums_ready.eq(group + 2 == groups)]
 
             with m.State("FINISH"):
-                # After the last beat's stage 2: decide every running slot from the
+                # After the last beat's application: decide every running slot from the
                 # registered flags.
                 with m.If(decide):
                     for j in range(batch):

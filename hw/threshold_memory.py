@@ -1,4 +1,4 @@
-"""Threshold memory: one signed threshold ``r_fx`` per neuron, digit-sliced."""
+"""Threshold memory: one signed threshold ``r_fx`` per neuron, a group of lanes per word."""
 
 from .layout import threshold_words
 from .params import AccelParams
@@ -8,14 +8,14 @@ __all__ = ["ThresholdMemory"]
 
 
 class ThresholdMemory(WordMemory):
-    """The n thresholds as ``blocks * threshold_digits`` words of ``lanes * D`` bits
-    (``D = threshold_digit_bits``).
+    """The n thresholds as ``blocks * threshold_groups`` words of ``threshold_units *
+    threshold_bits`` bits.
 
-    Word ``b * threshold_digits + j`` holds digit j of the thresholds ``r_fx`` of neurons
-    ``b*L .. b*L+L-1``, lane l in bits ``l*D .. l*D+D-1`` (see :mod:`khop.hw.layout`): the sign
-    update reads one word per digit step, in address order, so no lane selects a digit from a
-    wide word. Read latency: 1 cycle (the word holds while ``en`` is low); a load writes one
-    word.
+    Word ``b * threshold_groups + g`` holds the thresholds ``r_fx`` of the lanes ``g * U ..
+    g * U + U - 1`` (``U = threshold_units``) of block b, unit u in bits ``u * threshold_bits
+    ..`` (see :mod:`khop.hw.layout`): the sign update reads one word per group, in address
+    order, each unit taking its own field. Read latency: 1 cycle (the word holds while ``en``
+    is low); a load writes one word.
 
     Parameters
     ----------

@@ -37,6 +37,7 @@ def _device_help():
         d = t.device
         out.append(f"{d.name} ({d.part}: {d.luts} LUT4, {d.bram} {d.bram_cell}"
                    + (f", {d.spram} SPRAM" if d.spram else "")
+                   + (f", {d.dsp} {d.dsp_cell}" if d.dsp else "")
                    + f"; {_geometry(t)}" + (f", as the {t.name}" if t.board else "") + ")")
     return "; ".join(out)
 
@@ -69,7 +70,8 @@ def cmd_build(args):
     """Synthesises, places and routes the accelerator (memories empty: the network is loaded at run
     time with 'khop run') behind the UART frame bridge for a board, with YoWASP Yosys/nextpnr
     from PyPI, and writes OUT/khop_board.bin or .bit and OUT/report.json and report.txt
-    (LUTs/LCs, FFs, block RAM, SPRAM, Fmax against the clock, the synthesis by module); OUT
+    (LUTs/LCs, FFs, block RAM, SPRAM, DSP blocks, Fmax against the clock, the synthesis by
+    module); OUT
     appears only when the build succeeds (a failed build's files go to OUT.failed). Boards
     (default clock and geometry): {boards}. NET sets N and P; unset hardware options take the
     board's default.
@@ -172,7 +174,8 @@ def _add_steps(p):
 def cmd_estimate(args):
     """Estimates, without running any tool, what the accelerator behind the UART frame bridge (the
     design 'khop build' puts on a board and 'khop sweep' synthesises) needs on a device: block
-    RAM, SPRAM and distributed RAM exactly as Yosys infers them from the memory shapes, LUT4s,
+    RAM, SPRAM and distributed RAM exactly as Yosys infers them from the memory shapes, the DSP
+    blocks of the sign update's threshold units as Yosys splits their multipliers, LUT4s,
     carries and flip-flops from a model fitted to Yosys runs (boards/calibration.json), the
     logic the device offers, cycles per retrieval step, retrievals per second at a clock, and
     whether it fits (else which resource is short and by how much). On the UP5K the weights are

@@ -478,7 +478,7 @@ def test_verilog_writes_lint_clean_verilog_and_its_description(small_net, tmp_pa
                                   "popcount_width": 7, "kernel_bits": 16,
                                   "threshold_frac_bits": 16, "max_steps": 30,
                                   "center": "median", "quantizer": "paper",
-                                  "threshold_digit_bits": 4, "batch": 1}
+                                  "threshold_units": 4, "batch": 1}
     # 24 neurons in blocks of 5 lanes: 5 passes over the 30 patterns, bound 30 * 5.
     assert info["cycle_model"]["bound_cycles_per_step"] == 150
     assert {p["name"] for p in info["ports"]} >= {"clk", "rst", "i_query__payload",

@@ -51,7 +51,7 @@ def test_board_core_over_uart_equals_the_integer_model(tmp_path):
     phases = summary["phases"]
     assert [p.get("mismatches") for p in phases] == [0, 0, 0]
     assert phases[0]["writes"] == params.pattern_depth + params.weight_depth \
-        + params.lut_depth + params.threshold_depth     # one word per block and digit
+        + params.lut_depth + params.threshold_depth     # one word per block and unit group
     assert summary["status"]["errors"] >= 2 and summary["status"]["queries"] == 45
 
 

@@ -42,12 +42,16 @@ def test_unsupported_board_lists_the_allowed_ones():
 def test_estimate_ridge_on_icebreaker_puts_weights_in_spram():
     est = estimate("icebreaker", RIDGE)
     # patterns 300 x 100 bits: 13 block RAMs in 512 x 8 mode; LUT 101 x 16: 1; thresholds
-    # (digit-sliced, 35 words x 64 bits at the generic 4-bit digits): 4; the kernel buffer
-    # (300 x 16, block-outer): 2; the link's receive buffer (511 x 8): 1. The logic of these
-    # generic defaults (16-bit kernels, 4-bit threshold digits) does not fit the UP5K (Yosys:
-    # 7,375 LUT4s), the memories do.
-    assert (est["bram"], est["spram"]) == (21, 2)
-    assert [s.split(":")[0] for s in est["short"]] == ["logic cells"]
+    # (7 blocks x 4 groups of the generic 4 threshold units of 20 bits: 28 words x 80 bits): 5;
+    # the kernel buffer (300 x 16, block-outer): 2; the link's receive buffer (511 x 8): 1.
+    # The memories of these generic defaults (16-bit kernels, 16 fractional threshold bits)
+    # fit the UP5K, their multipliers do not: 20 x 25 bits, 4 SB_MAC16 for each of the 4
+    # threshold units.
+    assert (est["bram"], est["spram"]) == (22, 2)
+    assert (est["dsp"], est["dsp_available"]) == (16, 8)
+    assert ("DSP blocks: 16 SB_MAC16 needed for 4 threshold units, 8 available (8 short)"
+            in est["short"])
+    assert not [s for s in est["short"] if s.startswith(("block RAM", "SPRAM"))]
     assert est["accumulator_ffs"] == 16 * 25      # one query: the lanes' accumulators
 
 
@@ -69,17 +73,29 @@ def test_build_refuses_before_running_when_the_estimate_is_short(tmp_path):
 
 
 def test_build_refuses_logic_that_the_estimate_puts_beyond_its_tolerance(tmp_path):
-    """Memories fit (19 of 30 blocks), but 20 lanes x 4 queries need about 2.5 times the UP5K's
-    logic cells: refused before synthesis. The default (within the tolerance) is not."""
-    ridge = dict(n=100, p=300, bits=2, lanes=20, kernel_bits=12, threshold_digit_bits=1)
-    big = hardware_params(**ridge, batch=4)
+    """Memories (28 of 30 blocks) and DSP blocks (8 of 8) fit, but 20 lanes x 4 queries need
+    about twice the UP5K's logic cells: refused before synthesis. One query (within the
+    tolerance) is not."""
+    big = board_params("icebreaker", 100, 300, bits=2, lanes=20, batch=4)
     est = estimate("icebreaker", big)
-    assert est["bram"] <= 30 and est["logic_estimate"] > 5280 * 1.15
+    assert est["bram"] <= 30 and est["dsp"] == 8 and est["logic_estimate"] > 5280 * 1.15
     with pytest.raises(BuildError, match=r"20 lanes x 4 queries does not fit the iCEBreaker.*"
                                          r"logic cells: about \d+ needed.*5280 available"):
         build_board("icebreaker", big, tmp_path / "b", run=False)
     assert not (tmp_path / "b").exists()
-    assert estimate("icebreaker", hardware_params(**ridge, batch=1))["short"] == []
+    one = board_params("icebreaker", 100, 300, bits=2, lanes=20, batch=1)
+    assert estimate("icebreaker", one)["short"] == []
+
+
+def test_build_refuses_threshold_units_beyond_the_dsp_blocks(tmp_path):
+    """9 threshold units need 9 SB_MAC16, the UP5K has 8: refused before synthesis."""
+    nine = board_params("icebreaker", 100, 300, bits=2, threshold_units=9, batch=1)
+    est = estimate("icebreaker", nine)
+    assert (est["dsp"], est["dsp_available"]) == (9, 8)
+    with pytest.raises(BuildError, match=r"DSP blocks: 9 SB_MAC16 needed for 9 threshold "
+                                         r"units, 8 available \(1 short\)"):
+        build_board("icebreaker", nine, tmp_path / "b", run=False)
+    assert not (tmp_path / "b").exists()
 
 
 def test_plls_match_icepll_and_ecppll():
@@ -111,14 +127,28 @@ YOSYS_LOG = """
      SB_DFFE                       122
      SB_DFFESR                    3407
      SB_LUT4                      3524
+     SB_MAC16                        8
      SB_RAM40_4K                    14
      SB_SPRAM256KA                   2
+"""
+
+YOSYS_LOG_ECP5 = """
+=== design hierarchy ===
+
+   Number of cells:               4110
+     CCU2C                         310
+     DP16KD                          9
+     LUT4                         2130
+     MULT18X18D                     16
+     TRELLIS_DPR16X4                40
+     TRELLIS_FF                   1605
 """
 
 NEXTPNR_LOG = """
 Info: Device utilisation:
 Info: 	         ICESTORM_LC:    6668/   5280   126%
 Info: 	        ICESTORM_RAM:      14/     30    46%
+Info: 	        ICESTORM_DSP:       8/      8   100%
 """
 
 
@@ -132,26 +162,54 @@ def test_module_utilisation_attributes_each_cell_to_its_longest_instance_path():
              "core.mac_x.sum_CCU2C_S0": "CCU2C",       # not core.mac's: a longer name
              "core.i_load__payload.target_LUT4_C": "LUT4",   # a dotted signal name
              "core.mem_DP16KD": "DP16KD",
+             "core.mac_x.prod_MULT18X18D_P": "MULT18X18D",
              "heartbeat_LUT4": "LUT4",
              "core.pll_EHXPLLL": "EHXPLLL"}            # no resource column: not counted
     netlist = {"modules": {"top": {"cells": {n: {"type": t} for n, t in cells.items()}}}}
     mods = module_utilisation(netlist, instances, "ecp5")
     assert mods["core.mac"] == {"luts": 1, "carries": 0, "ffs": 1, "bram": 0, "spram": 0,
-                                "lutram": 0}
+                                "lutram": 0, "dsp": 0}
     assert mods["core.mac_x"]["carries"] == 1
     assert (mods["core"]["luts"], mods["core"]["bram"]) == (1, 1)
+    assert mods["core.mac_x"]["dsp"] == 1
     assert mods[""]["luts"] == 1
     table = format_module_utilisation(mods, "ecp5")
-    assert table[0].split() == ["module", "LUT4", "carries", "FFs", "BRAM", "DPR16X4"]
+    assert table[0].split() == ["module", "LUT4", "carries", "FFs", "BRAM", "DPR16X4", "DSP"]
+    assert format_module_utilisation(mods, "ice40")[0].split()[-2:] == ["SPRAM", "DSP"]
     assert table[-1].split()[0] == "core.mac_x"         # largest LUT count first
 
 
 def test_parsers():
     assert parse_yosys_stats(YOSYS_LOG, "ice40") == {"luts": 3524, "carries": 1268,
                                                      "ffs": 3640, "bram": 14, "spram": 2,
-                                                     "lutram": 0}
+                                                     "lutram": 0, "dsp": 8}
+    assert parse_yosys_stats(YOSYS_LOG_ECP5, "ecp5") == {"luts": 2130, "carries": 310,
+                                                         "ffs": 1605, "bram": 9, "spram": 0,
+                                                         "lutram": 40, "dsp": 16}
     assert parse_nextpnr_utilisation(NEXTPNR_LOG) == {"ICESTORM_LC": (6668, 5280),
-                                                      "ICESTORM_RAM": (14, 30)}
+                                                      "ICESTORM_RAM": (14, 30),
+                                                      "ICESTORM_DSP": (8, 8)}
+
+
+def test_synthesis_maps_multipliers_to_dsp_blocks_where_the_device_has_them():
+    """``synth_ice40 -dsp`` on the UP5K (SB_MAC16), not on the HX8K (none); ``synth_ecp5``
+    maps to MULT18X18D by default."""
+    from khop.boards.build import abc_mapping_script, synth_options
+
+    assert [synth_options(d) for d in ("up5k", "hx8k", "ecp5-25f", "ecp5-85f")] == \
+        ["-dsp", "", "", ""]
+    assert abc_mapping_script("top")["synth_opts"] == "-run begin:map_luts"
+    assert abc_mapping_script("top", "-nodsp")["synth_opts"] == "-nodsp -run begin:map_luts"
+
+
+def test_generated_build_script_maps_the_ice40_multipliers_to_dsp_blocks(tmp_path):
+    params = board_params("icebreaker", 16, 32, batch=1)      # 8 threshold units of 12 x 12
+    build_board("icebreaker", params, tmp_path / "b", run=False)
+    script = (tmp_path / "b" / "khop_board.ys").read_text()
+    assert re.search(r"synth_ice40 .*-dsp", script), script
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert (report["estimate"]["dsp"], report["estimate"]["dsp_available"]) == (8, 8)
+    assert "8/8 DSP" in (tmp_path / "b" / "report.txt").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +288,7 @@ def test_synthesis_places_routes_packs_and_meets_the_default_clock(board, params
     r = build_board(board, params, tmp_path / board)
     assert r.ok and r.bitstream
     assert r.synthesis["spram"] == r.estimate["spram"]
+    assert r.synthesis["dsp"] == r.estimate["dsp"] > 0      # the threshold units' multipliers
     assert (r.synthesis["spram"] > 0) == (board == "icebreaker")    # the weights, in SPRAM
     assert r.clock_mhz == get_board(board).clock_hz / 1e6
     assert r.fmax_mhz >= r.clock_mhz, r.format()
@@ -245,14 +304,13 @@ def test_synthesis_places_routes_packs_and_meets_the_default_clock(board, params
 
 @pytest.mark.synth
 def test_yosys_keeps_the_lanes_control_copies_apart(tmp_path):
-    """The sign update's four control registers (the digit's position, the step, compare and
-    wait flags) and its threshold digit's operands (one per digit bit) and the MAC array's
-    kernels have one copy per FANOUT_LANES lanes; the build's Yosys script keeps them as
-    separate flip-flops (without it Yosys merges them into one that drives every lane: checked
-    too)."""
+    """The MAC array's clear flags and kernels have one copy per FANOUT_LANES lanes (the sign
+    update has none: its threshold units select their lanes' sums from the beat); the build's
+    Yosys script keeps them as separate flip-flops (without it Yosys merges them into one that
+    drives every lane: checked too)."""
     import subprocess
 
-    from khop.boards.build import KEEP_FANOUT_COPIES, TOP, toolchain_env
+    from khop.boards.build import KEEP_FANOUT_COPIES, TOP, synth_options, toolchain_env
     from khop.hw.fanout import FANOUT_COPY, fanout_groups
 
     params = board_params("ulx3s-85f", 32, 64, lanes=32, batch=1)
@@ -262,17 +320,19 @@ def test_yosys_keeps_the_lanes_control_copies_apart(tmp_path):
     yosys = toolchain_env()["YOSYS"]
     for keep in (True, False):
         script = (f"read_rtlil {TOP}.il; {KEEP_FANOUT_COPIES if keep else ''}; "
-                  f"synth_ecp5 -top {TOP} -json out.json")
+                  f"synth_ecp5 {synth_options('ecp5-85f')} -top {TOP} -json out.json")
         subprocess.run([yosys, "-q", "-p", script], cwd=tmp_path / "gen", check=True,
                        capture_output=True)
         module = json.loads((tmp_path / "gen" / "out.json").read_text())["modules"][TOP]
         ffs = [cell["connections"] for cell in module["cells"].values()
                if cell["type"] == "TRELLIS_FF"]
         ff_outputs = {ff["Q"][0] for ff in ffs}
-        # The sign update's copies by their own nets (Yosys names other nets after them too,
-        # with suffixes). A copy counts by its first bit that a flip-flop drives (a constant
-        # bit, such as the low bit of S_K * 2, has none); copies Yosys merged share it.
-        own = re.compile(rf"fsm\.\w+_{FANOUT_COPY}\d+$")
+        assert not [name for name in module["netnames"]
+                    if re.search(rf"fsm\.\w*{FANOUT_COPY}", name)]
+        # The clear flags' copies by their own nets (Yosys names other nets after them too,
+        # with suffixes; one query: a bit each). A copy counts by its flip-flop; copies Yosys
+        # merged share it.
+        own = re.compile(rf"mac\.clear_{FANOUT_COPY}\d+$")
         copies = {next(b for b in net["bits"] if b in ff_outputs)
                   for name, net in module["netnames"].items()
                   if own.search(name) and any(b in ff_outputs for b in net["bits"])}
@@ -281,10 +341,10 @@ def test_yosys_keeps_the_lanes_control_copies_apart(tmp_path):
         k1 = set(module["netnames"]["core.link.accel.mac.k1"]["bits"])
         kernel_ffs = sum(ff["DI"][0] in k1 for ff in ffs)
         if keep:
-            assert len(copies) == (4 + params.threshold_digit_bits) * groups
+            assert len(copies) == groups
             assert kernel_ffs == groups * params.kernel_bits
         else:
-            assert len(copies) < (4 + params.threshold_digit_bits) * groups
+            assert len(copies) < groups
             assert kernel_ffs == params.kernel_bits
 
 

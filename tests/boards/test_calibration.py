@@ -14,7 +14,8 @@ from khop.boards.targets import get_device
 CONFIGS = [SweepConfig(dev, n, 2, k, lanes, batch=batch) for dev in ("hx8k", "ecp5-25f")
            for n in (32, 64, 100) for k in (1, 2, 3) for lanes in (8, 16) for batch in (1, 3)]
 
-TRUE = {"luts": {"const": 900.0, "acc": 1.6, "select": 1.1, "mac": 1.5, "sign": 1.2, "lanes": 9.0,
+TRUE = {"luts": {"const": 900.0, "acc": 1.6, "select": 1.1, "mac": 1.5, "sign": 1.2,
+                 "mult": 0.8, "lanes": 9.0,
                  "pop": 1.0, "state": 3.0, "statemux": 0.6,
                  "slots": 0.9, "copies": 1.3, "summux": 0.7, "mem": 2.0,
                  "macbank": 0.4},
@@ -29,7 +30,7 @@ def _point(cfg, luts_coef=TRUE["luts"]):
         luts -= 2 * carries      # the model counts the two LUT4s of each CCU2C
     synth = {"luts": luts, "carries": carries,
              "ffs": round(sum(TRUE["ffs"][k] * v for k, v in terms["ffs"].items())),
-             "bram": 1, "spram": 0, "lutram": 0}
+             "bram": 1, "spram": 0, "lutram": 0, "dsp": 0}
     return {"config": cfg.as_dict(), "synth": synth}
 
 
@@ -71,7 +72,7 @@ def _check(point, cal):
     for key in ("luts", "ffs", "carries"):
         if abs(est[key] - synth[key]) > tol[key] * synth[key]:
             errors.append(f"{key}: estimate {est[key]}, synthesis {synth[key]}")
-    for key in ("bram", "spram", "lutram"):
+    for key in ("bram", "spram", "lutram", "dsp"):
         if est[key] != synth.get(key, 0):
             errors.append(f"{key}: estimate {est[key]}, synthesis {synth.get(key, 0)}")
     return errors

@@ -6,11 +6,13 @@ import json
 import pytest
 
 from khop.boards.estimate import (
+    dsp_blocks,
     estimate,
     load_calibration,
     map_memory,
     memory_maps,
     model_terms,
+    multiplier_dsp_blocks,
 )
 from khop.boards.targets import DEVICES, device_target, get_board, get_device
 from khop.cli import main
@@ -22,10 +24,14 @@ def device_params(device, n, p, **options):
 
 
 def test_devices_and_their_resources():
-    assert {d: (DEVICES[d].luts, DEVICES[d].bram, DEVICES[d].spram) for d in DEVICES} == {
-        "up5k": (5280, 30, 4), "hx8k": (7680, 32, 0), "ecp5-25f": (24288, 56, 0),
-        "ecp5-85f": (83640, 208, 0)}
+    assert {d: (DEVICES[d].luts, DEVICES[d].bram, DEVICES[d].spram, DEVICES[d].dsp)
+            for d in DEVICES} == {
+        "up5k": (5280, 30, 4, 8), "hx8k": (7680, 32, 0, 0), "ecp5-25f": (24288, 56, 0, 28),
+        "ecp5-85f": (83640, 208, 0, 156)}
     assert get_device("ecp5-85f").bram_cell == "DP16KD"
+    assert [(get_device(d).dsp_cell, get_device(d).dsp_width) for d in ("up5k", "ecp5-85f")] \
+        == [("SB_MAC16", 16), ("MULT18X18D", 18)]
+    assert get_device("up5k").as_dict()["dsp"] == 8
     assert get_device("up5k").weights_in_spram and not get_device("hx8k").weights_in_spram
 
 
@@ -46,8 +52,8 @@ YOSYS_MAPPINGS = [
     ("ice40", 17446, 8, "bram", 36),     # 2048 x 2, not 35 in 512 x 8 (a 35-way read mux)
     ("ice40", 5161, 276, "bram", 380),
     ("ice40", 15031, 1, "bram", 4),
-    ("ice40", 152, 8, "bram", 1),        # thresholds of N=64, 8 lanes, 1-bit digits
-    ("ice40", 38, 32, "bram", 2),        # thresholds of N=64, 32 lanes: 256 x 16, side by side
+    ("ice40", 152, 8, "bram", 1),        # former threshold memories (digit-sliced): N=64, 8 lanes
+    ("ice40", 38, 32, "bram", 2),        # N=64, 32 lanes: 256 x 16, side by side
     ("ecp5", 17, 4, "lutram", 2),        # TRELLIS_DPR16X4
     ("ecp5", 8, 16, "lutram", 4),
     ("ecp5", 3, 281, "lutram", 71),
@@ -56,10 +62,10 @@ YOSYS_MAPPINGS = [
     ("ecp5", 2370, 240, "bram", 34),
     ("ecp5", 13391, 277, "bram", 217),
     ("ecp5", 6589, 6, "bram", 3),
-    ("ecp5", 80, 16, "lutram", 20),      # thresholds of N=64, 8 lanes, 2-bit digits
-    ("ecp5", 40, 64, "lutram", 48),      # thresholds of N=100, 32 lanes
-    ("ecp5", 130, 16, "bram", 1),        # thresholds of N=100, 8 lanes
-    ("ecp5", 80, 64, "bram", 2),         # thresholds of N=256, 32 lanes
+    ("ecp5", 80, 16, "lutram", 20),      # former threshold memories: N=64, 8 lanes
+    ("ecp5", 40, 64, "lutram", 48),      # N=100, 32 lanes
+    ("ecp5", 130, 16, "bram", 1),        # N=100, 8 lanes
+    ("ecp5", 80, 64, "bram", 2),         # N=256, 32 lanes
 ]
 
 
@@ -83,9 +89,14 @@ def test_the_threshold_memory_is_mapped_like_the_other_memories():
         assert (mm.depth, mm.width) == params.memory_shapes["threshold"]
         assert mm == map_memory(mm.depth, mm.width, get_device(device).family, "threshold")
     params = device_params("up5k", 100, 300, bits=2, lanes=8)
-    # 13 blocks x 12 1-bit digits (threshold bits k + R + 2 with the target's R = 8), 8 lanes.
-    assert params.memory_shapes["threshold"] == (13 * 12, 8)
-    assert memory_maps(params, "up5k")["threshold"].describe() == "1 SB_RAM40_4K (156 x 8)"
+    # 13 blocks of one group of the target's 8 threshold units, each a threshold of
+    # k + R + 2 = 12 bits (the target's R = 8).
+    assert (params.threshold_units, params.threshold_groups) == (8, 1)
+    assert params.memory_shapes["threshold"] == (13, 8 * 12)
+    assert memory_maps(params, "up5k")["threshold"].describe() == "6 SB_RAM40_4K (13 x 96)"
+    # 20 lanes: 3 groups of 8 units a block (the last of 4 lanes), 5 blocks.
+    params = device_params("up5k", 100, 300, bits=2, lanes=20)
+    assert params.memory_shapes["threshold"] == (5 * 3, 8 * 12)
 
 
 def test_device_params_use_a_pattern_per_cycle_and_the_device_kernel_width():
@@ -114,12 +125,14 @@ def test_estimate_applies_the_calibrated_coefficients():
     assert est.carries == round(0.5 * 16 * params.acc_bits)
     assert est.logic == round(est.luts + est.ffs - 0.5 * min(est.luts, est.ffs))
     ecp5 = estimate(params, "ecp5-25f", calibration=_calibration())
-    # lookup table 65 x 12 in 15 TRELLIS_DPR16X4, thresholds 20 x 64 in 32
-    assert ecp5.logic == ecp5.luts + 4 * ecp5.lutram and ecp5.lutram == 15 + 32
+    # lookup table 65 x 12 in 15 TRELLIS_DPR16X4, thresholds 16 x 80 (4 blocks of 4 groups of
+    # 4 units of 20 bits) in 20
+    assert params.memory_shapes["threshold"] == (16, 80)
+    assert ecp5.logic == ecp5.luts + 4 * ecp5.lutram and ecp5.lutram == 15 + 20
 
 
 def test_estimate_cycles_and_retrieval_rate():
-    params = device_params("up5k", 100, 300, lanes=8)
+    params = device_params("up5k", 100, 300, lanes=8, batch=1)
     est = estimate(params, "up5k", calibration=_calibration(), steps=3, clock_mhz=20)
     assert est.cycles_per_step == params.cycles_per_step
     # Back to back: 3 steps each, plus the two handshake edges (docs/datasheet.md).
@@ -162,29 +175,96 @@ def test_model_terms_hold_the_accumulator_ring_and_the_memory_emulation():
     assert terms["ffs"]["mem"] > 0 and maps["threshold"].kind == "bram"
 
 
-def test_model_terms_of_the_sign_update_follow_the_digit_serial_lanes():
-    """Per lane one adder of sum_bits + digit bits + 2 bits (the product r_i * S_K), the
-    compare of its accumulator (sum_bits + 2 bits, signed) with the sum's bits above the
-    product's bits past 2^R, and those bits; a digit of D bits adds D - 1 adders; no
-    multiplier, no quotient registers."""
-    params = device_params("up5k", 100, 300, bits=2, lanes=8)
-    d, s = params.threshold_digit_bits, params.sum_bits
-    high = params.threshold_digits * d - params.threshold_frac_bits
-    compare = max(s + 2, params.acc_bits - high + 1)
+def test_model_terms_of_the_sign_update_follow_the_threshold_units():
+    """Per threshold unit the select of its lane's sum among the beat's groups ((groups - 1) x
+    accumulator width) and the compare ``T * 2^R - r_fx * S_K`` (compare_bits); the units'
+    multipliers are the ``mult`` term (units x a x (b + 1)) only on a device without DSP blocks,
+    where they are logic; more units, more flip-flops."""
+    params = device_params("up5k", 100, 300, bits=2)
+    assert (params.lanes, params.threshold_units, params.threshold_groups) == (20, 8, 3)
+    assert (params.acc_bits, params.compare_bits) == (16, 28)
     terms = model_terms(params, "up5k")
-    assert d == 1 and terms["luts"]["sign"] == 8 * (s + d + 2 + compare + high)
-    wide = hardware_params(100, 300, bits=2, lanes=8, kernel_bits=16, threshold_digit_bits=2)
-    d, s = wide.threshold_digit_bits, wide.sum_bits
-    high = wide.threshold_digits * d - wide.threshold_frac_bits
-    compare = max(s + 2, wide.acc_bits - high + 1)
-    assert d == 2
-    assert (model_terms(wide, "ecp5-85f")["luts"]["sign"]
-            == 8 * (s + d + 2 + compare + (s + d) + high))
-    narrow = hardware_params(100, 300, bits=2, lanes=8, threshold_digit_bits=1)
-    one = model_terms(narrow, "hx8k")["ffs"]["regs"]
-    two = model_terms(hardware_params(100, 300, bits=2, lanes=8, threshold_digit_bits=2),
-                      "hx8k")["ffs"]["regs"]
-    assert two > one     # one more registered multiple of S_K
+    assert terms["luts"]["sign"] == 8 * (28 + 2 * 16) == 480
+    assert terms["luts"]["mult"] == 0                   # SB_MAC16s
+    # Units for every lane: one group, no select.
+    one = hardware_params(100, 300, bits=2, lanes=8, threshold_units=8)
+    assert model_terms(one, "ecp5-85f")["luts"]["sign"] == 8 * one.compare_bits
+    # No DSP blocks on the HX8K: 2 multipliers of 20 x 25 bits in logic.
+    hx = hardware_params(100, 300, bits=2, lanes=16, threshold_units=2)
+    assert hx.multiplier_shape == (20, 24) and hx.threshold_groups == 8
+    assert model_terms(hx, "hx8k")["luts"]["mult"] == 2 * 20 * 25
+    assert model_terms(hx, "ecp5-85f")["luts"]["mult"] == 0
+    assert model_terms(hx, "hx8k")["luts"]["sign"] == 2 * (hx.compare_bits + 7 * hx.acc_bits)
+    more = hardware_params(100, 300, bits=2, lanes=16, threshold_units=4)
+    assert model_terms(more, "hx8k")["ffs"]["pipe"] > model_terms(hx, "hx8k")["ffs"]["pipe"]
+
+
+# (a, s) -> (SB_MAC16, MULT18X18D): the DSP blocks of a threshold unit's multiplier, r_fx of a
+# bits (signed) times S_K of s bits (a signed register of s + 1 bits) into a + s bits, each from
+# a Yosys 0.70 synth_ice40 -dsp / synth_ecp5 run of such a registered multiplier (the real
+# SignUpdate of (12, 15), (12, 16), (12, 24) and, on the ECP5, (20, 24) gave the same).
+YOSYS_DSP = [
+    ((12, 15), (1, 1)),     # the boards' 8 fractional threshold bits, P = 300
+    ((12, 16), (1, 1)),     # S_K as wide as the block: its sign bit, a constant 0, is no slice
+    ((12, 17), (2, 1)),
+    ((12, 19), (2, 2)),
+    ((12, 24), (2, 2)),     # kernel_bits 16
+    ((12, 33), (3, 2)),
+    ((17, 15), (1, 1)),     # one bit over: the top bit's product is logic
+    ((18, 15), (2, 1)),
+    ((20, 15), (2, 2)),
+    ((19, 19), (3, 2)),     # both operands sliced: not the product of the slice counts
+    ((20, 24), (4, 4)),     # the generic 16 fractional threshold bits, kernel_bits 16
+    ((20, 36), (5, 4)),
+    ((33, 33), (6, 4)),
+    ((5, 6), (1, 1)),
+    ((5, 5), (0, 1)),       # a product under 11 bits is logic on the iCE40
+    ((2, 2), (0, 1)),
+]
+
+
+@pytest.mark.parametrize("shape, blocks", YOSYS_DSP)
+def test_multiplier_dsp_blocks_equal_yosys(shape, blocks):
+    assert (multiplier_dsp_blocks(*shape, "up5k"), multiplier_dsp_blocks(*shape, "ecp5-85f"),
+            multiplier_dsp_blocks(*shape, "hx8k")) == (*blocks, 0)
+
+
+def test_dsp_blocks_are_the_threshold_units_multipliers():
+    """Each threshold unit's multiplier ``r_fx * S_K`` in one DSP block or several
+    (:data:`YOSYS_DSP`); none on a device without them."""
+    ridge = device_params("up5k", 100, 300, bits=2)     # the iCEBreaker's 8 units
+    assert ridge.multiplier_shape == (12, 15)
+    assert dsp_blocks(ridge, "up5k") == 8
+    assert dsp_blocks(device_params("up5k", 100, 1000, bits=2), "up5k") == 8   # 12 x 16
+    wide = device_params("up5k", 100, 300, bits=2, kernel_bits=16)   # S_K of 24 bits
+    assert wide.multiplier_shape == (12, 24) and wide.threshold_units == 8
+    assert dsp_blocks(wide, "up5k") == 8 * 2            # two SB_MAC16 a unit
+    assert dsp_blocks(wide, "ecp5-85f") == 8 * 2        # and two MULT18X18D
+    assert dsp_blocks(wide, "hx8k") == 0
+    generic = hardware_params(100, 300, bits=2, lanes=16)   # R = 16: 20 x 25 bits
+    assert generic.multiplier_shape == (20, 24)
+    assert dsp_blocks(generic, "ecp5-25f") == 4 * 2 * 2
+    est = estimate(wide, "up5k")
+    assert (est.dsp, est.dsp_available) == (16, 8)
+    assert (est.as_dict()["dsp"], est.as_dict()["dsp_available"]) == (16, 8)
+
+
+def test_estimate_checks_the_dsp_blocks():
+    """9 threshold units need 9 of the UP5K's 8 SB_MAC16: short, by one."""
+    nine = device_params("up5k", 100, 300, bits=2, threshold_units=9)
+    est = estimate(nine, "up5k", calibration=_calibration())
+    assert not est.fits and est.dsp == 9
+    assert est.short == [("DSP blocks (SB_MAC16, 1 per threshold unit, 9 units): 9 needed, "
+                          "8 available (1 short)")]
+    text = est.format()
+    assert "  DSP blocks       9/8 (112 %, 9 threshold units)" in text
+    assert "does NOT fit the iCE40UP5K: DSP blocks" in text
+    eight = estimate(device_params("up5k", 100, 300, bits=2, threshold_units=8), "up5k",
+                     calibration=_calibration())
+    assert eight.fits and eight.dsp == 8
+    # No DSP blocks, no line and no check: the multipliers are logic.
+    hx = estimate(device_params("hx8k", 64, 128, bits=2), "hx8k", calibration=_calibration())
+    assert (hx.dsp, hx.dsp_available) == (0, 0) and "DSP" not in hx.format()
 
 
 def test_committed_calibration_covers_both_families():
@@ -197,18 +277,25 @@ def test_committed_calibration_covers_both_families():
 
 
 def test_cli_estimate_prints_the_figures(capsys):
-    assert main(["estimate", "--device", "up5k", "-N", "100", "-P", "300", "--lanes", "8"]) == 0
+    assert main(["estimate", "--device", "up5k", "-N", "100", "-P", "300", "--lanes", "8",
+                 "--batch", "1"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("up5k (iCE40UP5K): N=100 P=300 2-bit, 8 lanes")
+    assert out.startswith("up5k (iCE40UP5K): N=100 P=300 2-bit, 8 lanes, batch 1")
     assert "SPRAM            1/4 (exact)" in out and "fits the iCE40UP5K" in out
-    assert "thresholds       1 SB_RAM40_4K (156 x 8)" in out
-    assert f"cycles per step  {device_params('up5k', 100, 300, lanes=8).cycles_per_step}" in out
+    assert "DSP blocks       8/8 (100 %, 8 threshold units)" in out
+    assert "thresholds       6 SB_RAM40_4K (13 x 96)" in out
+    params = device_params("up5k", 100, 300, lanes=8, batch=1)
+    assert f"cycles per step  {params.cycles_per_step}" in out
 
 
 def test_cli_estimate_json_and_exit_status_when_short(capsys):
     assert main(["estimate", "--device", "up5k", "-N", "1000", "-P", "3000", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["fits"] is False and doc["device"] == "up5k" and doc["params"]["n"] == 1000
+    # P = 3000: S_K of 18 bits, 12 x 19-bit multipliers, two SB_MAC16 for each of the 8 units.
+    assert (doc["dsp"], doc["dsp_available"]) == (16, 8)
+    assert any(s.startswith("DSP blocks (SB_MAC16, 2 per threshold unit, 8 units): 16 needed")
+               for s in doc["short"])
 
 
 def test_cli_estimate_bad_device_is_one_line_error(capsys):

@@ -47,7 +47,7 @@ def test_load_then_recall_equals_the_integer_model(setup):
     dev = Device(transport=emu)
     writes = dev.load(inet)
     assert writes == emu.params.pattern_depth + emu.params.weight_depth + emu.params.lut_depth \
-        + emu.params.threshold_depth   # one word per block and threshold digit
+        + emu.params.threshold_depth   # one word per block and group of threshold units
     queries, _ = noisy_queries(patterns, 0.2, 10, np.random.default_rng(0))
     figures = check_against_model(dev, inet, to_bits(queries))
     assert figures["mismatches"] == 0 and figures["queries"] == 10

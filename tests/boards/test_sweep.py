@@ -1,5 +1,5 @@
 """Synthesis sweeps: the grid, the cache, failure rows, the outputs, the Dask executor and the
-command line, with a cheap fake job; a real Yosys run checks the memory mapping."""
+command line, with a cheap fake job; real Yosys runs check the memory and DSP mapping."""
 
 import csv
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from khop.boards import sweep as sweep_mod
 from khop.boards.build import toolchain_env
-from khop.boards.estimate import map_memory
+from khop.boards.estimate import dsp_blocks, map_memory
 from khop.boards.sweep import (
     SweepConfig,
     SweepError,
@@ -49,7 +49,8 @@ def fake_job(config, workdir, timeout):
         return {"config": config, "status": "does not fit", "reason": "LUT4: 9 short",
                 "synth": None, "pnr": None, "seconds": 0.0}
     synth = {"luts": 100 * cfg.lanes + 10 * cfg.n, "carries": 50 * cfg.lanes,
-             "ffs": 80 * cfg.lanes + 5 * cfg.n, "bram": 3, "spram": 0, "lutram": 0}
+             "ffs": 80 * cfg.lanes + 5 * cfg.n, "bram": 3, "spram": 0, "lutram": 0,
+             "dsp": dsp_blocks(cfg.params(), cfg.device)}
     pnr = {"utilisation": {}, "fmax_mhz": 50.0 - cfg.lanes, "clock_mhz": 45.0}
     return {"config": config, "status": "ok", "reason": None, "synth": synth,
             "pnr": pnr if cfg.pnr else None, "seconds": 0.1}
@@ -146,8 +147,13 @@ def test_outputs_csv_json_markdown_and_plots(tmp_path):
     assert row["est_luts"] is not None
     assert row["err_luts_pct"] == pytest.approx(100 * (row["est_luts"] - row["luts"])
                                                 / row["luts"], abs=0.01)
+    # The DSP blocks, synthesised and estimated, where the memory blocks are.
+    assert list(table[0]).index("dsp") == list(table[0]).index("est_lutram") + 1
+    assert all(r["dsp"] == r["est_dsp"] and int(r["dsp"]) > 0 for r in table
+               if r["status"] == "ok")
     md = (tmp_path / "results.md").read_text()
     assert "| device | N | P |" in md and "khop sweep" in md and "skipped: 64 lanes > N" in md
+    assert re.search(r"\+\d+/\d+ DSP", md)
     for name in PLOTS:
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG", name
 
@@ -221,13 +227,45 @@ def test_memory_mapping_equals_a_real_yosys_run(family, depth, width, tmp_path):
     assert found == {mm.cell: mm.cells}, (found, mm)
 
 
+@pytest.mark.parametrize("device, n, p, kernel_bits, blocks", [
+    ("up5k", 64, 1000, 7, 2 * 1),       # 12 x 16 bits: one SB_MAC16 a unit
+    ("up5k", 64, 300, 16, 2 * 2),       # 12 x 24: two
+    ("ecp5-85f", 64, 300, 16, 2 * 2),   # 12 x 24: two MULT18X18D
+])
+def test_dsp_blocks_equal_a_real_yosys_run(device, n, p, kernel_bits, blocks, tmp_path):
+    """The sign update with two threshold units synthesised for real (a few seconds): the DSP
+    blocks Yosys maps its multipliers to, with the build's options (up to the LUT mapping, which
+    comes after the DSP mapping: ABC9 trips an assertion on this module alone on the ECP5)."""
+    from amaranth.back import rtlil
+
+    from khop.boards.build import parse_yosys_stats, synth_options
+    from khop.boards.targets import device_target, get_device
+    from khop.hw.sign_update import SignUpdate
+
+    params = device_target(device).params(n, p, bits=2, lanes=8, batch=1,
+                                          kernel_bits=kernel_bits, threshold_units=2)
+    assert dsp_blocks(params, device) == blocks
+    family = get_device(device).family
+    (tmp_path / "s.il").write_text(rtlil.convert(SignUpdate(params), name="s"))
+    script = (f"read_rtlil s.il; synth_{family} {synth_options(device)} -top s -run :map_luts; "
+              f"tee -q -o s.txt stat")
+    run = subprocess.run([toolchain_env()["YOSYS"], "-q", "-l", "y.log", "-p", script],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, (tmp_path / "y.log").read_text()[-2000:]
+    assert parse_yosys_stats((tmp_path / "s.txt").read_text(), family)["dsp"] == blocks
+
+
 @pytest.mark.synth
 def test_run_config_synthesises_places_and_routes_a_small_design(tmp_path):
-    res = sweep_mod.run_config(SweepConfig("up5k", 16, 2, 1, 4, pnr=True).as_dict(),
-                               tmp_path / "w")
+    cfg = SweepConfig("up5k", 16, 2, 1, 4, pnr=True)
+    res = sweep_mod.run_config(cfg.as_dict(), tmp_path / "w")
     assert res["status"] == "ok", res["reason"]
     assert res["synth"]["spram"] == 1 and res["synth"]["luts"] > 0
     assert res["pnr"]["fmax_mhz"] > 0 and res["pnr"]["utilisation"]["ICESTORM_LC"]["used"] > 0
+    # The threshold units' multipliers in SB_MAC16 (synth_ice40 -dsp), as the estimate has them.
+    dsp = dsp_blocks(cfg.params(), "up5k")
+    assert res["synth"]["dsp"] == dsp > 0
+    assert res["pnr"]["utilisation"]["ICESTORM_DSP"]["used"] == dsp
 
 
 def test_link_memories_of_the_model_are_those_of_the_bridge():
@@ -287,3 +325,13 @@ def test_the_summary_counts_rows_mapped_by_abc_apart():
     line = summary_lines(s)[1]
     assert "LUTs 6.0 %" in line and "1 mapped by ABC" in line and "LUTs up to 17.0 %" in line
     assert "not in these" not in summary_lines(summarize([row(4)]))[1]
+
+
+def test_a_synthesis_beyond_the_dsp_blocks_does_not_fit():
+    from khop.boards.sweep import _synth_fits
+    from khop.boards.targets import get_device
+
+    synth = {"luts": 1000, "ffs": 1000, "carries": 100, "bram": 3, "spram": 1, "lutram": 0,
+             "dsp": 9}
+    assert _synth_fits(get_device("up5k"), synth) == ["DSP blocks: 9 used, 8 available (1 short)"]
+    assert _synth_fits(get_device("up5k"), {**synth, "dsp": 8}) == []

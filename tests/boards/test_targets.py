@@ -115,7 +115,7 @@ def test_sweep_takes_every_hardware_option_and_keeps_old_cache_keys():
 
 def test_boards_readme_table_quotes_the_target_table():
     """boards/README.md's board table is a quotation of TARGETS: each board's row names its
-    clock and default geometry and arithmetic (threshold digit included) as the table has
+    clock and default geometry and arithmetic (threshold units included) as the table has
     them."""
     readme = (Path(__file__).parents[2] / "boards" / "README.md").read_text()
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([\w-]+)` \|.*$", readme, re.M)}

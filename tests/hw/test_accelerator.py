@@ -289,7 +289,7 @@ def test_backpressure_check_catches_a_dropped_result(batch):
         inet, prm = build(name, seed, batch)
         dut = RetrievalAccelerator(prm, inet, fault=fault)
         queries = make_queries(rng, inet, 2 * batch + 1)
-        tbs, raws, _, _ = stream_queries(dut, queries, rng, idle=0.5, stall=0.6)
+        tbs, raws, _, _ = stream_queries(dut, queries, rng, idle=0.5, stall=0.9)
         limit = 20 * prm.cycles_per_query(prm.max_steps) * len(queries)
         if fault is None:
             run_sim(dut, *tbs, max_cycles=limit)

@@ -76,7 +76,7 @@ def test_export_writes_verilog_and_json(small, tmp_path):
     assert info["parameters"] == {"n": 23, "p": 9, "weight_bits": 2, "lanes": 5,
                                   "popcount_width": 7, "kernel_bits": 16,
                                   "threshold_frac_bits": 16, "max_steps": 5, "center": "median",
-                                  "quantizer": prm.fixed.quantizer, "threshold_digit_bits": 4,
+                                  "quantizer": prm.fixed.quantizer, "threshold_units": 4,
                                   "batch": 1}
     assert AccelParams.from_dict(info["parameters"]) == prm
     assert info["network"] == {"seed": 1}
@@ -99,9 +99,10 @@ def test_export_writes_verilog_and_json(small, tmp_path):
     assert (mem["weight"]["depth"], mem["weight"]["width"], mem["weight"]["bits"]) == \
         (45, 10, 450)
     assert (mem["lut"]["depth"], mem["lut"]["width"], mem["lut"]["bits"]) == (24, 16, 384)
-    # 5 blocks of 5 thresholds of k + R + 2 = 20 bits, digit-sliced: 5 * 5 words of 5 * 4 bits.
+    # 5 blocks of 5 thresholds of k + R + 2 = 20 bits, 4 threshold units: 2 groups of lanes
+    # per block, 5 * 2 words of 4 * 20 bits.
     assert (mem["threshold"]["depth"], mem["threshold"]["width"], mem["threshold"]["bits"]) == \
-        (25, 20, 500)
+        (10, 80, 800)
     assert mem["accumulator_flipflops"] == prm.accumulator_bits
     cyc = info["cycle_model"]
     assert cyc["cycles_per_step"] == prm.cycles_per_step
@@ -122,7 +123,7 @@ def test_exported_formula_is_the_cycle_model(n, p, lanes, width, batch):
     cyc = describe(prm)["cycle_model"]
     formula = cyc["formula"].split("=", 1)[1]
     names = {"chunks": prm.chunks, "blocks": prm.blocks, "p": prm.p, "batch": prm.batch,
-             "threshold_digits": prm.threshold_digits}
+             "threshold_groups": prm.threshold_groups}
     assert eval(formula, {"__builtins__": {}}, names) == prm.cycles_per_step
     assert cyc["cycles_per_step"] == prm.cycles_per_step
     assert cyc["batch"] == batch

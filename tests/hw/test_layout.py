@@ -152,21 +152,21 @@ def test_load_words_cover_every_memory_word_once(lanes, width, r_fx):
         inet.patterns, 1, 0, width)
     assert by_target[LoadTarget.WEIGHT][prm.weight_depth - 1] == ref_weight_word(
         inet.codes, prm.p - 1, prm.blocks - 1, lanes, 3)
-    # Word b * digits + j holds digit j (D bits) of the thresholds of block b, lane l at bits
-    # l*D, each in two's complement of digits * D bits; the words unpack to r_fx.
-    dbits, digits = prm.threshold_digit_bits, prm.threshold_digits
-    tb = digits * dbits
+    # Word b * G + g holds the thresholds of lanes g*U .. g*U+U-1 of block b, unit u at bits
+    # u * threshold_bits, each in two's complement; the words unpack to r_fx.
+    units, groups, tb = prm.threshold_units, prm.threshold_groups, prm.threshold_bits
     words = [by_target[LoadTarget.THRESHOLD][a] for a in range(prm.threshold_depth)]
     for i in range(prm.n):
         b, lane = divmod(i, lanes)
-        t = sum(((words[b * digits + j] >> (lane * dbits)) & (2 ** dbits - 1)) << (j * dbits)
-                for j in range(digits))
+        g, u = divmod(lane, units)
+        t = (words[b * groups + g] >> (u * tb)) & (2 ** tb - 1)
         assert (t - 2 ** tb if t >> (tb - 1) else t) == inet.r_fx[i]
-    for a, w in enumerate(words):          # lanes past n are 0
-        b = a // digits
-        for lane in range(lanes):
-            if b * lanes + lane >= prm.n:
-                assert (w >> (lane * dbits)) & (2 ** dbits - 1) == 0
+    for a, w in enumerate(words):          # units past the lanes or past n are 0
+        b, g = divmod(a, groups)
+        for u in range(units):
+            lane = g * units + u
+            if lane >= lanes or b * lanes + lane >= prm.n:
+                assert (w >> (u * tb)) & (2 ** tb - 1) == 0
         assert w < 2 ** prm.threshold_width
     assert words == threshold_words(prm, inet.r_fx)
     np.testing.assert_array_equal(unpack_threshold_words(prm, words), inet.r_fx)

@@ -118,20 +118,22 @@ def test_ridge_figures_by_hand():
     assert prm.threshold_bits == 20             # k + R + 2
     assert prm.product_bits == 44
     assert prm.memory_bits == {"pattern": 300 * 100, "weight": 300 * 7 * 32, "lut": 101 * 16,
-                               "threshold": (7 * 5) * (16 * 4)}
-    assert (prm.threshold_digit_bits, prm.threshold_digits) == (4, 5)
+                               "threshold": (7 * 4) * (4 * 20)}
+    assert (prm.threshold_units, prm.threshold_groups) == (4, 4)
+    assert prm.multiplier_shape == (20, 24)
+    assert prm.compare_bits == 44 + 1               # T * 2^16 is 41 bits, theta 44 signed
     # Block-outer: lanes accumulators per query (no ring of blocks words), batch 1.
     assert prm.batch == 1
     assert prm.accumulator_bits == 16 * 25
     assert prm.kernel_buffer_shape == (300, 16)       # p kernels of one query
     assert prm.bound_cycles_per_step == 2100
     assert prm.bound_cycles_per_query_step == 2100
-    # 1 + 5 + 300 * 1 + 4 + 6 * (300 + 5) + 7 * 1 * (5 + 1) + 3
-    assert prm.cycles_per_step == 2185
-    # Over the bound: 5 cycles per later block, a beat per block, 12 fixed.
-    assert prm.cycles_per_step - prm.bound_cycles_per_step == 6 * 5 + 7 * (5 + 1) + 13
-    assert prm.cycles_per_query(3) == 3 * 2185
-    assert prm.query_interval(3) == 3 * 2185 + 2
+    # 1 + 5 + 300 * 1 + 4 + 6 * (300 + 3) + 7 * 1 * (4 + 1) + 3
+    assert prm.cycles_per_step == 2166
+    # Over the bound: 3 cycles per later block, a beat per block, 13 fixed.
+    assert prm.cycles_per_step - prm.bound_cycles_per_step == 6 * 3 + 7 * (4 + 1) + 13
+    assert prm.cycles_per_query(3) == 3 * 2166
+    assert prm.query_interval(3) == 3 * 2166 + 2
 
 
 def test_ridge_figures_with_a_batch_by_hand():
@@ -143,15 +145,15 @@ def test_ridge_figures_with_a_batch_by_hand():
     assert prm.kernel_buffer_shape == (300, 4 * 16)
     assert prm.bound_cycles_per_step == 2100            # whatever the batch
     assert prm.bound_cycles_per_query_step == 525.0
-    # 1 + 5 + 299 + 4 + 6 * 305 + 7 * 4 * 6 + 3
-    assert prm.cycles_per_step == 2311
+    # 1 + 5 + 300 + 4 + 6 * 303 + 7 * 4 * 5 + 3
+    assert prm.cycles_per_step == 2271
     assert prm.cycles_per_step / prm.batch < prm.bound_cycles_per_step
     # The memories do not depend on the batch.
     assert prm.memory_shapes == accel_params(n=100, p=300, weight_bits=2,
                                              lanes=16).memory_shapes
     # A query finding it idle waits the join window of batch - 1 cycles.
     assert (prm.join_cycles, prm.rejoin_cycles) == (3, 4)
-    assert prm.cycles_per_query(2) == 3 + 2 * 2311
+    assert prm.cycles_per_query(2) == 3 + 2 * 2271
 
 
 @pytest.mark.parametrize("batch", [1, 3, 32])
@@ -174,14 +176,14 @@ def test_chunked_figures_by_hand():
     # T <= 9 * 1 * 2^9 = 4608 < 2^13; S_K <= 9 * 2^9 = 4608.
     assert (prm.acc_bits, prm.sum_bits) == (13, 13)
     assert prm.threshold_bits == 11
-    assert prm.threshold_digits == 3             # ceil(11 / 4)
-    # Thresholds digit-sliced: 5 * 3 words of 5 lanes * 4 bits (12-bit two's complement).
-    assert (prm.threshold_depth, prm.threshold_width) == (15, 20)
-    assert prm.memory_bits == {"pattern": 225, "weight": 225, "lut": 240, "threshold": 300}
-    assert prm.load_addr_bits == 6               # addresses 0..44 (thresholds: 0..14)
-    assert prm.load_data_bits == 20              # the threshold word is the widest word
-    # 1 + 5 + 9 * 5 + 4 + 4 * (9 + 5) + 5 * 1 * (3 + 1) + 3
-    assert prm.cycles_per_step == 134
+    assert (prm.threshold_units, prm.threshold_groups) == (4, 2)   # 5 lanes: 4 + 1
+    # Thresholds: 5 blocks * 2 groups, words of 4 units * 11 bits (two's complement).
+    assert (prm.threshold_depth, prm.threshold_width) == (10, 44)
+    assert prm.memory_bits == {"pattern": 225, "weight": 225, "lut": 240, "threshold": 440}
+    assert prm.load_addr_bits == 6               # addresses 0..44 (thresholds: 0..9)
+    assert prm.load_data_bits == 44              # the threshold word is the widest word
+    # 1 + 5 + 9 * 5 + 4 + 4 * (9 + 3) + 5 * 1 * (2 + 1) + 3
+    assert prm.cycles_per_step == 121
     assert prm.kernel_buffer_shape == (9, 10)
     assert prm.accumulator_bits == 5 * 13
 
@@ -189,11 +191,11 @@ def test_chunked_figures_by_hand():
 def test_distance_bound_figures():
     # W=4 with L=7 on n=30: the distance unit (8 cycles) is slower than the MAC (5 cycles).
     prm = accel_params(n=30, p=10, weight_bits=4, lanes=7, popcount_width=4)
-    assert (prm.blocks, prm.chunks, prm.threshold_digits) == (5, 8, 6)   # ceil(22 / 4)
+    assert (prm.blocks, prm.chunks, prm.threshold_groups) == (5, 8, 2)   # ceil(7 / 4)
     assert prm.bound_cycles_per_step == 50
     # Block 0 runs at the distance unit's rate, the later blocks at one pattern per cycle:
-    # 1 + 5 + 10 * 8 + 4 + 4 * (10 + 5) + 5 * 1 * (6 + 1) + 3
-    assert prm.cycles_per_step == 188
+    # 1 + 5 + 10 * 8 + 4 + 4 * (10 + 3) + 5 * 1 * (2 + 1) + 3
+    assert prm.cycles_per_step == 160
 
 
 @pytest.mark.parametrize(("n", "p", "k", "kernel_bits"), [
@@ -240,39 +242,39 @@ def test_accelerator_rejects_params_of_another_type():
 
 
 @pytest.mark.parametrize(("batch", "terms"), [
-    (1, [1, 5, 9 * 5, 4, 4 * (9 + 5), 5 * 1 * (3 + 1), 3]),
-    (3, [1, 5, 9 * 5, 4, 4 * (9 + 5), 5 * 3 * (3 + 1), 3]),
+    (1, [1, 5, 9 * 5, 4, 4 * (9 + 3), 5 * 1 * (2 + 1), 3]),
+    (3, [1, 5, 9 * 5, 4, 4 * (9 + 3), 5 * 3 * (2 + 1), 3]),
 ])
 def test_cycles_per_step_is_the_sum_of_its_named_terms(batch, terms):
     prm = accel_params(n=23, p=9, weight_bits=1, lanes=5, popcount_width=5, kernel_bits=10,
                        threshold_frac_bits=8, batch=batch)
     assert prm.cycle_names() == {"chunks": 5, "blocks": 5, "p": 9, "batch": batch,
-                                 "threshold_digits": 3, "max": max}
+                                 "threshold_groups": 2, "max": max}
     names = {**prm.cycle_names(), "__builtins__": {}}
     assert [eval(expr, names) for _, expr in STEP_CYCLE_TERMS] == terms
     assert sum(terms) == prm.cycles_per_step
     assert step_cycle_formula() == ("cycles_per_step = p * chunks "
-                                    "+ (blocks - 1) * (p + 5) "
-                                    "+ blocks * batch * (threshold_digits + 1) + 13")
+                                    "+ (blocks - 1) * (p + 3) "
+                                    "+ blocks * batch * (threshold_groups + 1) + 13")
     formula = step_cycle_formula().split("=", 1)[1]
     assert eval(formula, names) == prm.cycles_per_step
 
 
-@pytest.mark.parametrize(("n", "p", "lanes", "width", "digit", "batch"), [
+@pytest.mark.parametrize(("n", "p", "lanes", "width", "units", "batch"), [
     (23, 9, 5, 5, 4, 1), (100, 300, 16, None, 4, 4), (30, 10, 7, 4, 1, 2), (17, 1, 17, 1, 3, 32),
-    (12, 1, 5, 6, 2, 3), (40, 20, 1, 40, 20, 5),
+    (12, 1, 5, 6, 2, 3), (40, 20, 1, 40, 1, 5), (100, 300, 100, None, 50, 10),
 ])
-def test_cycles_per_step_is_the_block_outer_closed_form(n, p, lanes, width, digit, batch):
-    """``p*chunks + (blocks-1)*(p+5) + blocks*batch*(threshold_digits+1) + 13``, computed here
-    from n, lanes, popcount_width and the threshold width, not from the params' own figures."""
-    prm = accel_params(n=n, p=p, lanes=lanes, popcount_width=width, threshold_digit_bits=digit,
+def test_cycles_per_step_is_the_block_outer_closed_form(n, p, lanes, width, units, batch):
+    """``p*chunks + (blocks-1)*(p+3) + blocks*batch*(threshold_groups+1) + 13``, computed here
+    from n, lanes, popcount_width and the threshold units, not from the params' own figures."""
+    prm = accel_params(n=n, p=p, lanes=lanes, popcount_width=width, threshold_units=units,
                        batch=batch)
     blocks = -(-n // lanes)
     chunks = -(-n // (n if width is None else width))
-    digits = -(-(prm.weight_bits + prm.threshold_frac_bits + 2) // digit)
-    assert (prm.blocks, prm.chunks, prm.threshold_digits) == (blocks, chunks, digits)
-    assert prm.cycles_per_step == (p * chunks + (blocks - 1) * (p + 5)
-                                   + blocks * batch * (digits + 1) + 13)
+    groups = -(-lanes // units)
+    assert (prm.blocks, prm.chunks, prm.threshold_groups) == (blocks, chunks, groups)
+    assert prm.cycles_per_step == (p * chunks + (blocks - 1) * (p + 3)
+                                   + blocks * batch * (groups + 1) + 13)
     assert prm.cycles_per_query(3) == prm.batch - 1 + 3 * prm.cycles_per_step
 
 
@@ -329,7 +331,7 @@ def test_as_dict_round_trip(prm):
                  "max_steps": prm.max_steps, "center": prm.fixed.center,
                  "quantizer": prm.fixed.quantizer, "lanes": prm.lanes,
                  "popcount_width": prm.popcount_width,
-                 "threshold_digit_bits": prm.threshold_digit_bits, "batch": prm.batch}
+                 "threshold_units": prm.threshold_units, "batch": prm.batch}
     assert AccelParams.from_dict(d) == prm
     assert AccelParams.from_dict(json.loads(json.dumps(d))) == prm
 
@@ -362,9 +364,9 @@ def test_hardware_params_defaults():
 
 
 def test_hardware_params_target_defaults():
-    target = HardwareDefaults(lanes=8, kernel_bits=12, threshold_digit_bits=2, batch=4)
+    target = HardwareDefaults(lanes=8, kernel_bits=12, threshold_units=2, batch=4)
     prm = hardware_params(100, 300, defaults=target)
-    assert (prm.lanes, prm.kernel_bits, prm.threshold_digit_bits, prm.batch) == (8, 12, 2, 4)
+    assert (prm.lanes, prm.kernel_bits, prm.threshold_units, prm.batch) == (8, 12, 2, 4)
     # No target chooses the popcount any more: one pattern per cycle unless the user sets it.
     assert prm.popcount_width == 100 and prm.chunks == 1
     # A user's option beats the target's.
@@ -477,14 +479,12 @@ def test_check_network_takes_per_neuron_thresholds_in_range():
     (7, 1, {"bits": 2, "kernel_bits": 3, "threshold_frac_bits": 1}),
     (7, 1, {"bits": 1, "kernel_bits": 2, "threshold_frac_bits": 8}),
 ])
-def test_accumulators_narrower_than_the_threshold_digits_are_one_clear_error(n, p, options):
-    """Small kernel widths with few patterns made the sign update's elaboration fail with a
-    bare AssertionError (found by the formal suite); the configuration is refused up front,
-    naming the widths and what to change."""
-    from khop.model.errors import ParameterError
+def test_narrow_accumulators_elaborate(n, p, options):
+    """Small kernel widths with few patterns: accumulators narrower than the threshold's
+    fraction (the digit-serial sign update refused these; the threshold units compare the
+    whole product and take them)."""
+    from amaranth.back import rtlil
 
-    with pytest.raises(ParameterError, match=r"the accumulators are \d+ bits, not wider than "
-                                             r"the \d+ bits the threshold digits take above 2\^R"
-                                             r".*raise kernel_bits or lower "
-                                             r"threshold_digit_bits"):
-        hardware_params(n, p, **options)
+    prm = hardware_params(n, p, **options)
+    assert prm.acc_bits < prm.threshold_frac_bits or prm.acc_bits <= 4
+    rtlil.convert(RetrievalAccelerator(prm))

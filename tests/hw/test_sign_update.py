@@ -208,14 +208,13 @@ def model_expected(inet, query, r_fx):
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize(("n", "p", "k", "lanes", "digit"),
-                         [(*c, d) for c, d in zip(CONFIGS, [None, 1, 3, 30], strict=True)])
-def test_results_match_the_integer_model(seed, n, p, k, lanes, digit):
+@pytest.mark.parametrize(("n", "p", "k", "lanes", "units"),
+                         [(*c, u) for c, u in zip(CONFIGS, [None, 2, 5, 1], strict=True)])
+def test_results_match_the_integer_model(seed, n, p, k, lanes, units):
     """Batch 1, one query at a time, each with its own thresholds."""
     rng = np.random.default_rng(seed)
     inet = tiny_network(n, p, seed, weight_bits=k, max_steps=4, epochs=3)
-    digit = None if digit is None else min(digit, inet.config.threshold_bits)
-    prm = params_for(inet, lanes=lanes, threshold_digit_bits=digit)
+    prm = params_for(inet, lanes=lanes, threshold_units=units)
     assert prm.batch == 1
     dut = Bench(prm)
     rs = thresholds(inet, rng)
@@ -240,16 +239,15 @@ def test_results_match_the_integer_model(seed, n, p, k, lanes, digit):
 
 
 @pytest.mark.parametrize(("batch", "seed"), [(2, 3), (3, 4)])
-@pytest.mark.parametrize(("n", "p", "k", "lanes", "digit"),
-                         [(*c, d) for c, d in zip(CONFIGS, [None, 1, 3, 30], strict=True)])
-def test_batched_results_match_the_integer_model(batch, seed, n, p, k, lanes, digit):
+@pytest.mark.parametrize(("n", "p", "k", "lanes", "units"),
+                         [(*c, u) for c, u in zip(CONFIGS, [None, 2, 5, 1], strict=True)])
+def test_batched_results_match_the_integer_model(batch, seed, n, p, k, lanes, units):
     """``batch`` slots kept busy: for each threshold, ``batch + 1`` queries streamed (random
     idle cycles, random stalls of the results) while the fake MAC array presents every slot's
     beats block-major, slot-minor with that slot's ``S_K``; results in query order."""
     rng = np.random.default_rng(seed)
     inet = tiny_network(n, p, seed, weight_bits=k, max_steps=4, epochs=3)
-    digit = None if digit is None else min(digit, inet.config.threshold_bits)
-    prm = params_for(inet, lanes=lanes, threshold_digit_bits=digit, batch=batch)
+    prm = params_for(inet, lanes=lanes, threshold_units=units, batch=batch)
     dut = Bench(prm)
     rs = thresholds(inet, rng)[::2]
     count = batch + 1
@@ -490,13 +488,13 @@ def test_hold_blocks_queries_while_idle():
     run_sim(dut, tb, background=[fake_mac(dut, prm, constant_sums(3000, 4000), rng, [])])
 
 
-@pytest.mark.parametrize(("seed", "digit"), [(19, None), (20, 1), (21, 5), (22, 20)])
-def test_per_neuron_ties_and_neighbours(seed, digit):
+@pytest.mark.parametrize(("seed", "units"), [(19, None), (20, 1), (21, 3), (22, 2)])
+def test_per_neuron_ties_and_neighbours(seed, units):
     """Each neuron its own threshold, and T exactly at its tie or one off: ``T 2^R`` equal to,
     above or below ``r_i S_K``, with exact ties (``r_i S_K`` a multiple of ``2^R``) and
     near-ties (a nonzero fraction: ``T = floor`` is below, ``floor + 1`` above)."""
     rng = np.random.default_rng(seed)
-    prm = accel_params(n=N, p=12, weight_bits=2, lanes=LANES, threshold_digit_bits=digit)
+    prm = accel_params(n=N, p=12, weight_bits=2, lanes=LANES, threshold_units=units)
     frac = prm.threshold_frac_bits
     lo, hi = prm.threshold_range
     s = int(rng.integers(2 ** 10, 2 ** 13)) * 8          # a multiple of 8: more exact ties
@@ -529,7 +527,7 @@ def test_per_neuron_ties_and_neighbours(seed, digit):
         e = np.where(lhs > rhs, 1, np.where(lhs < rhs, 0, q)).astype(np.uint8)
         expected.append((e, 1 if np.array_equal(e, q) else 2, True))
         assert (lhs == rhs).any() and (lhs != rhs).any()
-    check(results, expected, f"seed={seed} digit={digit}")
+    check(results, expected, f"seed={seed} units={units}")
 
 
 # Several slots --------------------------------------------------------------------------------

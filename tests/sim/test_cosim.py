@@ -114,7 +114,7 @@ class Case:
     scenarios: tuple = SCENARIOS
     seed: int = 1
     per_neuron: bool = False        # thresholds spread per neuron, corners of the range included
-    digit: int | None = None        # threshold_digit_bits (None: the default)
+    units: int | None = None        # threshold_units (None: the default, 4 capped at lanes)
     batch: int = 1                  # queries in flight
 
 
@@ -131,11 +131,13 @@ CASES = [
     # Tiny pattern counts.
     Case("p1", 16, 1, 2, 4, None, 12, ("none", "cycle")),
     Case("p2-1bit", 16, 2, 1, 16, 5, 12, ("none", "heavy")),
-    # A threshold per neuron, whatever the quantizer: serial (1-bit digits) and one-cycle
-    # products, padding lanes.
-    Case("per-neuron-n23-L5-d1", 23, 17, 2, 5, 7, 16, FLOWS, per_neuron=True, digit=1),
-    Case("per-neuron-n30-L8-d20", 30, 24, 2, 8, None, 12, ("none", "heavy"), per_neuron=True,
-         digit=20),
+    # A threshold per neuron, whatever the quantizer, padding lanes: a beat in one group of
+    # threshold units (units == lanes), and in several groups, the last of fewer lanes (8 lanes
+    # in groups of 3, 3 and 2). The default 4 units take the other cases' beats in one group
+    # (4 lanes), in whole groups (16, 20, 100 lanes) and in a last group of one lane (5 lanes).
+    Case("per-neuron-n23-L5-u5", 23, 17, 2, 5, 7, 16, FLOWS, per_neuron=True, units=5),
+    Case("per-neuron-n30-L8-u3", 30, 24, 2, 8, None, 12, ("none", "heavy"), per_neuron=True,
+         units=3),
     # Queries in flight: the ridge network with 2 and 4 slots (every scenario, idle cycles and
     # backpressure), and odd shapes with 3 slots; every result and every edge against the
     # integer model and khop.hw.timing.
@@ -170,7 +172,7 @@ def case_network(case, ridge):
 def test_verilog_matches_integer_model(case, ridge, cosim_root, request):
     net = case_network(case, ridge)
     params, inet = configure(net, bits=case.bits, lanes=case.lanes, batch=case.batch,
-                             popcount_width=case.popcount_width, threshold_digit_bits=case.digit)
+                             popcount_width=case.popcount_width, threshold_units=case.units)
     if case.per_neuron:
         inet = spread_thresholds(inet, params, case.seed)
         assert inet.uniform_threshold is None
