@@ -262,8 +262,10 @@ def model_terms(params: AccelParams, device):
     Flip-flop terms: ``const``; ``ring`` the accumulators (batch x lanes x accumulator width,
     and with batch > 1 the register of the beat being drained, lanes x accumulator width);
     ``pipe`` the per-lane registers (the products ``q * K`` of each query, the beat's two
-    decision flags) and the threshold units' pipeline (each unit's sum twice, its threshold
-    and product: some of these go into the DSP blocks); ``regs`` the other registers whose
+    decision flags) and the threshold units' sums (and their other registers where the
+    multipliers are logic); ``dspregs`` the threshold units' registers next to a DSP block (the
+    threshold, ``-S_K``, the multiply-add's result), which the iCE40's SB_MAC16 takes in and
+    the ECP5's MULT18X18D does not; ``regs`` the other registers whose
     width depends on the parameters (each slot's state, steps, flags, S_K, kernels in the MAC
     pipeline (a copy per group of lanes) and distance pipeline; the threshold units' ``S_K``;
     the MAC array's drain control (a copy per group of lanes: a clear flag per query and, with
@@ -278,6 +280,9 @@ def model_terms(params: AccelParams, device):
     logic = [mm for mm in maps.values() if mm.kind == "logic"]
     units, tgroups = prm.threshold_units, prm.threshold_groups
     mult_a, mult_b = prm.multiplier_shape
+    # The units' registers a DSP block may take in (its threshold, -S_K and multiply-add).
+    unit_regs = units * (mult_a + prm.compare_bits) + mult_b + 1
+    in_dsp = dsp_blocks(prm, device) > 0
     k = prm.weight_bits
     groups = fanout_groups(prm.lanes)           # copies of broadcast registers
     shared = k <= SHARED_MULTIPLE_BITS          # hw/mac_array.py: select a shared multiple
@@ -314,7 +319,7 @@ def model_terms(params: AccelParams, device):
                 + (1 + groups) * prm.kernel_bits          # kernels in the MAC pipeline
                 + 2 * prm.popcount_width                  # state chunk, XOR word
                 + 2 * prm.distance_bits)                  # popcount, distance sum
-    regs = (batch * per_slot + prm.sum_bits + 1 + drain       # the units' S_K
+    regs = (batch * per_slot + drain
             + counters + prm.threshold_depth.bit_length() # threshold read pointer
             + prm.p.bit_length() + 2 * addr               # pattern count, memory addresses
             + _link_buffer_bits(prm))
@@ -323,7 +328,9 @@ def model_terms(params: AccelParams, device):
         "ring": prm.accumulator_bits + (prm.lanes * prm.acc_bits if batch > 1 else 0),
         "pipe": (prm.lanes * batch * (prm.kernel_bits + prm.weight_bits)  # products q * K
                  + 2 * tgroups * units                            # the decision flags
-                 + units * (2 * prm.acc_bits + mult_a + prm.product_bits)),  # the units
+                 + units * prm.acc_bits                           # each unit's sum
+                 + (0 if in_dsp else unit_regs)),
+        "dspregs": unit_regs if in_dsp else 0,
         "regs": regs,
         "mem": (sum((2 * mm.width + mm.addr_bits + 2) * mm.copies for mm in inferred)
                 + sum(mm.bits for mm in logic)),

@@ -161,7 +161,7 @@ TARGETS = {t.name: t for t in (
            Board("iCEBreaker, iCE40 UP5K-SG48", ICEBreakerTop, ICEBreakerPlatform)),
     Target("ulx3s-85f", DEVICES["ecp5-85f"], 75e6,
            HardwareDefaults(lanes=100, kernel_bits=7, threshold_frac_bits=8,
-                            threshold_units=50, batch=8),
+                            threshold_units=50, batch=6),
            Board("ULX3S, ECP5 LFE5U-85F-6BG381", ULX3STop, ULX3S85FPlatform)),
     Target("hx8k", DEVICES["hx8k"], 30e6,
            HardwareDefaults(lanes=16, kernel_bits=12, threshold_units=1)),
