@@ -155,13 +155,13 @@ class Target:
 # One row per device: khop's clock and default geometry on it (chosen to fit and meet timing;
 # see README), and its board.
 TARGETS = {t.name: t for t in (
-    Target("icebreaker", DEVICES["up5k"], 34e6,
+    Target("icebreaker", DEVICES["up5k"], 33.75e6,
            HardwareDefaults(lanes=20, kernel_bits=7, threshold_frac_bits=8,
                             threshold_units=8, batch=2),
            Board("iCEBreaker, iCE40 UP5K-SG48", ICEBreakerTop, ICEBreakerPlatform)),
-    Target("ulx3s-85f", DEVICES["ecp5-85f"], 75e6,
+    Target("ulx3s-85f", DEVICES["ecp5-85f"], 65e6,
            HardwareDefaults(lanes=100, kernel_bits=7, threshold_frac_bits=8,
-                            threshold_units=50, batch=6),
+                            threshold_units=50, batch=8),
            Board("ULX3S, ECP5 LFE5U-85F-6BG381", ULX3STop, ULX3S85FPlatform)),
     Target("hx8k", DEVICES["hx8k"], 30e6,
            HardwareDefaults(lanes=16, kernel_bits=12, threshold_units=1)),

@@ -19,7 +19,8 @@ TRUE = {"luts": {"const": 900.0, "acc": 1.6, "select": 1.1, "mac": 1.5, "sign": 
                  "pop": 1.0, "state": 3.0, "statemux": 0.6,
                  "slots": 0.9, "copies": 1.3, "summux": 0.7, "mem": 2.0,
                  "macbank": 0.4},
-        "ffs": {"const": 400.0, "ring": 1.0, "pipe": 1.0, "regs": 1.0, "mem": 1.0}}
+        "ffs": {"const": 400.0, "ring": 1.0, "pipe": 1.0, "dspregs": 0.3, "regs": 1.0,
+                "mem": 1.0}}
 
 
 def _point(cfg, luts_coef=TRUE["luts"]):
