@@ -293,7 +293,7 @@ def model_terms(params: AccelParams, device):
         "select": products if shared else 0,
         "mac": 0 if shared else products,
         "sign": units * (prm.compare_bits + (tgroups - 1) * prm.acc_bits),
-        "mult": 0 if dsp_blocks(prm, device) else units * mult_a * (mult_b + 1),
+        "mult": 0 if in_dsp else units * mult_a * (mult_b + 1),
         "lanes": prm.lanes,
         "pop": batch * prm.popcount_width,
         "state": batch * prm.n,
