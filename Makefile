@@ -82,7 +82,7 @@ throughput-area: $(STAMP)
 # The estimate out of sample: Yosys on a grid the calibration was not fitted on (other N, load,
 # weight bits and lanes than make sweep's); prints the largest LUT/FF error and the memory
 # blocks matched.
-ESTIMATE_CHECK_GRID := --device up5k,ecp5-85f --neurons 48,160 --load 3 --bits 2,4 \
+ESTIMATE_CHECK_GRID := --device up5k,ecp5-85f --neurons 32,48,160 --load 3 --bits 2,4 \
 	--lanes 4,12,24 --batch 1,3
 estimate-check: $(STAMP)
 	$(BIN)/khop sweep $(ESTIMATE_CHECK_GRID) --jobs $(JOBS) --out build/estimate-check

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from khop.hw.fanout import fanout_groups
+from khop.hw.kernel_distance import POPCOUNT_GROUP
 from khop.hw.layout import STEPS_BITS
 from khop.hw.mac_array import SHARED_MULTIPLE_BITS
 from khop.hw.params import AccelParams, ceil_div
@@ -233,6 +234,16 @@ def dsp_blocks(params: AccelParams, device):
     return params.threshold_units * multiplier_dsp_blocks(*params.multiplier_shape, device)
 
 
+def _distance_registers(prm: AccelParams):
+    """Registers of one distance unit (:mod:`khop.hw.kernel_distance`): the XOR word, the
+    popcounts of its groups of :data:`~khop.hw.kernel_distance.POPCOUNT_GROUP` bits and their
+    sum; with several chunks per pattern also the state chunk and the distance sum."""
+    width = prm.popcount_width
+    groups = [min(POPCOUNT_GROUP, width - g) for g in range(0, width, POPCOUNT_GROUP)]
+    regs = width + sum(g.bit_length() for g in groups) + width.bit_length()
+    return regs + (width + prm.distance_bits if prm.chunks > 1 else 0)
+
+
 def model_terms(params: AccelParams, device):
     """The physical terms of the LUT/carry model and of the flip-flop model.
 
@@ -242,9 +253,11 @@ def model_terms(params: AccelParams, device):
     4-bit codes, the shift-and-add products (batch x lanes x product bits x weight bits);
     ``sign`` the sign update's threshold units (:mod:`khop.hw.sign_update`, shared by the
     batch): per unit, the select of its lane's sum among the beat's groups ((groups - 1) x
-    accumulator width) and the compare ``T * 2^R - r_fx * S_K``
-    (:attr:`~khop.hw.params.AccelParams.compare_bits`); ``mult`` the units' multipliers where
-    they are not DSP blocks (units x the multiplier's bits, :func:`dsp_blocks`);
+    accumulator width); ``compare`` the units' multiply-add ``T * 2^R - r_fx * S_K``
+    (units x :attr:`~khop.hw.params.AccelParams.compare_bits`) where its adder is logic: always
+    on the ECP5 (a MULT18X18D has no adder), on the iCE40 when the multiplier does not fit one
+    SB_MAC16 (which holds the adder too); ``mult`` the units' multipliers where they are not
+    DSP blocks (units x the multiplier's bits, :func:`dsp_blocks`);
     ``lanes`` (per-lane control: tie rule, state bit); ``pop`` the distance units (batch x
     popcount width: XOR and popcount tree); ``state`` the slots' states (batch x n: the state
     registers and the link's query and result words); ``statemux`` the choice among the slots'
@@ -261,17 +274,23 @@ def model_terms(params: AccelParams, device):
 
     Flip-flop terms: ``const``; ``ring`` the accumulators (batch x lanes x accumulator width,
     and with batch > 1 the register of the beat being drained, lanes x accumulator width);
-    ``pipe`` the per-lane registers (the products ``q * K`` of each query, the beat's two
-    decision flags) and the threshold units' sums (and their other registers where the
-    multipliers are logic); ``dspregs`` the threshold units' registers next to a DSP block (the
-    threshold, ``-S_K``, the multiply-add's result), which the iCE40's SB_MAC16 takes in and
-    the ECP5's MULT18X18D does not; ``regs`` the other registers whose
-    width depends on the parameters (each slot's state, steps, flags, S_K, kernels in the MAC
-    pipeline (a copy per group of lanes) and distance pipeline; the threshold units' ``S_K``;
-    the MAC array's drain control (a copy per group of lanes: a clear flag per query and, with
-    batch > 1, the drained query's number), counters and addresses, the link's frame buffer);
-    ``mem`` the registers of Yosys' read-first emulation of each inferred memory (2 x width +
-    address + 2, per copy).
+    ``pipe`` the per-lane registers (the weight word, the products ``q * K`` of each query,
+    the beat's two decision flags) and the threshold units' sums (and their other registers
+    where the multipliers are not each in one DSP block); ``dspregs`` the threshold units'
+    registers next to a multiplier in one DSP block (the threshold, ``-S_K``, the multiply-add's
+    result), which the iCE40's SB_MAC16 takes in and the ECP5's MULT18X18D only in part (a
+    multiplier split into slices leaves them in the fabric: ``pipe``); ``regs`` the other
+    registers whose width depends on the parameters (each slot's state, steps, flags, S_K,
+    kernels in the MAC pipeline (a copy per group of lanes) and distance unit
+    (:func:`_distance_registers`); the threshold units' ``S_K``; the MAC array's drain control
+    (a copy per group of lanes: a clear flag per query and, with batch > 1, the drained query's
+    number), counters and addresses, the link's frame buffer); ``mem`` the registers of Yosys'
+    read-first emulation of each inferred memory (2 x width + address + 2, per copy), and the
+    words and read register of a memory left in logic.
+
+    The terms count what the design has, so that the fitted coefficients stay near their
+    physical values (a LUT or flip-flop per counted bit, a constant for the link and the
+    control) and the model extrapolates: README, "Resource estimation and sweeps".
     """
     prm = params
     batch = prm.batch
@@ -283,6 +302,12 @@ def model_terms(params: AccelParams, device):
     # The units' registers a DSP block may take in (its threshold, -S_K and multiply-add).
     unit_regs = units * (mult_a + prm.compare_bits) + mult_b + 1
     in_dsp = dsp_blocks(prm, device) > 0
+    # A multiplier in one DSP block (both operands as wide as its ports at most) takes the
+    # registers around it in; one split into slices leaves them in the fabric.
+    dev = get_device(device)
+    packed = in_dsp and max(mult_a, mult_b + 1) <= dev.dsp_width
+    # The iCE40's SB_MAC16 also holds the multiply-add's adder; the ECP5's MULT18X18D has none.
+    adder_in_dsp = packed and dev.family == "ice40"
     k = prm.weight_bits
     groups = fanout_groups(prm.lanes)           # copies of broadcast registers
     shared = k <= SHARED_MULTIPLE_BITS          # hw/mac_array.py: select a shared multiple
@@ -292,7 +317,8 @@ def model_terms(params: AccelParams, device):
         "acc": batch * prm.lanes * prm.acc_bits,
         "select": products if shared else 0,
         "mac": 0 if shared else products,
-        "sign": units * (prm.compare_bits + (tgroups - 1) * prm.acc_bits),
+        "sign": units * (tgroups - 1) * prm.acc_bits,
+        "compare": 0 if adder_in_dsp else units * prm.compare_bits,
         "mult": 0 if in_dsp else units * mult_a * (mult_b + 1),
         "lanes": prm.lanes,
         "pop": batch * prm.popcount_width,
@@ -317,8 +343,7 @@ def model_terms(params: AccelParams, device):
                 + STEPS_BITS + 5                          # steps and flags
                 + prm.sum_bits                            # S_K
                 + (1 + groups) * prm.kernel_bits          # kernels in the MAC pipeline
-                + 2 * prm.popcount_width                  # state chunk, XOR word
-                + 2 * prm.distance_bits)                  # popcount, distance sum
+                + _distance_registers(prm))
     regs = (batch * per_slot + drain
             + counters + prm.threshold_depth.bit_length() # threshold read pointer
             + prm.p.bit_length() + 2 * addr               # pattern count, memory addresses
@@ -327,13 +352,14 @@ def model_terms(params: AccelParams, device):
         "const": 1.0,
         "ring": prm.accumulator_bits + (prm.lanes * prm.acc_bits if batch > 1 else 0),
         "pipe": (prm.lanes * batch * (prm.kernel_bits + prm.weight_bits)  # products q * K
+                 + prm.weight_width                               # the weight word
                  + 2 * tgroups * units                            # the decision flags
                  + units * prm.acc_bits                           # each unit's sum
-                 + (0 if in_dsp else unit_regs)),
-        "dspregs": unit_regs if in_dsp else 0,
+                 + (0 if packed else unit_regs)),
+        "dspregs": unit_regs if packed else 0,
         "regs": regs,
         "mem": (sum((2 * mm.width + mm.addr_bits + 2) * mm.copies for mm in inferred)
-                + sum(mm.bits for mm in logic)),
+                + sum(mm.bits + mm.width for mm in logic)),   # its words, the read register
     }
     return {"luts": luts, "carries": luts, "ffs": ffs}
 

@@ -14,7 +14,7 @@ from khop.boards.targets import get_device
 CONFIGS = [SweepConfig(dev, n, 2, k, lanes, batch=batch) for dev in ("hx8k", "ecp5-25f")
            for n in (32, 64, 100) for k in (1, 2, 3) for lanes in (8, 16) for batch in (1, 3)]
 
-TRUE = {"luts": {"const": 900.0, "acc": 1.6, "select": 1.1, "mac": 1.5, "sign": 1.2,
+TRUE = {"luts": {"const": 900.0, "acc": 1.6, "select": 1.1, "mac": 1.5, "sign": 1.2, "compare": 1.0,
                  "mult": 0.8, "lanes": 9.0,
                  "pop": 1.0, "state": 3.0, "statemux": 0.6,
                  "slots": 0.9, "copies": 1.3, "summux": 0.7, "mem": 2.0,
@@ -109,3 +109,22 @@ def test_estimate_has_not_drifted_from_synthesis(point, tmp_path):
     res = run_config(point["config"], tmp_path / "w")
     assert res["synth"], res["reason"]
     assert not _check({"config": point["config"], "synth": res["synth"]}, load_calibration())
+
+
+def _make_grid(name):
+    """``{option: [values]}`` of a grid variable of the Makefile (``--neurons 64,100 ...``)."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "Makefile").read_text().replace("\\\n", " ")
+    line = next(ln for ln in text.splitlines() if ln.startswith(f"{name} :="))
+    words = line.split(":=", 1)[1].split()
+    return {words[i][2:]: words[i + 1].split(",") for i in range(0, len(words), 2)}
+
+
+def test_the_estimate_check_grid_is_not_the_calibration_grid():
+    """``make estimate-check`` is out of sample: none of its N or lane counts is in a grid
+    ``make calibrate`` fits on (``make sweep``, ``make throughput-area``)."""
+    check = _make_grid("ESTIMATE_CHECK_GRID")
+    for fitted in (_make_grid("SWEEP_GRID"), _make_grid("THROUGHPUT_GRID")):
+        assert not set(check["neurons"]) & set(fitted["neurons"])
+        assert not set(check["lanes"]) & set(fitted["lanes"])

@@ -177,26 +177,57 @@ def test_model_terms_hold_the_accumulator_ring_and_the_memory_emulation():
 
 def test_model_terms_of_the_sign_update_follow_the_threshold_units():
     """Per threshold unit the select of its lane's sum among the beat's groups ((groups - 1) x
-    accumulator width) and the compare ``T * 2^R - r_fx * S_K`` (compare_bits); the units'
-    multipliers are the ``mult`` term (units x a x (b + 1)) only on a device without DSP blocks,
-    where they are logic; more units, more flip-flops."""
+    accumulator width); the multiply-add's adder (compare_bits per unit) is logic except in an
+    iCE40 SB_MAC16 that holds the whole multiplier; the units' multipliers are the ``mult`` term
+    (units x a x (b + 1)) only on a device without DSP blocks, where they are logic; more units,
+    more flip-flops."""
     params = device_params("up5k", 100, 300, bits=2)
     assert (params.lanes, params.threshold_units, params.threshold_groups) == (20, 8, 3)
     assert (params.acc_bits, params.compare_bits) == (16, 28)
     terms = model_terms(params, "up5k")
-    assert terms["luts"]["sign"] == 8 * (28 + 2 * 16) == 480
-    assert terms["luts"]["mult"] == 0                   # SB_MAC16s
-    # Units for every lane: one group, no select.
+    assert terms["luts"]["sign"] == 8 * 2 * 16 == 256
+    assert terms["luts"]["compare"] == 0                # the adders are in the SB_MAC16s
+    assert terms["luts"]["mult"] == 0                   # so are the multipliers
+    # Units for every lane: one group, no select; the ECP5's MULT18X18D has no adder.
     one = hardware_params(100, 300, bits=2, lanes=8, threshold_units=8)
-    assert model_terms(one, "ecp5-85f")["luts"]["sign"] == 8 * one.compare_bits
+    assert model_terms(one, "ecp5-85f")["luts"]["sign"] == 0
+    assert model_terms(one, "ecp5-85f")["luts"]["compare"] == 8 * one.compare_bits
     # No DSP blocks on the HX8K: 2 multipliers of 20 x 25 bits in logic.
     hx = hardware_params(100, 300, bits=2, lanes=16, threshold_units=2)
     assert hx.multiplier_shape == (20, 24) and hx.threshold_groups == 8
     assert model_terms(hx, "hx8k")["luts"]["mult"] == 2 * 20 * 25
     assert model_terms(hx, "ecp5-85f")["luts"]["mult"] == 0
-    assert model_terms(hx, "hx8k")["luts"]["sign"] == 2 * (hx.compare_bits + 7 * hx.acc_bits)
+    assert model_terms(hx, "hx8k")["luts"]["sign"] == 2 * 7 * hx.acc_bits
+    assert model_terms(hx, "hx8k")["luts"]["compare"] == 2 * hx.compare_bits
     more = hardware_params(100, 300, bits=2, lanes=16, threshold_units=4)
     assert model_terms(more, "hx8k")["ffs"]["pipe"] > model_terms(hx, "hx8k")["ffs"]["pipe"]
+
+
+def test_model_terms_of_a_multiplier_beyond_one_dsp_block():
+    """A threshold unit's multiplier in one SB_MAC16 takes its registers and the adder in
+    (``dspregs``, no ``compare``); with S_K of 16 bits (a signed 17-bit operand) Yosys still
+    uses one SB_MAC16 per unit but leaves the registers and the adder in the fabric (N=256,
+    P=512 on the UP5K, synthesised: 232 flip-flops of the units' results and 807 carries)."""
+    small = device_params("up5k", 100, 300, bits=2)
+    big = device_params("up5k", 256, 512, bits=2)
+    assert small.multiplier_shape == (12, 15) and big.multiplier_shape == (12, 16)
+    assert dsp_blocks(small, "up5k") == dsp_blocks(big, "up5k") == 8
+    for prm, packed in ((small, True), (big, False)):
+        terms = model_terms(prm, "up5k")
+        assert (terms["ffs"]["dspregs"] > 0) == packed
+        assert (terms["luts"]["compare"] == 0) == packed
+
+
+def test_model_terms_count_a_memory_left_in_logic_with_its_read_register():
+    """N=32, P=64, 8 lanes on the UP5K: the threshold memory (4 words of 8 units x 12 bits) is
+    flip-flops, its words and its read register (Yosys: 384 + 96)."""
+    prm = device_params("up5k", 32, 64, bits=2, lanes=8)
+    maps = memory_maps(prm, "up5k")
+    assert (maps["threshold"].kind, maps["threshold"].depth, maps["threshold"].width) \
+        == ("logic", 4, 96)
+    inferred = [mm for mm in maps.values() if mm.kind in ("bram", "lutram")]
+    emulation = sum((2 * mm.width + mm.addr_bits + 2) * mm.copies for mm in inferred)
+    assert model_terms(prm, "up5k")["ffs"]["mem"] == emulation + 4 * 96 + 96
 
 
 # (a, s) -> (SB_MAC16, MULT18X18D): the DSP blocks of a threshold unit's multiplier, r_fx of a
