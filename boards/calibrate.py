@@ -139,6 +139,19 @@ def calibrate(results_doc, previous=None):
     }
 
 
+def _results(path):
+    """The result rows of a ``khop sweep`` results.json; ValueError naming the file if it is
+    not one."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e})") from None
+    rows = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"{path}: not a results.json of 'khop sweep' (no list of results)")
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m khop.boards.calibrate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -147,14 +160,17 @@ def main(argv=None):
                     help="calibration file to write")
     args = ap.parse_args(argv)
     try:
-        doc = {"results": [res for path in args.results
-                           for res in json.loads(Path(path).read_text()).get("results", [])]}
+        doc = {"results": [res for path in args.results for res in _results(path)]}
         previous = None
         if Path(args.output).exists():
             previous = json.loads(Path(args.output).read_text())
         cal = calibrate(doc, previous)
     except (OSError, ValueError) as e:
         print(f"calibrate: error: {e}", file=sys.stderr)
+        return 2
+    except (KeyError, TypeError) as e:      # a row of a results.json that is not a sweep's
+        print(f"calibrate: error: a malformed result row ({type(e).__name__}: {e})",
+              file=sys.stderr)
         return 2
     atomic_write(args.output, to_json(cal, indent=1) + "\n")
     print(f"wrote {args.output} from {len(cal['baseline'])} synthesised configurations")

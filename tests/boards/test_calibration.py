@@ -128,3 +128,18 @@ def test_the_estimate_check_grid_is_not_the_calibration_grid():
     for fitted in (_make_grid("SWEEP_GRID"), _make_grid("THROUGHPUT_GRID")):
         assert not set(check["neurons"]) & set(fitted["neurons"])
         assert not set(check["lanes"]) & set(fitted["lanes"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("not json", "bad.json: not JSON"),
+    ("[1]", "bad.json: not a results.json of 'khop sweep'"),
+    ('{"results": [{"synth": {"luts": 1}}]}', "a malformed result row (KeyError: 'config')"),
+])
+def test_calibrate_refuses_a_file_that_is_not_a_sweeps_results(tmp_path, capsys, text, message):
+    """One error naming the problem, exit status 2, no calibration written."""
+    (tmp_path / "bad.json").write_text(text)
+    out = tmp_path / "cal.json"
+    assert calibrate_main([str(tmp_path / "bad.json"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("calibrate: error: ") and message in err and "Traceback" not in err
+    assert not out.exists()
