@@ -21,6 +21,7 @@ from khop.hw.params import AccelParams
 from khop.model.errors import KhopError
 from khop.outputs import atomic_directory, to_json, write_files
 
+from .estimate import block_shortages
 from .estimate import estimate as logic_estimate
 from .targets import get_board, get_device
 
@@ -70,15 +71,7 @@ def estimate(board_name, params: AccelParams):
     if model.logic > dev.luts * (1 + tolerance):
         short.append(f"{model.logic_name}: about {model.logic} needed (khop estimate, "
                      f"+-{tolerance:.0%}), {dev.luts} available")
-    if bram > dev.bram:
-        short.append(f"block RAM: {bram} {dev.bram_cell} needed, {dev.bram} available "
-                     f"({bram - dev.bram} short)")
-    if spram > dev.spram:
-        short.append(f"SPRAM: {spram} needed, {dev.spram} available "
-                     f"({spram - dev.spram} short)")
-    if dsp > dev.dsp:
-        short.append(f"DSP blocks: {dsp} {dev.dsp_cell} needed for {params.threshold_units} "
-                     f"threshold units, {dev.dsp} available ({dsp - dev.dsp} short)")
+    short += block_shortages(params, dev, bram, spram, dsp)
     if ffs > dev.ffs:
         short.append(f"flip-flops: the accumulators alone need {ffs}, {dev.ffs} "
                      f"available ({ffs - dev.ffs} short)")

@@ -38,7 +38,7 @@ from .spram import spram_blocks
 from .targets import device_target, get_device
 
 __all__ = ["LINK_MEMORIES", "synth_luts", "MemoryMap", "map_memory", "memory_maps",
-           "memory_counts", "multiplier_dsp_blocks", "dsp_blocks", "model_terms",
+           "block_shortages", "memory_counts", "multiplier_dsp_blocks", "dsp_blocks", "model_terms",
            "CALIBRATION_PATH", "load_calibration", "Estimate", "estimate"]
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
@@ -483,6 +483,25 @@ def memory_counts(maps):
             for kind in ("bram", "spram", "lutram")}
 
 
+def _shortage(what, needed, available):
+    """``"what: N needed, M available (K short)"``, or ``None`` when it fits."""
+    if needed > available:
+        return f"{what}: {needed} needed, {available} available ({needed - available} short)"
+    return None
+
+
+def block_shortages(params: AccelParams, device, bram, spram, dsp):
+    """The messages of the memory and DSP blocks (``bram``, ``spram``, ``dsp`` of ``params``,
+    counted exactly) that ``device`` does not have: what :func:`estimate` and ``khop build``'s
+    check before synthesis say."""
+    dev = get_device(device)
+    short = [_shortage(f"block RAM ({dev.bram_cell})", bram, dev.bram),
+             _shortage("SPRAM", spram, dev.spram),
+             _shortage(f"DSP blocks ({dev.dsp_cell}, {dsp // params.threshold_units} per "
+                       f"threshold unit, {params.threshold_units} units)", dsp, dev.dsp)]
+    return [text for text in short if text]
+
+
 def estimate(params: AccelParams, device, *, clock_mhz=None, steps=2.0, calibration=None):
     """The :class:`Estimate` of ``params`` on ``device`` (a name or a
     :class:`~boards.targets.Device`); ``clock_mhz`` ``None``: the device's target clock."""
@@ -514,20 +533,11 @@ def estimate(params: AccelParams, device, *, clock_mhz=None, steps=2.0, calibrat
     else:
         logic = figures["luts"] + 4 * count["lutram"]
         logic_name = "LUT4s"
-    short = []
-
-    def check(what, needed, available):
-        if needed > available:
-            short.append(f"{what}: {needed} needed, {available} available "
-                         f"({needed - available} short)")
-
     dsp = dsp_blocks(params, dev)
-    check(f"block RAM ({dev.bram_cell})", count["bram"], dev.bram)
-    check("SPRAM", count["spram"], dev.spram)
-    check(f"DSP blocks ({dev.dsp_cell}, {dsp // params.threshold_units} per threshold unit, "
-          f"{params.threshold_units} units)", dsp, dev.dsp)
-    check(logic_name, logic, dev.luts)
-    check("flip-flops", figures["ffs"], dev.ffs)
+    short = block_shortages(params, dev, count["bram"], count["spram"], dsp)
+    short += [_shortage(logic_name, logic, dev.luts), _shortage("flip-flops", figures["ffs"],
+                                                                 dev.ffs)]
+    short = [text for text in short if text]
     cycles = params.cycles_per_step
     return Estimate(
         device=dev.name, part=dev.part, family=dev.family, params=params.as_dict(),

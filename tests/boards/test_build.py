@@ -49,8 +49,8 @@ def test_estimate_ridge_on_icebreaker_puts_weights_in_spram():
     # threshold units.
     assert (est["bram"], est["spram"]) == (22, 2)
     assert (est["dsp"], est["dsp_available"]) == (16, 8)
-    assert ("DSP blocks: 16 SB_MAC16 needed for 4 threshold units, 8 available (8 short)"
-            in est["short"])
+    assert ("DSP blocks (SB_MAC16, 4 per threshold unit, 4 units): 16 needed, 8 available "
+            "(8 short)" in est["short"])
     assert not [s for s in est["short"] if s.startswith(("block RAM", "SPRAM"))]
     assert est["accumulator_ffs"] == 16 * 25      # one query: the lanes' accumulators
 
@@ -92,8 +92,8 @@ def test_build_refuses_threshold_units_beyond_the_dsp_blocks(tmp_path):
     nine = board_params("icebreaker", 100, 300, bits=2, threshold_units=9, batch=1)
     est = estimate("icebreaker", nine)
     assert (est["dsp"], est["dsp_available"]) == (9, 8)
-    with pytest.raises(BuildError, match=r"DSP blocks: 9 SB_MAC16 needed for 9 threshold "
-                                         r"units, 8 available \(1 short\)"):
+    with pytest.raises(BuildError, match=r"DSP blocks \(SB_MAC16, 1 per threshold unit, 9 "
+                                         r"units\): 9 needed, 8 available \(1 short\)"):
         build_board("icebreaker", nine, tmp_path / "b", run=False)
     assert not (tmp_path / "b").exists()
 
