@@ -67,8 +67,8 @@ def estimate(board_name, params: AccelParams):
     where = {name: mm["where"] for name, mm in model.memories.items()}
     ffs = params.accumulator_bits
     short = []
-    tolerance = model.calibration["tolerance"].get("luts", 0.0)
-    if model.logic > dev.luts * (1 + tolerance):
+    if model.logic_over_tolerance:
+        tolerance = model.calibration["tolerance"]["luts"]
         short.append(f"{model.logic_name}: about {model.logic} needed (khop estimate, "
                      f"+-{tolerance:.0%}), {dev.luts} available")
     short += block_shortages(params, dev, bram, spram, dsp)

@@ -25,7 +25,7 @@ from .estimate import CALIBRATION_PATH, model_terms, synth_luts
 from .sweep import EXTRA_OPTIONS, SweepConfig
 from .targets import get_device
 
-__all__ = ["fit_family", "calibrate", "main", "TOLERANCE"]
+__all__ = ["fit_family", "calibrate", "main", "TOLERANCE", "PRIOR"]
 
 #: Relative tolerance of each figure of the estimate against synthesis (memory and DSP blocks:
 #: exact).
@@ -35,9 +35,20 @@ TOLERANCE = {"luts": 0.15, "ffs": 0.15, "carries": 0.20, "bram": 0, "spram": 0, 
 _KEYS = ("luts", "carries", "ffs")
 
 
-def _fit(names, x, y):
-    """Nonnegative (but for ``const``) weighted least squares; ``{name: coefficient}``."""
-    active = list(range(len(names)))
+#: By figure, the coefficient of a term that no fitted configuration has (its column all zeros,
+#: so the data cannot set it): its physical value. ``slices``, the adders that sum the products
+#: of a multiplier split into several DSP blocks, is one LUT4 site per bit (an adder bit of a
+#: carry chain); of the sweeps' devices none splits the threshold units' multipliers (the
+#: ECP5-25F's 16-bit kernels do: 4 MULT18X18D per unit).
+PRIOR = {"luts": {"slices": 1.0}}
+
+
+def _fit(names, x, y, prior=None):
+    """Nonnegative (but for ``const``) weighted least squares; ``{name: coefficient}``; a term
+    that is 0 in every row keeps its ``prior`` coefficient (else 0)."""
+    prior = prior or {}
+    unseen = {names[i] for i in range(len(names)) if not np.any(x[:, i])}
+    active = [i for i in range(len(names)) if names[i] not in unseen]
     w = 1.0 / np.maximum(y, 1.0)
     while True:
         a = x[:, active] * w[:, None]
@@ -48,7 +59,7 @@ def _fit(names, x, y):
             break
         worst = min(negative, key=lambda i: coef[active.index(i)])
         active.remove(worst)
-    out = dict.fromkeys(names, 0.0)
+    out = {name: prior.get(name, 0.0) if name in unseen else 0.0 for name in names}
     for i, c in zip(active, coef, strict=True):
         out[names[i]] = float(c)
     return out
@@ -65,7 +76,7 @@ def fit_family(points):
         x = np.array([[t[key][n] for n in names] for t in terms], dtype=np.float64)
         y = np.array([synth_luts(p["synth"], get_device(p["config"]["device"]).family)
                       if key == "luts" else p["synth"][key] for p in points], dtype=np.float64)
-        coef = _fit(names, x, y)
+        coef = _fit(names, x, y, PRIOR.get(key))
         pred = x @ np.array([coef[n] for n in names])
         rel = np.abs(np.round(pred) - y) / np.maximum(y, 1.0)
         models[key] = {"coefficients": {n: round(c, 6) for n, c in coef.items()},

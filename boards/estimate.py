@@ -72,7 +72,9 @@ _RAM_LIBRARY = {
         _RamType("SB_RAM40_4K", "bram", 11, (2, 4, 8, 16), 64, 1, (3, 3), 7),   # HAS_BE 1
     ),
     "ecp5": (
-        _RamType("TRELLIS_DPR16X4", "lutram", 4, (4,), 4, 0, (0, 0), 1),
+        # emu 2: the read-first emulation and the output register of its asynchronous read (a
+        # 96 x 16 memory, 24 of them at 1 less than a DP16KD otherwise, goes to a DP16KD)
+        _RamType("TRELLIS_DPR16X4", "lutram", 4, (4,), 4, 0, (0, 0), 2),
         _RamType("DP16KD", "bram", 14, (1, 2, 4, 9, 18), 128, 9, (0, 4), 7),
         _RamType("DP16KD", "bram", 14, (1, 2, 4, 9, 18, 36), 128, 9, (5, 5), 7),  # PDPW16KD
     ),
@@ -257,7 +259,9 @@ def model_terms(params: AccelParams, device):
     (units x :attr:`~khop.hw.params.AccelParams.compare_bits`) where its adder is logic: always
     on the ECP5 (a MULT18X18D has no adder), on the iCE40 when the multiplier does not fit one
     SB_MAC16 (which holds the adder too); ``mult`` the units' multipliers where they are not
-    DSP blocks (units x the multiplier's bits, :func:`dsp_blocks`);
+    DSP blocks (units x the multiplier's bits, :func:`dsp_blocks`); ``slices`` the adders
+    summing the products of a multiplier split into several DSP blocks (units x (blocks per
+    unit - 1) x product bits);
     ``lanes`` (per-lane control: tie rule, state bit); ``pop`` the distance units (batch x
     popcount width: XOR and popcount tree); ``state`` the slots' states (batch x n: the state
     registers and the link's query and result words); ``statemux`` the choice among the slots'
@@ -301,7 +305,8 @@ def model_terms(params: AccelParams, device):
     mult_a, mult_b = prm.multiplier_shape
     # The units' registers a DSP block may take in (its threshold, -S_K and multiply-add).
     unit_regs = units * (mult_a + prm.compare_bits) + mult_b + 1
-    in_dsp = dsp_blocks(prm, device) > 0
+    blocks_per_unit = multiplier_dsp_blocks(mult_a, mult_b, device)
+    in_dsp = blocks_per_unit > 0
     # A multiplier in one DSP block (both operands as wide as its ports at most) takes the
     # registers around it in; one split into slices leaves them in the fabric.
     dev = get_device(device)
@@ -320,6 +325,7 @@ def model_terms(params: AccelParams, device):
         "sign": units * (tgroups - 1) * prm.acc_bits,
         "compare": 0 if adder_in_dsp else units * prm.compare_bits,
         "mult": 0 if in_dsp else units * mult_a * (mult_b + 1),
+        "slices": units * (blocks_per_unit - 1) * (mult_a + mult_b) if in_dsp else 0,
         "lanes": prm.lanes,
         "pop": batch * prm.popcount_width,
         "state": batch * prm.n,
@@ -432,7 +438,21 @@ class Estimate:
     calibration: dict
 
     def as_dict(self):
-        return asdict(self)
+        return {**asdict(self), "borderline": self.borderline}
+
+    @property
+    def logic_over_tolerance(self):
+        """Whether the logic estimate exceeds the device by more than the model's LUT tolerance
+        (``khop build`` refuses such a design before synthesis)."""
+        return self.logic > self.logic_available * (1 + self.calibration["tolerance"].get(
+            "luts", 0.0))
+
+    @property
+    def borderline(self):
+        """Short of nothing but logic, and that within the model's tolerance: the design may
+        fit (place and route decides; ``khop build`` tries it)."""
+        return (not self.fits and len(self.short) == 1 and self.logic > self.logic_available
+                and not self.logic_over_tolerance)
 
     def format(self):
         """The text ``khop estimate`` prints."""
@@ -472,6 +492,10 @@ class Estimate:
                      f"with {self.steps:g} steps per query")
         if self.fits:
             lines.append(f"  fits the {self.part}")
+        elif self.borderline:
+            lines.append(f"  may not fit the {self.part}: {self.short[0]}, within the model's "
+                         f"+-{100 * tol['luts']:.0f} % (khop build tries it: place and route "
+                         "decides)")
         else:
             lines.append(f"  does NOT fit the {self.part}: " + "; ".join(self.short))
         return "\n".join(lines)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from khop.boards.calibrate import calibrate, fit_family
+from khop.boards.calibrate import PRIOR, calibrate, fit_family
 from khop.boards.calibrate import main as calibrate_main
 from khop.boards.estimate import estimate, load_calibration, model_terms, synth_luts
 from khop.boards.sweep import SweepConfig, run_config
@@ -16,7 +16,7 @@ CONFIGS = [SweepConfig(dev, n, 2, k, lanes, batch=batch) for dev in ("hx8k", "ec
            for n in (32, 64, 100) for k in (1, 2, 3) for lanes in (8, 16) for batch in (1, 3)]
 
 TRUE = {"luts": {"const": 900.0, "acc": 1.6, "select": 1.1, "mac": 1.5, "sign": 1.2,
-                 "compare": 1.0, "mult": 0.8, "lanes": 9.0,
+                 "compare": 1.0, "mult": 0.8, "slices": 1.0, "lanes": 9.0,
                  "pop": 1.0, "state": 3.0, "statemux": 0.6,
                  "slots": 0.9, "copies": 1.3, "summux": 0.7, "mem": 2.0,
                  "macbank": 0.4},
@@ -41,6 +41,14 @@ def test_fit_recovers_the_coefficients_of_exact_data():
     for key in ("luts", "ffs"):
         assert fam["models"][key]["max_error_pct"] < 0.5
     assert fam["models"]["ffs"]["coefficients"]["ring"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_term_no_configuration_has_keeps_its_physical_coefficient():
+    """No HX8K configuration splits a multiplier over DSP blocks (it has none): the ``slices``
+    column is all zeros, so its LUT coefficient is the prior, one LUT4 site per adder bit."""
+    fam = fit_family([_point(c) for c in CONFIGS if c.device == "hx8k"])
+    assert fam["models"]["luts"]["coefficients"]["slices"] == PRIOR["luts"]["slices"] == 1.0
+    assert fam["models"]["carries"]["coefficients"]["slices"] == 0.0
 
 
 def test_a_term_fitted_negative_is_dropped():

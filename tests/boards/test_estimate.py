@@ -2,6 +2,7 @@
 and ``khop estimate``."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -65,6 +66,7 @@ YOSYS_MAPPINGS = [
     ("ecp5", 80, 16, "lutram", 20),      # former threshold memories: N=64, 8 lanes
     ("ecp5", 40, 64, "lutram", 48),      # N=100, 32 lanes
     ("ecp5", 130, 16, "bram", 1),        # N=100, 8 lanes
+    ("ecp5", 96, 16, "bram", 1),         # ECP5-25F kernel buffer, P=96: 24 DPR16X4 cost 1 more
     ("ecp5", 80, 64, "bram", 2),         # N=256, 32 lanes
 ]
 
@@ -216,6 +218,13 @@ def test_model_terms_of_a_multiplier_beyond_one_dsp_block():
         terms = model_terms(prm, "up5k")
         assert (terms["ffs"]["dspregs"] > 0) == packed
         assert (terms["luts"]["compare"] == 0) == packed
+        assert terms["luts"]["slices"] == 0
+    # The ECP5-25F's 16-bit kernels: 20 x 24 bits in 4 MULT18X18D per unit, whose products
+    # three adders of 44 bits sum in the fabric, for each of the 4 units.
+    wide = device_params("ecp5-25f", 100, 300, bits=2)
+    assert (wide.multiplier_shape, wide.threshold_units) == ((20, 24), 4)
+    assert dsp_blocks(wide, "ecp5-25f") == 16
+    assert model_terms(wide, "ecp5-25f")["luts"]["slices"] == 4 * 3 * 44
 
 
 def test_model_terms_count_a_memory_left_in_logic_with_its_read_register():
@@ -296,6 +305,35 @@ def test_estimate_checks_the_dsp_blocks():
     # No DSP blocks, no line and no check: the multipliers are logic.
     hx = estimate(device_params("hx8k", 64, 128, bits=2), "hx8k", calibration=_calibration())
     assert (hx.dsp, hx.dsp_available) == (0, 0) and "DSP" not in hx.format()
+
+
+def test_a_design_short_only_of_logic_within_the_tolerance_may_fit(capsys):
+    """The verdict follows khop build's check before synthesis: short of nothing but logic, by
+    less than the model's LUT tolerance, a design may fit (exit status 0, "may not fit"); beyond
+    it, or short of blocks, it does not (exit status 1)."""
+    base = estimate(device_params("up5k", 100, 300, bits=2, lanes=20, batch=2), "up5k")
+    tol = base.calibration["tolerance"]["luts"]
+    for logic, verdict in ((base.logic_available, "fits"),
+                           (base.logic_available + 1, "may not fit"),
+                           (int(base.logic_available * (1 + tol)), "may not fit"),
+                           (int(base.logic_available * (1 + tol)) + 1, "does NOT fit")):
+        est = replace(base, logic=logic, fits=logic <= base.logic_available,
+                      short=[] if logic <= base.logic_available else [f"logic cells: {logic}"])
+        assert est.format().splitlines()[-1].strip().startswith(verdict), logic
+        assert est.borderline == (verdict == "may not fit")
+        assert est.as_dict()["borderline"] == est.borderline
+    # Short of DSP blocks as well: does not fit, whatever the logic.
+    nine = estimate(device_params("up5k", 100, 300, bits=2, threshold_units=9), "up5k")
+    assert not nine.borderline
+    for args, status in ((["-N", "100", "-P", "300", "--lanes", "25", "--batch", "2"], None),
+                         (["-N", "100", "-P", "300", "--lanes", "20", "--batch", "4"], 1)):
+        est = estimate(device_params("up5k", 100, 300, bits=2, lanes=int(args[5]),
+                                     batch=int(args[7])), "up5k")
+        code = main(["estimate", "--device", "up5k", *args])
+        out = capsys.readouterr().out
+        assert code == (0 if est.fits or est.borderline else 1)
+        if status is not None:
+            assert code == status and "does NOT fit" in out
 
 
 def test_committed_calibration_covers_both_families():
