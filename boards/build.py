@@ -68,9 +68,8 @@ def estimate(board_name, params: AccelParams):
     ffs = params.accumulator_bits
     short = []
     if model.logic_over_tolerance:
-        tolerance = model.calibration["tolerance"]["luts"]
         short.append(f"{model.logic_name}: about {model.logic} needed (khop estimate, "
-                     f"+-{tolerance:.0%}), {dev.luts} available")
+                     f"+-{model.logic_tolerance:.0%}), {dev.luts} available")
     short += block_shortages(params, dev, bram, spram, dsp)
     if ffs > dev.ffs:
         short.append(f"flip-flops: the accumulators alone need {ffs}, {dev.ffs} "

@@ -441,11 +441,15 @@ class Estimate:
         return {**asdict(self), "borderline": self.borderline}
 
     @property
+    def logic_tolerance(self):
+        """The model's relative LUT tolerance (0 without one)."""
+        return self.calibration["tolerance"].get("luts", 0.0)
+
+    @property
     def logic_over_tolerance(self):
         """Whether the logic estimate exceeds the device by more than the model's LUT tolerance
         (``khop build`` refuses such a design before synthesis)."""
-        return self.logic > self.logic_available * (1 + self.calibration["tolerance"].get(
-            "luts", 0.0))
+        return self.logic > self.logic_available * (1 + self.logic_tolerance)
 
     @property
     def borderline(self):
@@ -494,8 +498,8 @@ class Estimate:
             lines.append(f"  fits the {self.part}")
         elif self.borderline:
             lines.append(f"  may not fit the {self.part}: {self.short[0]}, within the model's "
-                         f"+-{100 * tol['luts']:.0f} % (khop build tries it: place and route "
-                         "decides)")
+                         f"+-{100 * self.logic_tolerance:.0f} % (khop build tries it: place and "
+                         "route decides)")
         else:
             lines.append(f"  does NOT fit the {self.part}: " + "; ".join(self.short))
         return "\n".join(lines)
