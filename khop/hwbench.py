@@ -18,7 +18,8 @@ ridge network, N=100, P=300, trained as ``khop train`` does):
    clock);
 5. retrievals/s at the clock met: the ``queries`` noisy queries offered back to back, their
    results taken at once, timed by :func:`khop.hw.timing.back_to_back` from their steps (the
-   model the cosimulated stream equals to the edge);
+   model the cosimulated stream equals to the edge), and what that stream gets of the slots'
+   capacity (:func:`slot_use`);
 
 next to the float model's retrievals/s in NumPy on the same queries (one batch, best of three,
 one BLAS thread: :func:`khop.bench.numpy_retrievals`), its recall on them, and the ratio.
@@ -39,7 +40,7 @@ from khop.model.metrics import noisy_queries, recall_stats, summarize_recall
 from .bench import blas_threads, numpy_retrievals
 
 __all__ = ["HardwareFigure", "build_directory", "bench_board", "run_hardware_bench",
-           "format_hardware_figures"]
+           "format_hardware_figures", "slot_use"]
 
 #: The ridge network of the paper and of ``khop demo``.
 RIDGE = {"n": 100, "p": 300, "gamma": 0.02, "seed": 42}
@@ -74,6 +75,7 @@ class HardwareFigure:
     exact_recall: float              # the integer model's final state is the stored pattern
     recall_accuracy: float           # bit-wise: final bits equal to the stored pattern's
     retrievals_per_s: float | None   # at the clock met
+    slot_use: float                  # the stream's rate over the slots' capacity (slot_use)
     numpy_retrievals_per_s: float
     ratio: float | None              # hardware over NumPy
 
@@ -93,6 +95,17 @@ def build_directory(out, target, params):
            "versions": tool_versions(), "placement_seeds": PLACEMENT_SEEDS}
     key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:10]
     return Path(out) / f"{target.name}-{key}"
+
+
+def slot_use(params, timing, steps):
+    """What a back-to-back stream (``timing``, a :class:`~khop.hw.timing.StreamTiming` of
+    queries taking ``steps`` steps) gets of the slots' capacity: its retrievals per cycle over
+    ``batch / (cycles_per_step * mean steps)``, the rate with every slot running a query in
+    every step. The rest is lost to results leaving in query order (a slot whose query is done
+    waits for the results before it to be taken before it takes the next query), to the join
+    windows and to the handshakes."""
+    capacity = params.batch / (params.cycles_per_step * float(np.mean(steps)))
+    return timing.retrievals_per_second(1.0) / capacity
 
 
 def _built_fmax(target, params, out, build, report):
@@ -155,7 +168,7 @@ def bench_board(target, net, queries, stored, numpy_rate, *, cosim_queries=50, n
         cosim_mismatches=cos.mismatches + cos.cycle_mismatches, queries=len(queries),
         noise=noise, mean_steps=mean_steps, exact_recall=recall.exact_recall,
         recall_accuracy=recall.recall_accuracy, retrievals_per_s=rate,
-        numpy_retrievals_per_s=numpy_rate,
+        slot_use=slot_use(params, timing, model.steps), numpy_retrievals_per_s=numpy_rate,
         ratio=None if rate is None else rate / numpy_rate)
 
 
@@ -201,7 +214,7 @@ def format_hardware_figures(figures, numpy):
              "",
              (f"{'board':<11} {'lanes':>5} {'B':>2} {'clock':>7} {'Fmax':>7} {'cyc/step':>9} "
              f"{'model':>6} {'bound':>6} {'stream':>13} {'differ':>6} {'steps':>5} "
-             f"{'exact':>7} {'bits':>7} {'retr/s':>9} {'NumPy':>9} {'ratio':>6}")]
+             f"{'exact':>7} {'bits':>7} {'slots':>7} {'retr/s':>9} {'NumPy':>9} {'ratio':>6}")]
     for f in figures:
         stream = f"{_num(f.stream_cycles_measured)}/{_num(f.stream_cycles_model)}"
         lines.append(
@@ -209,7 +222,7 @@ def format_hardware_figures(figures, numpy):
             f"{_num(f.fmax_mhz, '{:.2f}'):>7} {_num(f.cycles_per_step_measured, '{:.0f}'):>9} "
             f"{f.cycles_per_step_model:>6} {f.bound_cycles_per_step:>6} {stream:>13} "
             f"{f.cosim_mismatches:>6} {f.mean_steps:>5.2f} {_pct(f.exact_recall):>7} "
-            f"{_pct(f.recall_accuracy):>7} {_num(f.retrievals_per_s):>9} "
+            f"{_pct(f.recall_accuracy):>7} {_pct(f.slot_use):>7} {_num(f.retrievals_per_s):>9} "
             f"{_num(f.numpy_retrievals_per_s):>9} {_num(f.ratio, '{:.2f}x'):>6}")
         if not f.build.startswith("ok"):
             lines.append(f"  {f.board}: {f.build}")
@@ -221,6 +234,8 @@ def format_hardware_figures(figures, numpy):
         f"{first.stream_queries if first else 0} queries, measured/model; differ = results "
         "or latencies not equal to the models; steps, exact (the whole stored pattern "
         "returned) and bits (bit-wise) recall: the integer model the hardware equals, on the "
-        "same queries as NumPy; retr/s: the queries back to back (khop.hw.timing) at the board "
-        "clock when nextpnr meets it")
+        "same queries as NumPy; slots: what those queries back to back get of the slots' "
+        "capacity (B queries per cyc/step x steps; the rest waits for earlier results to leave "
+        "in order, and for the join windows); retr/s: that stream (khop.hw.timing) at the "
+        "board clock when nextpnr meets it")
     return "\n".join(lines)

@@ -47,10 +47,15 @@ def test_figures_follow_the_cycle_model_and_the_cached_build(small_net, tmp_path
     if params.batch == 1:
         assert f.retrievals_per_s == pytest.approx(
             ice.clock_hz / params.query_interval(f.mean_steps), rel=1e-3)
+    # The slots' capacity: batch queries per cycles_per_step x mean steps, never exceeded.
+    capacity = params.batch * ice.clock_hz / (params.cycles_per_step * f.mean_steps)
+    assert f.slot_use == pytest.approx(f.retrievals_per_s / capacity)
+    assert 0.5 < f.slot_use <= 1
     assert f.ratio == pytest.approx(f.retrievals_per_s / numpy["retrievals_per_s"])
     assert "BLAS thread" in numpy["threads"] and f.build == "not built"
     text = format_hardware_figures(figures, numpy)
     assert "icebreaker" in text and f"{f.retrievals_per_s:,.0f}" in text
+    assert f"{100 * f.slot_use:.1f} %" in text
 
     # Recall on the same queries: the integer model's (the hardware's) and the float model's,
     # the whole pattern and bit-wise, counted here from the final states.
