@@ -160,7 +160,29 @@ def _results(path):
     rows = doc.get("results") if isinstance(doc, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ValueError(f"{path}: not a results.json of 'khop sweep' (no list of results)")
+    for i, res in enumerate(rows):
+        _check_row(f"{path}: result {i}", res)
     return rows
+
+
+def _check_row(where, res):
+    """ValueError starting with ``where`` if a synthesised row lacks what the fit reads: a
+    sweep's configuration (one the design elaborates for), the synthesis' LUTs, carries and
+    flip-flops as integers, and its parameters and place-and-route result as objects if any."""
+    if not res.get("synth"):
+        return                                  # not synthesised: not fitted
+    cfg, synth = res.get("config"), res["synth"]
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{where}: no configuration")
+    try:
+        SweepConfig(**cfg).params()
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: not a configuration of 'khop sweep' ({e})") from None
+    if not isinstance(synth, dict) or not all(type(synth.get(k)) is int for k in _KEYS):
+        raise ValueError(f"{where}: its synthesis has no integer {', '.join(_KEYS)}")
+    for name in ("params", "pnr"):
+        if res.get(name) is not None and not isinstance(res[name], dict):
+            raise ValueError(f"{where}: its {name} is not an object")
 
 
 def main(argv=None):
@@ -178,10 +200,6 @@ def main(argv=None):
         cal = calibrate(doc, previous)
     except (OSError, ValueError) as e:
         print(f"calibrate: error: {e}", file=sys.stderr)
-        return 2
-    except (KeyError, TypeError) as e:      # a row of a results.json that is not a sweep's
-        print(f"calibrate: error: a malformed result row ({type(e).__name__}: {e})",
-              file=sys.stderr)
         return 2
     atomic_write(args.output, to_json(cal, indent=1) + "\n")
     print(f"wrote {args.output} from {len(cal['baseline'])} synthesised configurations")

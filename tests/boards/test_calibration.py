@@ -137,10 +137,28 @@ def test_the_estimate_check_grid_is_not_the_calibration_grid():
         assert not set(check["lanes"]) & set(fitted["lanes"])
 
 
+_CFG = {"device": "up5k", "n": 16, "load": 2, "bits": 2, "lanes": 4}
+_SYNTH = {"luts": 1, "carries": 2, "ffs": 3}
+
+
+def _rows(*rows):
+    return json.dumps({"results": list(rows)})
+
+
 @pytest.mark.parametrize("text, message", [
     ("not json", "bad.json: not JSON"),
     ("[1]", "bad.json: not a results.json of 'khop sweep'"),
-    ('{"results": [{"synth": {"luts": 1}}]}', "a malformed result row (KeyError: 'config')"),
+    (_rows({"synth": _SYNTH}), "bad.json: result 0: no configuration"),
+    (_rows({}, {"synth": _SYNTH, "config": {"device": "up5k", "n": 16}}),
+     "bad.json: result 1: not a configuration of 'khop sweep' (SweepConfig.__init__() missing"),
+    (_rows({"synth": _SYNTH, "config": {**_CFG, "device": "de10"}}),
+     "result 0: not a configuration of 'khop sweep' (unknown device 'de10'"),
+    (_rows({"synth": _SYNTH, "config": {**_CFG, "n": 1}}),
+     "result 0: not a configuration of 'khop sweep' (n must be"),
+    (_rows({"synth": {"luts": 1, "carries": 2}, "config": _CFG}),
+     "result 0: its synthesis has no integer luts, carries, ffs"),
+    (_rows({"synth": _SYNTH, "params": [], "config": _CFG}),
+     "result 0: its params is not an object"),
 ])
 def test_calibrate_refuses_a_file_that_is_not_a_sweeps_results(tmp_path, capsys, text, message):
     """One error naming the problem, exit status 2, no calibration written."""
