@@ -562,10 +562,10 @@ def estimate(params: AccelParams, device, *, clock_mhz=None, steps=2.0, calibrat
         logic = figures["luts"] + 4 * count["lutram"]
         logic_name = "LUT4s"
     dsp = dsp_blocks(params, dev)
-    short = block_shortages(params, dev, count["bram"], count["spram"], dsp)
-    short += [_shortage(logic_name, logic, dev.luts), _shortage("flip-flops", figures["ffs"],
-                                                                 dev.ffs)]
-    short = [text for text in short if text]
+    others = (_shortage(logic_name, logic, dev.luts),
+              _shortage("flip-flops", figures["ffs"], dev.ffs))
+    short = (block_shortages(params, dev, count["bram"], count["spram"], dsp)
+             + [text for text in others if text])
     cycles = params.cycles_per_step
     return Estimate(
         device=dev.name, part=dev.part, family=dev.family, params=params.as_dict(),
