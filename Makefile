@@ -74,7 +74,7 @@ sweep-pnr: $(STAMP)
 # rate at each device's clock with the ridge network's mean steps, as 'make bench-hardware'
 # prints them), its plot into docs/figures; the points also enter 'make calibrate'.
 THROUGHPUT_GRID := --device up5k,ecp5-85f --neurons 100 --load 3 --bits 2 \
-	--lanes 8,16,20,32,50,100 --batch 1,2,4 --steps 4.14
+	--lanes 8,16,20,32,50,100 --batch 1,2,4 --steps 2.05
 throughput-area: $(STAMP)
 	$(BIN)/khop sweep $(THROUGHPUT_GRID) --jobs $(JOBS) --out build/throughput
 	@mkdir -p docs/figures

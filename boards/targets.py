@@ -129,14 +129,16 @@ class Target:
     def geometry(self):
         """The default geometry and arithmetic in words (help texts, the boards' README)."""
         d = self.defaults
-        return (f"{d.lanes} lanes, batch {d.batch}, kernel_bits {d.kernel_bits}, "
+        kernel = ("kernel_bits without crosstalk" if d.kernel_bits is None
+                  else f"kernel_bits {d.kernel_bits}")
+        return (f"{d.lanes} lanes, batch {d.batch}, {kernel}, "
                 f"threshold_frac_bits {d.threshold_frac_bits}, {d.threshold_units} threshold "
                 f"units")
 
     def params(self, n, p, **options):
         """The :class:`~khop.hw.params.AccelParams` of an n x p network on this target
         (``options``: :data:`khop.hw.params.HARDWARE_OPTIONS`, ``None`` = this target's
-        default)."""
+        default, and the network's ``gamma``: :func:`~khop.hw.params.hardware_params`)."""
         return hardware_params(n, p, defaults=self.defaults, **options)
 
     def top(self, params, clock_hz=None, baudrate=None):
@@ -156,11 +158,11 @@ class Target:
 # see README), and its board.
 TARGETS = {t.name: t for t in (
     Target("icebreaker", DEVICES["up5k"], 33.75e6,
-           HardwareDefaults(lanes=20, kernel_bits=7, threshold_frac_bits=8,
+           HardwareDefaults(lanes=20, kernel_bits=None, threshold_frac_bits=8,
                             threshold_units=8, batch=2),
            Board("iCEBreaker, iCE40 UP5K-SG48", ICEBreakerTop, ICEBreakerPlatform)),
     Target("ulx3s-85f", DEVICES["ecp5-85f"], 65e6,
-           HardwareDefaults(lanes=100, kernel_bits=7, threshold_frac_bits=8,
+           HardwareDefaults(lanes=100, kernel_bits=None, threshold_frac_bits=8,
                             threshold_units=50, batch=8),
            Board("ULX3S, ECP5 LFE5U-85F-6BG381", ULX3STop, ULX3S85FPlatform)),
     Target("hx8k", DEVICES["hx8k"], 30e6,

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from khop.model.errors import ParameterError
-from khop.model.fixed import FixedConfig, integer_network
+from khop.model.fixed import FixedConfig, integer_network, sharp_kernel_bits
+from khop.model.klr import TrainConfig
 
 __all__ = ["AccelParams", "HardwareDefaults", "GENERIC_DEFAULTS", "HARDWARE_OPTIONS",
            "STEP_CYCLE_TERMS", "QUERY_HANDSHAKE_CYCLES", "MAX_BATCH", "step_cycle_formula",
@@ -393,11 +394,13 @@ class HardwareDefaults:
 
     ``threshold_units`` is the sign update's threshold multipliers (:class:`AccelParams`),
     capped at ``lanes``; ``batch`` the queries in flight; ``kernel_bits`` and
-    ``threshold_frac_bits`` the arithmetic's widths (:class:`FixedConfig`).
+    ``threshold_frac_bits`` the arithmetic's widths (:class:`FixedConfig`); ``kernel_bits``
+    ``None`` means the widest lookup table without crosstalk for the network's N, P and gamma
+    (:func:`khop.model.fixed.sharp_kernel_bits`).
     """
 
     lanes: int = 16
-    kernel_bits: int = FixedConfig.kernel_bits
+    kernel_bits: int | None = FixedConfig.kernel_bits
     threshold_frac_bits: int = FixedConfig.threshold_frac_bits
     threshold_units: int = 4
     batch: int = 1
@@ -414,22 +417,29 @@ HARDWARE_OPTIONS = ("bits", "lanes", "batch", "popcount_width", "kernel_bits",
 
 def hardware_params(n, p, *, bits=None, lanes=None, batch=None, popcount_width=None,
                     kernel_bits=None, threshold_frac_bits=None, max_steps=None, center=None,
-                    quantizer=None, threshold_units=None, defaults=GENERIC_DEFAULTS):
+                    quantizer=None, threshold_units=None, gamma=None, defaults=GENERIC_DEFAULTS):
     """The :class:`AccelParams` for an n x p network and the user's hardware options.
 
     Unset options (``None``) take ``defaults`` (a target's :class:`HardwareDefaults`), then the
     defaults of :class:`FixedConfig`; ``lanes`` is capped at ``n``, ``threshold_units`` at
     ``lanes``. ``threshold_units`` is not a command-line option: the target's preference
-    unless given. A bad value raises one
+    unless given. ``gamma`` is the network's kernel width, for a target whose kernel width
+    follows it (``defaults.kernel_bits`` ``None``); unset, the training default
+    (:class:`khop.model.klr.TrainConfig`). A bad value raises one
     :class:`~khop.model.errors.ParameterError` naming it, its allowed range and the shape.
     """
     fixed_defaults = FixedConfig()
     try:
         if lanes is None:
             lanes = min(int(n), defaults.lanes)
+        if kernel_bits is None:
+            kernel_bits = defaults.kernel_bits
+        if kernel_bits is None:
+            kernel_bits = sharp_kernel_bits(TrainConfig.gamma if gamma is None else gamma,
+                                            _int_param("n", n, 2), _int_param("p", p, 1))
         fixed = FixedConfig(
             weight_bits=fixed_defaults.weight_bits if bits is None else bits,
-            kernel_bits=defaults.kernel_bits if kernel_bits is None else kernel_bits,
+            kernel_bits=kernel_bits,
             threshold_frac_bits=(defaults.threshold_frac_bits if threshold_frac_bits is None
                                  else threshold_frac_bits),
             max_steps=fixed_defaults.max_steps if max_steps is None else max_steps,
@@ -455,7 +465,7 @@ def configure(net, *, defaults=GENERIC_DEFAULTS, **options):
     """
     if options.get("quantizer") is None and getattr(net, "quantizer", None) is not None:
         options = {**options, "quantizer": net.quantizer}
-    params = hardware_params(net.n, net.p, defaults=defaults, **options)
+    params = hardware_params(net.n, net.p, gamma=net.gamma, defaults=defaults, **options)
     try:
         inet = integer_network(net.patterns, net.alpha, net.gamma, params.fixed)
     except ValueError as e:

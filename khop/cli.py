@@ -243,8 +243,10 @@ def add_bench(subparsers):
                     help="noisy queries (20 %% of the bits flipped) for the mean steps and NumPy")
     hw.add_argument("--cosim-queries", type=int_in(1, 10_000), default=50,
                     help="queries cosimulated per board (cycles per step, equality)")
-    hw.add_argument("--no-build", dest="build", action="store_false",
-                    help="skip synthesis and place and route: assume the board clock is met")
+    explains_default(hw.add_argument(
+        "--no-build", dest="build", action="store_false",
+        help="skip synthesis and place and route: assume the board clock is met (by default "
+             "each board is built, or its build taken from the cache in --out)"))
     hw.add_argument("--out", default="build/bench-hardware",
                     help="builds cache")
 
@@ -349,7 +351,9 @@ def cmd_precision(args):
     """For each kernel_bits, compares the bit-exact integer model of the hardware with the float
     BITS-bit model on the same noisy queries: exact recall (the whole pattern; mean, lowest and
     highest over SEEDS query sets), bit-wise recall, mean retrieval steps (what the hardware's
-    retrievals/s depend on), and the fraction of one-step decisions that differ. Both use
+    retrievals/s depend on), and the fraction of one-step decisions that differ; "reach" is the
+    largest distance whose kernel value is not 0 at that width (a query farther than that from
+    its stored pattern is not recalled). Both use
     QUANTIZER's codes and per-neuron thresholds (unset: the network's). Only the arithmetic
     options apply (the geometry does not change a result); e.g. --kernel-bits 8:20 sweeps the
     kernel widths 8 to 20.
@@ -382,12 +386,13 @@ def cmd_precision(args):
           f"{fixed.quantizer}, {args.seeds} x {args.queries} queries at {args.noise:.0%} noise "
           f"(seeds {seeds.start}..{seeds.stop - 1}), threshold_frac_bits "
           f"{fixed.threshold_frac_bits}, at most {fixed.max_steps} steps")
-    print("             exact recall                         bit-wise recall   mean steps    "
-          "decisions")
-    print("kernel_bits   float     int  (lowest..highest) diff pp    float     int  float    int"
-          "     differ")
+    print("                   exact recall                         bit-wise recall   mean steps"
+          "    decisions")
+    print("kernel_bits reach   float     int  (lowest..highest) diff pp    float     int  float"
+          "    int     differ")
     for r in rows:
-        print(f"{r.kernel_bits:11d}  {r.float_exact_recall:6.4f}  {r.int_exact_recall:6.4f}  "
+        print(f"{r.kernel_bits:11d} {r.reach:5d}  {r.float_exact_recall:6.4f}  "
+              f"{r.int_exact_recall:6.4f}  "
               f"({r.int_exact_recall_min:.4f}..{r.int_exact_recall_max:.4f}) "
               f"{r.recall_difference_pp:+7.2f}   {r.float_recall_accuracy:6.4f}  "
               f"{r.int_recall_accuracy:6.4f}  {r.float_mean_steps:5.2f}  "

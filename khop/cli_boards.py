@@ -81,7 +81,7 @@ def cmd_build(args):
 
     net = load_network(args.network)
     board = checked(get_board, name=args.board)
-    params = board.params(net.n, net.p, **hardware_options(args))
+    params = board.params(net.n, net.p, gamma=net.gamma, **hardware_options(args))
     clock = None if args.clock_mhz is None else args.clock_mhz * 1e6
     report = build_board(board.name, params, args.out, clock_hz=clock,
                          run=not args.generate_only, seeds=args.seeds)

@@ -4,7 +4,8 @@ The integer model differs from the float k-bit model only by the rounding of the
 (``kernel_bits - 1`` fractional bits) and of the threshold ``r`` (``threshold_frac_bits``). This
 module measures the effect on the same queries: one-step bit accuracy, exact and bit-wise noisy
 recall and mean steps (over several query sets), and the fraction of single-step neuron
-decisions that differ.
+decisions that differ; next to each width, the distance its lookup table reaches (beyond it
+every kernel value is 0: a query farther than that from its stored pattern is not recalled).
 """
 
 from dataclasses import asdict, dataclass
@@ -12,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .compress import quantize
-from .fixed import FixedConfig, integer_network, to_bipolar, to_bits
+from .fixed import FixedConfig, integer_network, kernel_reach, to_bipolar, to_bits
 from .metrics import bit_accuracy, noisy_queries, summarize_recall
 from .retrieval import potentials, retrieve, sign_update
 
@@ -25,6 +26,7 @@ class PrecisionRow:
     exact recall of the integer model also as its lowest and highest over the seeds."""
 
     kernel_bits: int
+    reach: int                       # the largest distance with a kernel value above 0
     seeds: int                       # independent query sets
     float_bit_accuracy: float        # one step from every stored pattern
     int_bit_accuracy: float
@@ -96,7 +98,8 @@ def precision_sweep(patterns, alpha, gamma, weight_bits=_DEFAULT.weight_bits,
         mean = {key: float(np.mean([s[key] for s in per_seed])) for key in per_seed[0]}
         exact = [s["int_exact_recall"] for s in per_seed]
         rows.append(PrecisionRow(
-            kernel_bits=int(kb), seeds=len(seeds),
+            kernel_bits=int(kb), reach=kernel_reach(gamma, X.shape[1], int(kb)),
+            seeds=len(seeds),
             float_bit_accuracy=f_acc, int_bit_accuracy=inet.bit_accuracy(),
             int_exact_recall_min=min(exact), int_exact_recall_max=max(exact),
             recall_difference_pp=100 * (mean["int_exact_recall"]

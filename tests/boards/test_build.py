@@ -23,6 +23,7 @@ from khop.boards.spram import check_spram_fit
 from khop.boards.targets import get_board
 from khop.cli import main
 from khop.hw.params import hardware_params
+from khop.model.fixed import sharp_kernel_bits
 from khop.model.netfile import Network, save_network
 
 
@@ -111,7 +112,7 @@ def test_board_params_defaults():
     p = board_params("icebreaker", 100, 300)
     target = get_board("icebreaker")
     assert (p.lanes, p.batch, p.kernel_bits) == (target.defaults.lanes, target.defaults.batch,
-                                                 target.defaults.kernel_bits)
+                                                 sharp_kernel_bits(0.02, 100, 300))
     assert p.popcount_width == 100 and p.chunks == 1   # a pattern per cycle in block 0
     big = board_params("ulx3s-85f", 256, 768)
     assert (big.lanes, big.batch) == (get_board("ulx3s-85f").defaults.lanes,

@@ -18,6 +18,7 @@ from khop.boards.estimate import (
 from khop.boards.targets import DEVICES, device_target, get_board, get_device
 from khop.cli import main
 from khop.hw.params import hardware_params
+from khop.model.fixed import sharp_kernel_bits
 
 
 def device_params(device, n, p, **options):
@@ -106,7 +107,10 @@ def test_device_params_use_a_pattern_per_cycle_and_the_device_kernel_width():
     # Block-outer: the distance units work in block 0 only, a pattern per cycle.
     p = device_params("up5k", 100, 300, lanes=16)
     assert (p.popcount_width, p.chunks, p.blocks) == (100, 1, 7)
-    assert p.kernel_bits == get_board("icebreaker").defaults.kernel_bits
+    # The board's kernel width follows N and P (and the training gamma: no network given).
+    assert get_board("icebreaker").defaults.kernel_bits is None
+    assert p.kernel_bits == sharp_kernel_bits(0.02, 100, 300) == 4
+    assert device_params("up5k", 256, 768).kernel_bits == sharp_kernel_bits(0.02, 256, 768) == 11
     assert device_params("ecp5-85f", 100, 300, lanes=16, kernel_bits=10).kernel_bits == 10
 
 
@@ -183,7 +187,7 @@ def test_model_terms_of_the_sign_update_follow_the_threshold_units():
     iCE40 SB_MAC16 that holds the whole multiplier; the units' multipliers are the ``mult`` term
     (units x a x (b + 1)) only on a device without DSP blocks, where they are logic; more units,
     more flip-flops."""
-    params = device_params("up5k", 100, 300, bits=2)
+    params = device_params("up5k", 100, 300, bits=2, kernel_bits=7)
     assert (params.lanes, params.threshold_units, params.threshold_groups) == (20, 8, 3)
     assert (params.acc_bits, params.compare_bits) == (16, 28)
     terms = model_terms(params, "up5k")
@@ -210,8 +214,8 @@ def test_model_terms_of_a_multiplier_beyond_one_dsp_block():
     (``dspregs``, no ``compare``); with S_K of 16 bits (a signed 17-bit operand) Yosys still
     uses one SB_MAC16 per unit but leaves the registers and the adder in the fabric (N=256,
     P=512 on the UP5K, synthesised: 232 flip-flops of the units' results and 807 carries)."""
-    small = device_params("up5k", 100, 300, bits=2)
-    big = device_params("up5k", 256, 512, bits=2)
+    small = device_params("up5k", 100, 300, bits=2, kernel_bits=7)
+    big = device_params("up5k", 256, 512, bits=2, kernel_bits=7)
     assert small.multiplier_shape == (12, 15) and big.multiplier_shape == (12, 16)
     assert dsp_blocks(small, "up5k") == dsp_blocks(big, "up5k") == 8
     for prm, packed in ((small, True), (big, False)):
@@ -230,7 +234,7 @@ def test_model_terms_of_a_multiplier_beyond_one_dsp_block():
 def test_model_terms_count_a_memory_left_in_logic_with_its_read_register():
     """N=32, P=64, 8 lanes on the UP5K: the threshold memory (4 words of 8 units x 12 bits) is
     flip-flops, its words and its read register (Yosys: 384 + 96)."""
-    prm = device_params("up5k", 32, 64, bits=2, lanes=8)
+    prm = device_params("up5k", 32, 64, bits=2, lanes=8, kernel_bits=7)
     maps = memory_maps(prm, "up5k")
     assert (maps["threshold"].kind, maps["threshold"].depth, maps["threshold"].width) \
         == ("logic", 4, 96)
@@ -272,10 +276,10 @@ def test_multiplier_dsp_blocks_equal_yosys(shape, blocks):
 def test_dsp_blocks_are_the_threshold_units_multipliers():
     """Each threshold unit's multiplier ``r_fx * S_K`` in one DSP block or several
     (:data:`YOSYS_DSP`); none on a device without them."""
-    ridge = device_params("up5k", 100, 300, bits=2)     # the iCEBreaker's 8 units
+    ridge = device_params("up5k", 100, 300, bits=2, kernel_bits=7)   # the iCEBreaker's 8 units
     assert ridge.multiplier_shape == (12, 15)
     assert dsp_blocks(ridge, "up5k") == 8
-    assert dsp_blocks(device_params("up5k", 100, 1000, bits=2), "up5k") == 8   # 12 x 16
+    assert dsp_blocks(device_params("up5k", 100, 1000, bits=2, kernel_bits=7), "up5k") == 8
     wide = device_params("up5k", 100, 300, bits=2, kernel_bits=16)   # S_K of 24 bits
     assert wide.multiplier_shape == (12, 24) and wide.threshold_units == 8
     assert dsp_blocks(wide, "up5k") == 8 * 2            # two SB_MAC16 a unit
@@ -358,7 +362,8 @@ def test_cli_estimate_prints_the_figures(capsys):
 
 
 def test_cli_estimate_json_and_exit_status_when_short(capsys):
-    assert main(["estimate", "--device", "up5k", "-N", "1000", "-P", "3000", "--json"]) == 1
+    assert main(["estimate", "--device", "up5k", "-N", "1000", "-P", "3000", "--kernel-bits", "7",
+                 "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["fits"] is False and doc["device"] == "up5k" and doc["params"]["n"] == 1000
     # P = 3000: S_K of 18 bits, 12 x 19-bit multipliers, two SB_MAC16 for each of the 8 units.
@@ -388,4 +393,5 @@ def test_cli_estimate_defaults_come_from_the_target_table(device, capsys):
     expect = target.params(100, 300)
     assert doc["params"] == expect.as_dict()
     assert doc["params"]["lanes"] == min(100, target.defaults.lanes)
-    assert doc["params"]["kernel_bits"] == target.defaults.kernel_bits
+    assert doc["params"]["kernel_bits"] == (target.defaults.kernel_bits
+                                            or sharp_kernel_bits(0.02, 100, 300))

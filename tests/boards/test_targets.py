@@ -21,6 +21,7 @@ from khop.boards.targets import (
 from khop.boards.top import ICEBreakerTop, ULX3STop
 from khop.cli import main
 from khop.hw.params import HardwareDefaults
+from khop.model.fixed import sharp_kernel_bits
 from khop.model.netfile import Network, save_network
 
 
@@ -68,7 +69,10 @@ def test_build_reads_clock_and_geometry_from_the_table(board, small_net, tmp_pat
     assert report["clock_mhz"] == pytest.approx(target.clock_mhz)
     assert report["target_mhz"] == target.clock_mhz
     assert report["device"] == target.device.part
-    assert report["params"] == target.params(40, 60).as_dict()
+    # The kernel width follows the network's gamma (0.05 here, not the training default).
+    assert report["params"] == target.params(40, 60, gamma=0.05).as_dict()
+    assert report["params"]["kernel_bits"] == sharp_kernel_bits(0.05, 40, 60) != \
+        sharp_kernel_bits(0.02, 40, 60)
 
 
 def test_sweep_grid_reads_the_default_geometry_from_the_table(tmp_path):

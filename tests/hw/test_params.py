@@ -448,6 +448,27 @@ def test_options_reproduce_the_configuration(options):
     assert set(prm.options()) >= set(HARDWARE_OPTIONS)
 
 
+def test_a_target_without_a_kernel_width_takes_the_widest_without_crosstalk():
+    """``HardwareDefaults.kernel_bits`` None: :func:`sharp_kernel_bits` of the network's N, P
+    and gamma (the training default's without a network); an option beats it."""
+    from khop.model.fixed import sharp_kernel_bits
+    follow = HardwareDefaults(lanes=8, kernel_bits=None)
+    assert hardware_params(100, 300, defaults=follow).kernel_bits == 4
+    assert hardware_params(256, 768, defaults=follow).kernel_bits == 11
+    assert hardware_params(100, 300, gamma=0.05, defaults=follow).kernel_bits == \
+        sharp_kernel_bits(0.05, 100, 300) != 4
+    assert hardware_params(100, 300, kernel_bits=7, defaults=follow).kernel_bits == 7
+    net = _trained()
+    prm, inet = configure(net, defaults=follow)
+    assert prm.kernel_bits == inet.config.kernel_bits == sharp_kernel_bits(net.gamma, net.n,
+                                                                             net.p)
+    # A bad shape is named as without the rule.
+    with pytest.raises(ParameterError, match=r"^n must be .*, not 1 \(network N=1, P=3\)$"):
+        hardware_params(1, 3, defaults=follow)
+    with pytest.raises(ParameterError, match=r"^p must be .*, not 0 \(network N=8, P=0\)$"):
+        hardware_params(8, 0, defaults=follow)
+
+
 def test_configure_reports_a_bad_option_naming_the_network():
     with pytest.raises(ParameterError, match=r"^weight_bits .*\(network N=20, P=12\)$"):
         configure(_trained(), bits=9)

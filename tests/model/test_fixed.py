@@ -7,11 +7,16 @@ import pytest
 
 from khop.model.compress import QUANTIZERS, quantize
 from khop.model.fixed import (
+    KERNEL_CROSSTALK,
+    WIDE_KERNEL_BITS,
     FixedConfig,
     IntegerNetwork,
     integer_network,
     kernel_lut,
+    kernel_reach,
     pack_bits,
+    random_within,
+    sharp_kernel_bits,
     threshold_fixed,
     to_bipolar,
     to_bits,
@@ -29,6 +34,36 @@ def test_kernel_lut_hand_values():
     lut = kernel_lut(0.02, 3, 16)
     assert lut.dtype == np.int64
     np.testing.assert_array_equal(lut, [32768, 30249, 27923, 25776])
+
+
+def test_kernel_reach_is_the_last_nonzero_entry():
+    # gamma = 1/4, 4 bits: [8, 3, 1, 0, 0] (above); 2 bits: round(2 e^-d) = [2, 1, 0, 0, 0].
+    assert kernel_reach(0.25, 4, 4) == 2 and kernel_reach(0.25, 4, 2) == 1
+    # gamma 5: 2 e^-20d is 0 past distance 0.
+    assert kernel_reach(5.0, 4, 2) == 0
+
+
+def test_random_within_is_the_binomial_distribution_function():
+    assert random_within(4, 0) == 1 / 16 and random_within(4, 2) == 11 / 16
+    assert random_within(4, 4) == random_within(4, 9) == 1 and random_within(4, -1) == 0
+
+
+@pytest.mark.parametrize("n, p, bits, reach", [(100, 300, 4, 34), (128, 384, 5, 43),
+                                               (256, 768, 11, 95), (64, 192, 2, 17)])
+def test_sharp_kernel_bits_is_the_widest_table_without_crosstalk(n, p, bits, reach):
+    # gamma 0.02: LUT[d] > 0 while 2^(k-1) e^(-0.08 d) > 1/2, i.e. d < (k ln 2) / 0.08.
+    assert sharp_kernel_bits(0.02, n, p) == bits
+    assert kernel_reach(0.02, n, bits) == reach
+    assert (p - 1) * random_within(n, reach) <= KERNEL_CROSSTALK
+    assert (p - 1) * random_within(n, kernel_reach(0.02, n, bits + 1)) > KERNEL_CROSSTALK
+
+
+def test_sharp_kernel_bits_without_a_sharp_table():
+    # N=32: even 2 bits reach 17 bits, a third of the random patterns: the wide default.
+    assert (95 * random_within(32, kernel_reach(0.02, 32, 2)) > KERNEL_CROSSTALK
+            and sharp_kernel_bits(0.02, 32, 96) == WIDE_KERNEL_BITS)
+    # A kernel so sharp that no table reaches a random pattern: the widest up to the default.
+    assert sharp_kernel_bits(0.5, 100, 300) == FixedConfig.kernel_bits
 
 
 def test_kernel_lut_is_decreasing_from_one():
