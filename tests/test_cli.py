@@ -15,6 +15,7 @@ from khop.cli import build_parser, main
 from khop.hw.params import HARDWARE_OPTIONS
 from khop.model.compress import DEFAULT_QUANTIZER
 from khop.model.evaluate import METRICS
+from khop.model.fixed import kernel_reach
 from khop.model.klr import TrainConfig
 from khop.model.netfile import load_network, save_network
 from khop.model.train import train_network
@@ -525,11 +526,15 @@ def test_precision_models_the_chosen_quantizer(small_net, capsys):
 
 
 def test_precision_table_over_a_range(small_net, capsys):
-    assert main(["precision", str(small_net), "--kernel-bits", "10:12", "--queries",
+    assert main(["precision", str(small_net), "--kernel-bits", "3:5", "--queries",
                  "20"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "integer model vs float 2-bit model" in lines[0]
-    assert [int(line.split()[0]) for line in lines[3:]] == [10, 11, 12]
+    assert [int(line.split()[0]) for line in lines[3:]] == [3, 4, 5]
+    # Each width's reach, the last distance with a kernel value above 0 (N=24, gamma 0.05).
+    assert lines[2].split()[:2] == ["kernel_bits", "reach"]
+    assert [int(line.split()[1]) for line in lines[3:]] == [
+        kernel_reach(0.05, 24, k) for k in (3, 4, 5)] == [10, 13, 17]
 
 
 def test_precision_exact_recall_is_the_mean_over_the_seeds_query_sets(small_net, capsys):
