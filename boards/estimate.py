@@ -23,7 +23,7 @@ as on the iCEBreaker; everywhere else every memory is inferred by Yosys.
 """
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from khop.hw.fanout import fanout_groups
@@ -93,11 +93,11 @@ class MemoryMap:
     cell: str
     cells: int
     banks: int = 1
-    copies: int = 1
+    copies: int = 1     # read ports: a RAM's copies, a logic memory's read registers
 
     @property
     def bits(self):
-        """Bits of all its copies."""
+        """Bits of all its copies (in logic, read through ``copies`` ports)."""
         return self.depth * self.width * self.copies
 
     @property
@@ -106,7 +106,8 @@ class MemoryMap:
 
     def describe(self):
         where = "logic" if self.kind == "logic" else f"{self.cells} {self.cell}"
-        copies = f", {self.copies} copies" if self.copies > 1 else ""
+        what = "read ports" if self.kind == "logic" else "copies"
+        copies = f", {self.copies} {what}" if self.copies > 1 else ""
         return f"{where} ({self.depth} x {self.width}{copies})"
 
 
@@ -136,18 +137,22 @@ def _geometry(ram, depth, width):
     return best
 
 
-def map_memory(depth, width, family, name="memory"):
-    """The :class:`MemoryMap` Yosys chooses for a ``depth`` x ``width`` memory with one
-    synchronous read port and one write port on ``family`` ("ice40" or "ecp5")."""
+def map_memory(depth, width, family, name="memory", read_ports=1):
+    """The :class:`MemoryMap` Yosys chooses for a ``depth`` x ``width`` memory with
+    ``read_ports`` synchronous read ports and one write port on ``family`` ("ice40" or
+    "ecp5"): a RAM has one read port, so it takes a copy per read port (``copies``) at that
+    many times the cost, where flip-flops hold the words once whatever the ports (a 65 x 2
+    lookup table read by two queries is logic on the UP5K, by one a SB_RAM40_4K)."""
     best, chosen = int(width * depth * _LOGIC_COST_RAM), None
     for ram in _RAM_LIBRARY[family]:
         cost, cells, banks = _geometry(ram, depth, width)
-        if cost < best:
-            best, chosen = cost, (ram, cells, banks)
+        if cost * read_ports < best:
+            best, chosen = cost * read_ports, (ram, cells, banks)
     if chosen is None:
-        return MemoryMap(name, depth, width, "logic", "", 0)
+        return MemoryMap(name, depth, width, "logic", "", 0, copies=read_ports)
     ram, cells, banks = chosen
-    return MemoryMap(name, depth, width, ram.kind, ram.cell, cells, banks)
+    return MemoryMap(name, depth, width, ram.kind, ram.cell, cells * read_ports, banks,
+                     copies=read_ports)
 
 
 def _spram_map(depth, width, name):
@@ -165,7 +170,7 @@ def memory_maps(params: AccelParams, device):
     """The :class:`MemoryMap` of each memory of the accelerator
     (:attr:`~khop.hw.params.AccelParams.memory_shapes`: patterns, weights, lookup table,
     thresholds; each with one synchronous read port and one word-wide write port; the lookup
-    table has a read port per query of the batch, so Yosys makes ``batch`` copies of it), the
+    table has a read port per query of the batch: :func:`map_memory`), the
     MAC array's kernel buffer (:attr:`~khop.hw.params.AccelParams.kernel_buffer_shape`) and the
     link's memories (:data:`LINK_MEMORIES`)."""
     dev = get_device(device)
@@ -174,9 +179,8 @@ def memory_maps(params: AccelParams, device):
         if name == "weight" and dev.weights_in_spram:
             maps[name] = _spram_map(depth, width, name)
         else:
-            maps[name] = map_memory(depth, width, dev.family, name)
-    lut = maps["lut"]
-    maps["lut"] = replace(lut, cells=lut.cells * params.batch, copies=params.batch)
+            maps[name] = map_memory(depth, width, dev.family, name,
+                                    read_ports=params.batch if name == "lut" else 1)
     if params.kernel_buffer_shape is not None:
         depth, width = params.kernel_buffer_shape
         maps["kernel_buffer"] = map_memory(depth, width, dev.family, "kernel_buffer")
@@ -365,7 +369,8 @@ def model_terms(params: AccelParams, device):
         "dspregs": unit_regs if packed else 0,
         "regs": regs,
         "mem": (sum((2 * mm.width + mm.addr_bits + 2) * mm.copies for mm in inferred)
-                + sum(mm.bits + mm.width for mm in logic)),   # its words, the read register
+                # a logic memory's words, once, and a read register per port
+                + sum(mm.depth * mm.width + mm.width * mm.copies for mm in logic)),
     }
     return {"luts": luts, "carries": luts, "ffs": ffs}
 

@@ -231,6 +231,27 @@ def test_model_terms_of_a_multiplier_beyond_one_dsp_block():
     assert model_terms(wide, "ecp5-25f")["luts"]["slices"] == 4 * 3 * 44
 
 
+def test_a_lookup_table_read_by_several_queries_is_a_ram_per_query_or_logic():
+    """A RAM has one read port: the lookup table takes a copy per query at that many times the
+    cost, while flip-flops hold its words once. Yosys (make sweep): N=64, P=128 on the UP5K with
+    2-bit kernels puts the 65 x 2 table in logic with 2 queries (12 SB_RAM40_4K in all) and in a
+    SB_RAM40_4K with one (13); the ULX3S' 101 x 4 table is 8 copies of 7 TRELLIS_DPR16X4."""
+    assert map_memory(65, 2, "ice40", read_ports=1).kind == "bram"
+    two = map_memory(65, 2, "ice40", read_ports=2)
+    assert (two.kind, two.cells, two.copies) == ("logic", 0, 2)
+    assert two.describe() == "logic (65 x 2, 2 read ports)"
+    prm = device_params("up5k", 64, 128, bits=2, lanes=16, batch=2)
+    assert prm.kernel_bits == 2 and memory_maps(prm, "up5k")["lut"].kind == "logic"
+    assert estimate(prm, "up5k").bram == 12
+    assert estimate(device_params("up5k", 64, 128, bits=2, lanes=16, batch=1), "up5k").bram == 13
+    ulx = memory_maps(device_params("ecp5-85f", 100, 300), "ecp5-85f")["lut"]
+    assert (ulx.kind, ulx.cells, ulx.copies) == ("lutram", 56, 8)
+    # Its flip-flops: the 130 bits of its words once and a 2-bit read register per port.
+    rams = [mm for mm in memory_maps(prm, "up5k").values() if mm.kind == "bram"]
+    assert model_terms(prm, "up5k")["ffs"]["mem"] == \
+        sum((2 * mm.width + mm.addr_bits + 2) * mm.copies for mm in rams) + 65 * 2 + 2 * 2
+
+
 def test_model_terms_count_a_memory_left_in_logic_with_its_read_register():
     """N=32, P=64, 8 lanes on the UP5K: the threshold memory (4 words of 8 units x 12 bits) is
     flip-flops, its words and its read register (Yosys: 384 + 96)."""
