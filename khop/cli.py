@@ -353,7 +353,8 @@ def cmd_precision(args):
     highest over SEEDS query sets), bit-wise recall, mean retrieval steps (what the hardware's
     retrievals/s depend on), and the fraction of one-step decisions that differ; "reach" is the
     largest distance whose kernel value is not 0 at that width (a query farther than that from
-    its stored pattern is not recalled). Both use
+    its stored pattern is not recalled), "kernels >0/step" the mean number of kernel values
+    above 0 in a retrieval step of the integer model (the patterns a step adds). Both use
     QUANTIZER's codes and per-neuron thresholds (unset: the network's). Only the arithmetic
     options apply (the geometry does not change a result); e.g. --kernel-bits 8:20 sweeps the
     kernel widths 8 to 20.
@@ -387,16 +388,17 @@ def cmd_precision(args):
           f"(seeds {seeds.start}..{seeds.stop - 1}), threshold_frac_bits "
           f"{fixed.threshold_frac_bits}, at most {fixed.max_steps} steps")
     print("                   exact recall                         bit-wise recall   mean steps"
-          "    decisions")
+          "    decisions  kernels")
     print("kernel_bits reach   float     int  (lowest..highest) diff pp    float     int  float"
-          "    int     differ")
+          "    int     differ  >0/step")
     for r in rows:
         print(f"{r.kernel_bits:11d} {r.reach:5d}  {r.float_exact_recall:6.4f}  "
               f"{r.int_exact_recall:6.4f}  "
               f"({r.int_exact_recall_min:.4f}..{r.int_exact_recall_max:.4f}) "
               f"{r.recall_difference_pp:+7.2f}   {r.float_recall_accuracy:6.4f}  "
               f"{r.int_recall_accuracy:6.4f}  {r.float_mean_steps:5.2f}  "
-              f"{r.int_mean_steps:5.2f}  {r.decision_disagreement:9.5f}")
+              f"{r.int_mean_steps:5.2f}  {r.decision_disagreement:9.5f}  "
+              f"{r.int_nonzero_kernels:7.2f}")
 
 
 # khop paper

@@ -17,7 +17,7 @@ from .fixed import FixedConfig, integer_network, kernel_reach, to_bipolar, to_bi
 from .metrics import bit_accuracy, noisy_queries, summarize_recall
 from .retrieval import potentials, retrieve, sign_update
 
-__all__ = ["PrecisionRow", "precision_sweep"]
+__all__ = ["PrecisionRow", "precision_sweep", "nonzero_kernels"]
 
 
 @dataclass
@@ -41,12 +41,29 @@ class PrecisionRow:
     recall_difference_pp: float      # exact recall, integer minus float, percentage points
     decision_disagreement: float     # fraction of one-step decisions that differ on the queries
     final_state_disagreement: float  # fraction of final bits that differ
+    int_nonzero_kernels: float       # kernel values above 0 in a step (of P), mean over steps
 
     def as_dict(self):
         return asdict(self)
 
 
 _DEFAULT = FixedConfig()
+
+
+def nonzero_kernels(inet, bits, steps):
+    """Kernel values above 0 in each step the integer network ``inet`` computes when it
+    retrieves from 0/1 states ``bits`` (Q, N) in ``steps`` (Q,) steps: a flat array, one entry
+    per step of every query (the patterns a step adds; the rest round to 0)."""
+    cur = np.atleast_2d(np.asarray(bits, dtype=np.uint8))
+    steps = np.asarray(steps)
+    x = inet.patterns.astype(np.float64)
+    counts = []
+    for t in range(int(steps.max(initial=0))):
+        s = cur.astype(np.float64)
+        d = (s @ (1 - x).T + (1 - s) @ x.T).astype(np.int64)
+        counts.append(np.count_nonzero(inet.lut[d], axis=1)[steps > t])
+        cur = inet.step(cur)     # a converged query's state stays: its fixed point
+    return np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
 
 
 def precision_sweep(patterns, alpha, gamma, weight_bits=_DEFAULT.weight_bits,
@@ -94,6 +111,8 @@ def precision_sweep(patterns, alpha, gamma, weight_bits=_DEFAULT.weight_bits,
                 "int_mean_steps": i_rec.mean_steps,
                 "decision_disagreement": float(np.mean(i_step != f_step)),
                 "final_state_disagreement": float(np.mean(i_states != f_res.states)),
+                "int_nonzero_kernels": float(np.mean(nonzero_kernels(inet, to_bits(qs),
+                                                                     i_res.steps))),
             })
         mean = {key: float(np.mean([s[key] for s in per_seed])) for key in per_seed[0]}
         exact = [s["int_exact_recall"] for s in per_seed]
