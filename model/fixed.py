@@ -155,7 +155,7 @@ def sharp_kernel_bits(gamma, n, p, crosstalk=KERNEL_CROSSTALK):
     reaches noisier queries: on the ridge network (N=100, P=300, gamma 0.02) 4 bits (values 0
     beyond distance 34; random patterns lie 50 +- 5 away) recall the whole pattern of more
     queries than 7 to 16 bits at 20 % and at 30 % noise, in half the steps, while 5 and 6 bits,
-    which reach 10 and 38 % of the other patterns, recall almost none (``khop precision``,
+    which reach 10 and 62 % of the other patterns, recall almost none (``khop precision``,
     README). The width follows N, P and gamma: 5 bits at N=128, P=384, 11 at N=256, P=768.
     """
     lo, hi = FixedConfig.RANGES["kernel_bits"][0], FixedConfig.kernel_bits
@@ -217,14 +217,18 @@ class IntegerNetwork(StoredPatterns):
         """``r_fx`` as one ``int`` when every neuron has the same threshold, else ``None``."""
         return int(self.r_fx[0]) if np.all(self.r_fx == self.r_fx[0]) else None
 
-    def sums(self, bits):
-        """``(T, S_K)`` for 0/1 states ``bits`` (Q, N): int64 (Q, N) and (Q,)."""
+    def kernels(self, bits):
+        """``K_mu = LUT[d_mu]`` for 0/1 states ``bits`` (Q, N): int64 (Q, P)."""
         bits = np.atleast_2d(np.asarray(bits, dtype=np.uint8))
         # popcount(s XOR xi) as an exact float64 product.
         s = bits.astype(np.float64)
         x = self.patterns.astype(np.float64)
         d = (s @ (1 - x).T + (1 - s) @ x.T).astype(np.int64)
-        K = self.lut[d]
+        return self.lut[d]
+
+    def sums(self, bits):
+        """``(T, S_K)`` for 0/1 states ``bits`` (Q, N): int64 (Q, N) and (Q,)."""
+        K = self.kernels(bits)
         S = K.sum(axis=1)
         # float64 is exact here: every partial sum is below 2^53 (checked in integer_network).
         T = np.rint(K.astype(np.float64) @ self.codes.astype(np.float64)).astype(np.int64)

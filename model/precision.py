@@ -56,12 +56,9 @@ def nonzero_kernels(inet, bits, steps):
     per step of every query (the patterns a step adds; the rest round to 0)."""
     cur = np.atleast_2d(np.asarray(bits, dtype=np.uint8))
     steps = np.asarray(steps)
-    x = inet.patterns.astype(np.float64)
     counts = []
     for t in range(int(steps.max(initial=0))):
-        s = cur.astype(np.float64)
-        d = (s @ (1 - x).T + (1 - s) @ x.T).astype(np.int64)
-        counts.append(np.count_nonzero(inet.lut[d], axis=1)[steps > t])
+        counts.append(np.count_nonzero(inet.kernels(cur), axis=1)[steps > t])
         cur = inet.step(cur)     # a converged query's state stays: its fixed point
     return np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
 
