@@ -42,7 +42,7 @@ bench: $(STAMP)
 
 # Each board's accelerator against NumPy on the same queries: cycles per step (cosimulation vs
 # the cycle model), mean steps, the clock nextpnr meets, retrievals/s (the ULX3S build takes
-# about 20 minutes the first time; the builds are cached in build/bench-hardware).
+# about 25 minutes the first time; the builds are cached in build/bench-hardware).
 bench-hardware: $(STAMP)
 	$(BIN)/khop bench --hardware
 

@@ -233,7 +233,7 @@ def add_bench(subparsers):
     hw.add_argument("--hardware", action="store_true",
                     help="per board: cycles per step in cosimulation against the cycle model, "
                          "mean steps, the clock nextpnr meets, retrievals/s, next to NumPy's on "
-                         "the same queries (a ULX3S build takes about 11 minutes the first "
+                         "the same queries (a ULX3S build takes about 25 minutes the first "
                          "time, then comes from the cache in --out)")
     hw.add_argument("--network", metavar="NET", default=None,
                     help="network file (default: train the ridge network N=100, P=300)")
