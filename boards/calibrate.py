@@ -38,8 +38,8 @@ _KEYS = ("luts", "carries", "ffs")
 #: By figure, the coefficient of a term that no fitted configuration has (its column all zeros,
 #: so the data cannot set it): its physical value. ``slices``, the adders that sum the products
 #: of a multiplier split into several DSP blocks, is one LUT4 site per bit (an adder bit of a
-#: carry chain); of the sweeps' devices none splits the threshold units' multipliers (the
-#: ECP5-25F's 16-bit kernels do: 4 MULT18X18D per unit).
+#: carry chain). The ECP5-85F's rows with 11- and 16-bit kernels split them (2 MULT18X18D per
+#: unit), so the ECP5 fit sets it; the iCE40 rows do not.
 PRIOR = {"luts": {"slices": 1.0}}
 
 

@@ -140,14 +140,18 @@ def _geometry(ram, depth, width):
 def map_memory(depth, width, family, name="memory", read_ports=1):
     """The :class:`MemoryMap` Yosys chooses for a ``depth`` x ``width`` memory with
     ``read_ports`` synchronous read ports and one write port on ``family`` ("ice40" or
-    "ecp5"): a RAM has one read port, so it takes a copy per read port (``copies``) at that
-    many times the cost, where flip-flops hold the words once whatever the ports (a 65 x 2
-    lookup table read by two queries is logic on the UP5K, by one a SB_RAM40_4K)."""
+    "ecp5"): a RAM has one read port, so it takes a copy per read port (``copies``), its
+    blocks at that many times their cost (the emulation of the write port's behaviour counted
+    once), where flip-flops hold the words once whatever the ports. So Yosys keeps a 65 x 2
+    lookup table read by two queries in flip-flops on the UP5K (2 x 64 + 14 against 130) and a
+    33 x 7 one read by three queries in 3 SB_RAM40_4K (3 x 64 + 14 against 231)."""
     best, chosen = int(width * depth * _LOGIC_COST_RAM), None
     for ram in _RAM_LIBRARY[family]:
         cost, cells, banks = _geometry(ram, depth, width)
-        if cost * read_ports < best:
-            best, chosen = cost * read_ports, (ram, cells, banks)
+        emulation = _FACTOR_EMU * ram.emu
+        cost = (cost - emulation) * read_ports + emulation
+        if cost < best:
+            best, chosen = cost, (ram, cells, banks)
     if chosen is None:
         return MemoryMap(name, depth, width, "logic", "", 0, copies=read_ports)
     ram, cells, banks = chosen

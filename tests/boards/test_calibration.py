@@ -130,9 +130,11 @@ def _make_grid(name):
 
 def test_the_estimate_check_grid_is_not_the_calibration_grid():
     """``make estimate-check`` is out of sample: none of its N or lane counts is in a grid
-    ``make calibrate`` fits on (``make sweep``, ``make throughput-area``)."""
+    ``make calibrate`` fits on (``make sweep``, ``make throughput-area``, ``make
+    sweep-kernels``)."""
     check = _make_grid("ESTIMATE_CHECK_GRID")
-    for fitted in (_make_grid("SWEEP_GRID"), _make_grid("THROUGHPUT_GRID")):
+    for fitted in (_make_grid("SWEEP_GRID"), _make_grid("THROUGHPUT_GRID"),
+                   _make_grid("KERNEL_GRID")):
         assert not set(check["neurons"]) & set(fitted["neurons"])
         assert not set(check["lanes"]) & set(fitted["lanes"])
 

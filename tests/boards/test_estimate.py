@@ -235,11 +235,15 @@ def test_a_lookup_table_read_by_several_queries_is_a_ram_per_query_or_logic():
     """A RAM has one read port: the lookup table takes a copy per query at that many times the
     cost, while flip-flops hold its words once. Yosys (make sweep): N=64, P=128 on the UP5K with
     2-bit kernels puts the 65 x 2 table in logic with 2 queries (12 SB_RAM40_4K in all) and in a
-    SB_RAM40_4K with one (13); the ULX3S' 101 x 4 table is 8 copies of 7 TRELLIS_DPR16X4."""
+    SB_RAM40_4K with one (13), and N=32, P=96 with 7-bit kernels its 33 x 7 table read by 3
+    queries in 3 SB_RAM40_4K (make estimate-check); the ULX3S' 101 x 4 table is 8 copies of 7
+    TRELLIS_DPR16X4."""
     assert map_memory(65, 2, "ice40", read_ports=1).kind == "bram"
     two = map_memory(65, 2, "ice40", read_ports=2)
     assert (two.kind, two.cells, two.copies) == ("logic", 0, 2)
     assert two.describe() == "logic (65 x 2, 2 read ports)"
+    three = map_memory(33, 7, "ice40", read_ports=3)
+    assert (three.kind, three.cells, three.copies) == ("bram", 3, 3)
     prm = device_params("up5k", 64, 128, bits=2, lanes=16, batch=2)
     assert prm.kernel_bits == 2 and memory_maps(prm, "up5k")["lut"].kind == "logic"
     assert estimate(prm, "up5k").bram == 12
