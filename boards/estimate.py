@@ -111,9 +111,10 @@ class MemoryMap:
         return f"{where} ({self.depth} x {self.width}{copies})"
 
 
-def _geometry(ram, depth, width):
+def _geometry(ram, depth, width, read_ports=1):
     """``(cost, cells, banks)`` of the cheapest base width of ``ram`` (memory_libmap's
-    handle_geom for non-wide ports with a uniform write enable)."""
+    handle_geom for non-wide ports with a uniform write enable), ``cells`` per copy: a copy per
+    read port, each at the blocks' and multiplexers' cost, the write port's emulation once."""
     byte_log2 = len(ram.dbits) - 1
     if ram.byte:
         byte_log2 = max([i for i, d in enumerate(ram.dbits) if ram.byte >= d], default=0)
@@ -130,8 +131,8 @@ def _geometry(ram, depth, width):
         banks = (depth - 1) // 2 ** (ram.abits - base) + 1
         cells = ceil_div(banks * swizzle, unit_width)
         demux = banks if banks != 1 else 0
-        cost = (ram.cost * cells + _FACTOR_MUX * (banks - 1) * width + _FACTOR_DEMUX * demux
-                + _FACTOR_EMU * ram.emu)
+        cost = ((ram.cost * cells + _FACTOR_MUX * (banks - 1) * width + _FACTOR_DEMUX * demux)
+                * read_ports + _FACTOR_EMU * ram.emu)
         if best is None or cost < best[0]:
             best = (cost, cells, banks)
     return best
@@ -147,9 +148,7 @@ def map_memory(depth, width, family, name="memory", read_ports=1):
     33 x 7 one read by three queries in 3 SB_RAM40_4K (3 x 64 + 14 against 231)."""
     best, chosen = int(width * depth * _LOGIC_COST_RAM), None
     for ram in _RAM_LIBRARY[family]:
-        cost, cells, banks = _geometry(ram, depth, width)
-        emulation = _FACTOR_EMU * ram.emu
-        cost = (cost - emulation) * read_ports + emulation
+        cost, cells, banks = _geometry(ram, depth, width, read_ports)
         if cost < best:
             best, chosen = cost, (ram, cells, banks)
     if chosen is None:

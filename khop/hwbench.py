@@ -97,14 +97,14 @@ def build_directory(out, target, params):
     return Path(out) / f"{target.name}-{key}"
 
 
-def slot_use(params, timing, steps):
+def slot_use(params, timing, mean_steps):
     """What a back-to-back stream (``timing``, a :class:`~khop.hw.timing.StreamTiming` of
-    queries taking ``steps`` steps) gets of the slots' capacity: its retrievals per cycle over
-    ``batch / (cycles_per_step * mean steps)``, the rate with every slot running a query in
-    every step. The rest is lost to results leaving in query order (a slot whose query is done
-    waits for the results before it to be taken before it takes the next query), to the join
-    windows and to the handshakes."""
-    capacity = params.batch / (params.cycles_per_step * float(np.mean(steps)))
+    queries taking ``mean_steps`` steps on average) gets of the slots' capacity: its retrievals
+    per cycle over ``batch / (cycles_per_step * mean_steps)``, the rate with every slot running
+    a query in every step. The rest is lost to results leaving in query order (a slot whose
+    query is done waits for the results before it to be taken before it takes the next query),
+    to the join windows and to the handshakes."""
+    capacity = params.batch / (params.cycles_per_step * mean_steps)
     return timing.retrievals_per_second(1.0) / capacity
 
 
@@ -168,7 +168,7 @@ def bench_board(target, net, queries, stored, numpy_rate, *, cosim_queries=50, n
         cosim_mismatches=cos.mismatches + cos.cycle_mismatches, queries=len(queries),
         noise=noise, mean_steps=mean_steps, exact_recall=recall.exact_recall,
         recall_accuracy=recall.recall_accuracy, retrievals_per_s=rate,
-        slot_use=slot_use(params, timing, model.steps), numpy_retrievals_per_s=numpy_rate,
+        slot_use=slot_use(params, timing, mean_steps), numpy_retrievals_per_s=numpy_rate,
         ratio=None if rate is None else rate / numpy_rate)
 
 
