@@ -36,10 +36,10 @@ _KEYS = ("luts", "carries", "ffs")
 
 
 #: By figure, the coefficient of a term that no fitted configuration has (its column all zeros,
-#: so the data cannot set it): its physical value. ``slices``, the adders that sum the products
-#: of a multiplier split into several DSP blocks, is one LUT4 site per bit (an adder bit of a
-#: carry chain). The ECP5-85F's rows with 11- and 16-bit kernels split them (2 MULT18X18D per
-#: unit), so the ECP5 fit sets it; the iCE40 rows do not.
+#: so the data cannot set it): its physical value. ``slices``, a multiplier split over several
+#: DSP blocks (on the ECP5 the LUT4 sites of its whole multiply-add as Yosys builds it,
+#: :func:`boards.estimate.split_multiply_add_bits`), is one LUT4 site per counted bit. The
+#: ECP5-85F's rows with 11- and 16-bit kernels split theirs in two, so the ECP5 fit sets it.
 PRIOR = {"luts": {"slices": 1.0}}
 
 

@@ -38,8 +38,9 @@ from .spram import spram_blocks
 from .targets import device_target, get_device
 
 __all__ = ["LINK_MEMORIES", "synth_luts", "MemoryMap", "map_memory", "memory_maps",
-           "block_shortages", "memory_counts", "multiplier_dsp_blocks", "dsp_blocks", "model_terms",
-           "CALIBRATION_PATH", "load_calibration", "Estimate", "estimate"]
+           "block_shortages", "memory_counts", "multiplier_dsp_blocks", "split_multiply_add_bits",
+           "dsp_blocks", "model_terms", "CALIBRATION_PATH", "load_calibration", "Estimate",
+           "estimate"]
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 
@@ -207,33 +208,75 @@ _DSP_MIN_OPERAND = 2
 _DSP_MIN_PRODUCT = {"ice40": 11, "ecp5": 0}
 
 
+@dataclass(frozen=True)
+class _Split:
+    """An ``a`` x ``b``-bit multiplier as ``mul2dsp`` maps it: ``blocks`` DSP blocks;
+    ``products`` the partial products its top level sums (1: one block, or logic); ``cascade``
+    the bits of that level's adders (``partial_sum[i] = (partial[i] << i * width) +
+    partial_sum[i - 1]``: the product's width less the shift, the bits below it pass through);
+    ``nested`` the bits of the adders of the products that are split again."""
+
+    blocks: int
+    products: int = 1
+    cascade: int = 0
+    nested: int = 0
+
+
 def _mul2dsp(a, b, y, width, min_y):
-    """DSP blocks of an ``a`` x ``b``-bit multiplier with a ``y``-bit product as ``mul2dsp``
-    splits it (no sign headroom on the iCE40 and the ECP5): the wider operand in slices of
-    ``width`` bits and a last one of the rest, each slice's product split again."""
+    """How Yosys' ``mul2dsp`` splits an ``a`` x ``b``-bit multiplier with a ``y``-bit product
+    (no sign headroom on the iCE40 and the ECP5): the wider operand in slices of ``width``
+    bits and a last one of the rest, each slice's product split again (a :class:`_Split`)."""
     if a < b:
         a, b = b, a
     if b < _DSP_MIN_OPERAND or y < min_y:
-        return 0
+        return _Split(blocks=0)
     if a <= width:
-        return 1
+        return _Split(blocks=1)
     n = (a - 1) // width
     last = a - n * width
-    return (n * _mul2dsp(width, b, min(y, b + width), width, min_y)
-            + _mul2dsp(last, b, b + last, width, min_y))
+    parts = [_mul2dsp(width, b, min(y, b + width), width, min_y)] * n \
+        + [_mul2dsp(last, b, b + last, width, min_y)]
+    return _Split(blocks=sum(p.blocks for p in parts), products=n + 1,
+                  cascade=sum(y - i * width for i in range(1, n + 1)),
+                  nested=sum(p.cascade + p.nested for p in parts))
+
+
+def _unit_multiplier(a, s, device):
+    """One threshold unit's multiplier on ``device`` (a :class:`_Split`): ``r_fx`` of ``a``
+    bits (signed) times ``S_K`` of ``s`` bits (unsigned: a signed operand of ``s + 1`` bits)
+    into a product of ``a + s`` bits (:attr:`~khop.hw.params.AccelParams.multiplier_shape`);
+    logic (no blocks) on a device without DSP blocks."""
+    dev = get_device(device)
+    if not dev.dsp:
+        return _Split(blocks=0)
+    return _mul2dsp(a, s + 1, a + s, dev.dsp_width, _DSP_MIN_PRODUCT[dev.family])
 
 
 def multiplier_dsp_blocks(a, s, device):
-    """DSP blocks of one threshold unit's multiplier on ``device``: ``r_fx`` of ``a`` bits
-    (signed) times ``S_K`` of ``s`` bits (unsigned: a signed operand of ``s + 1`` bits) into a
-    product of ``a + s`` bits (:attr:`~khop.hw.params.AccelParams.multiplier_shape`), as Yosys
-    maps it; 0 on a device without DSP blocks. A slice of one bit (a multiplier one bit wider
-    than the blocks, or ``S_K`` exactly as wide) is logic, not a block: 12 x 16 bits take one
+    """DSP blocks of one threshold unit's multiplier (:func:`_unit_multiplier`) as Yosys maps
+    it; 0 on a device without DSP blocks. A slice of one bit (a multiplier one bit wider than
+    the blocks, or ``S_K`` exactly as wide) is logic, not a block: 12 x 16 bits take one
     SB_MAC16, 12 x 17 two."""
-    dev = get_device(device)
-    if not dev.dsp:
+    return _unit_multiplier(a, s, device).blocks
+
+
+def split_multiply_add_bits(a, s, y, r, device):
+    """LUT4 sites of one threshold unit's multiply-add ``T * 2^R + r_fx * (-S_K)`` on the ECP5
+    (``r_fx`` of ``a`` bits, ``S_K`` of ``s``, as :func:`multiplier_dsp_blocks`; a ``y``-bit
+    result, :attr:`~khop.hw.params.AccelParams.compare_bits`; ``R = r`` fractional bits) when
+    ``mul2dsp`` splits the multiplier into several products; 0 when it does not, or on the
+    iCE40. Yosys' ``alumacc`` merges the top level's adders with the addend ``T * 2^R`` into one
+    multi-operand adder of ``y`` bits, which ``maccmap`` builds as rows of full adders (two LUT4s
+    per bit: sum and carry), one per addend beyond two, over the ``y - r`` bits from ``R`` up,
+    and one carry chain of ``y`` bits; the adders of a product split again stay carry chains of
+    their own. Equal to ``synth_ecp5`` within one LUT4 site on every multiply-add shape of the
+    ECP5 sweeps (``YOSYS_MULTIPLY_ADD`` in ``tests/boards/test_estimate.py``)."""
+    if get_device(device).family != "ecp5":
         return 0
-    return _mul2dsp(a, s + 1, a + s, dev.dsp_width, _DSP_MIN_PRODUCT[dev.family])
+    split = _unit_multiplier(a, s, device)
+    if split.products == 1:
+        return 0
+    return y + 2 * (split.products - 1) * (y - r) + split.nested
 
 
 def dsp_blocks(params: AccelParams, device):
@@ -259,16 +302,20 @@ def model_terms(params: AccelParams, device):
     LUT and carry terms: ``const``; ``acc`` the accumulate adders (batch x lanes x accumulator
     width); ``select`` for 1- and 2-bit codes, each lane's choice among the shared multiples of
     ``K_mu`` (batch x lanes x product bits x (2^k - 1) two-way choices); ``mac`` for 3- and
-    4-bit codes, the shift-and-add products (batch x lanes x product bits x weight bits);
+    4-bit codes, each lane's shift-and-add (:func:`khop.hw.mac_array.shift_add`): a shifted
+    copy of ``K_mu`` per code bit, selected by it, and the adders summing them (batch x lanes x
+    (weight bits x kernel bits + (weight bits - 1) x product bits));
     ``sign`` the sign update's threshold units (:mod:`khop.hw.sign_update`, shared by the
     batch): per unit, the select of its lane's sum among the beat's groups ((groups - 1) x
-    accumulator width); ``compare`` the units' multiply-add ``T * 2^R - r_fx * S_K``
-    (units x :attr:`~khop.hw.params.AccelParams.compare_bits`) where its adder is logic: always
-    on the ECP5 (a MULT18X18D has no adder), on the iCE40 when the multiplier does not fit one
-    SB_MAC16 (which holds the adder too); ``mult`` the units' multipliers where they are not
-    DSP blocks (units x the multiplier's bits, :func:`dsp_blocks`); ``slices`` the adders
-    summing the products of a multiplier split into several DSP blocks (units x (blocks per
-    unit - 1) x product bits);
+    accumulator width); ``compare`` the adder of the units' multiply-add ``T * 2^R - r_fx *
+    S_K`` where it is logic: always on the ECP5 (a MULT18X18D has no adder), on the iCE40 when
+    the multiplier does not fit one SB_MAC16 (which holds the adder too); units x the bits from
+    ``R`` up (:attr:`~khop.hw.params.AccelParams.compare_bits` less ``threshold_frac_bits``:
+    the bits below pass through); ``mult`` the units' multipliers where they are not DSP blocks
+    (units x the multiplier's bits, :func:`dsp_blocks`); ``slices`` the sum of the products of
+    a multiplier split over several DSP blocks: on the ECP5 the whole multiply-add as Yosys
+    builds it (units x :func:`split_multiply_add_bits`; ``compare`` is then 0), on the iCE40,
+    whose SB_MAC16 takes adders in, units x (blocks per unit - 1) x product bits;
     ``lanes`` (per-lane control: tie rule, state bit); ``pop`` the distance units (batch x
     popcount width: XOR and popcount tree); ``state`` the slots' states (batch x n: the state
     registers and the link's query and result words); ``statemux`` the choice among the slots'
@@ -320,6 +367,8 @@ def model_terms(params: AccelParams, device):
     packed = in_dsp and max(mult_a, mult_b + 1) <= dev.dsp_width
     # The iCE40's SB_MAC16 also holds the multiply-add's adder; the ECP5's MULT18X18D has none.
     adder_in_dsp = packed and dev.family == "ice40"
+    split_sum = split_multiply_add_bits(mult_a, mult_b, prm.compare_bits,   # on the ECP5
+                                        prm.threshold_frac_bits, device)
     k = prm.weight_bits
     groups = fanout_groups(prm.lanes)           # copies of broadcast registers
     shared = k <= SHARED_MULTIPLE_BITS          # hw/mac_array.py: select a shared multiple
@@ -328,11 +377,14 @@ def model_terms(params: AccelParams, device):
         "const": 1.0,
         "acc": batch * prm.lanes * prm.acc_bits,
         "select": products if shared else 0,
-        "mac": 0 if shared else products,
+        "mac": (0 if shared else batch * prm.lanes
+                * (k * prm.kernel_bits + (k - 1) * (prm.kernel_bits + k))),
         "sign": units * (tgroups - 1) * prm.acc_bits,
-        "compare": 0 if adder_in_dsp else units * prm.compare_bits,
+        "compare": (0 if adder_in_dsp or split_sum
+                    else units * (prm.compare_bits - prm.threshold_frac_bits)),
         "mult": 0 if in_dsp else units * mult_a * (mult_b + 1),
-        "slices": units * (blocks_per_unit - 1) * (mult_a + mult_b) if in_dsp else 0,
+        "slices": (units * split_sum if dev.family == "ecp5"
+                   else units * (blocks_per_unit - 1) * (mult_a + mult_b) if in_dsp else 0),
         "lanes": prm.lanes,
         "pop": batch * prm.popcount_width,
         "state": batch * prm.n,

@@ -2,6 +2,7 @@
 and ``khop estimate``."""
 
 import json
+import subprocess
 from dataclasses import replace
 
 import pytest
@@ -14,6 +15,8 @@ from khop.boards.estimate import (
     memory_maps,
     model_terms,
     multiplier_dsp_blocks,
+    split_multiply_add_bits,
+    synth_luts,
 )
 from khop.boards.targets import DEVICES, device_target, get_board, get_device
 from khop.cli import main
@@ -183,10 +186,10 @@ def test_model_terms_hold_the_accumulator_ring_and_the_memory_emulation():
 
 def test_model_terms_of_the_sign_update_follow_the_threshold_units():
     """Per threshold unit the select of its lane's sum among the beat's groups ((groups - 1) x
-    accumulator width); the multiply-add's adder (compare_bits per unit) is logic except in an
-    iCE40 SB_MAC16 that holds the whole multiplier; the units' multipliers are the ``mult`` term
-    (units x a x (b + 1)) only on a device without DSP blocks, where they are logic; more units,
-    more flip-flops."""
+    accumulator width); the multiply-add's adder (compare_bits less the fractional bits below
+    ``T * 2^R`` per unit) is logic except in an iCE40 SB_MAC16 that holds the whole multiplier;
+    the units' multipliers are the ``mult`` term (units x a x (b + 1)) only on a device without
+    DSP blocks, where they are logic; more units, more flip-flops."""
     params = device_params("up5k", 100, 300, bits=2, kernel_bits=7)
     assert (params.lanes, params.threshold_units, params.threshold_groups) == (20, 8, 3)
     assert (params.acc_bits, params.compare_bits) == (16, 28)
@@ -195,16 +198,20 @@ def test_model_terms_of_the_sign_update_follow_the_threshold_units():
     assert terms["luts"]["compare"] == 0                # the adders are in the SB_MAC16s
     assert terms["luts"]["mult"] == 0                   # so are the multipliers
     # Units for every lane: one group, no select; the ECP5's MULT18X18D has no adder.
-    one = hardware_params(100, 300, bits=2, lanes=8, threshold_units=8)
+    one = hardware_params(100, 300, bits=2, lanes=8, threshold_units=8, kernel_bits=7,
+                          threshold_frac_bits=8)
+    assert multiplier_dsp_blocks(*one.multiplier_shape, "ecp5-85f") == 1
     assert model_terms(one, "ecp5-85f")["luts"]["sign"] == 0
-    assert model_terms(one, "ecp5-85f")["luts"]["compare"] == 8 * one.compare_bits
+    assert model_terms(one, "ecp5-85f")["luts"]["compare"] == 8 * (one.compare_bits
+                                                                   - one.threshold_frac_bits)
     # No DSP blocks on the HX8K: 2 multipliers of 20 x 25 bits in logic.
     hx = hardware_params(100, 300, bits=2, lanes=16, threshold_units=2)
     assert hx.multiplier_shape == (20, 24) and hx.threshold_groups == 8
     assert model_terms(hx, "hx8k")["luts"]["mult"] == 2 * 20 * 25
     assert model_terms(hx, "ecp5-85f")["luts"]["mult"] == 0
     assert model_terms(hx, "hx8k")["luts"]["sign"] == 2 * 7 * hx.acc_bits
-    assert model_terms(hx, "hx8k")["luts"]["compare"] == 2 * hx.compare_bits
+    assert model_terms(hx, "hx8k")["luts"]["compare"] == 2 * (hx.compare_bits
+                                                               - hx.threshold_frac_bits)
     more = hardware_params(100, 300, bits=2, lanes=16, threshold_units=4)
     assert model_terms(more, "hx8k")["ffs"]["pipe"] > model_terms(hx, "hx8k")["ffs"]["pipe"]
 
@@ -223,12 +230,72 @@ def test_model_terms_of_a_multiplier_beyond_one_dsp_block():
         assert (terms["ffs"]["dspregs"] > 0) == packed
         assert (terms["luts"]["compare"] == 0) == packed
         assert terms["luts"]["slices"] == 0
-    # The ECP5-25F's 16-bit kernels: 20 x 24 bits in 4 MULT18X18D per unit, whose products
-    # three adders of 44 bits sum in the fabric, for each of the 4 units.
+    # The ECP5-25F's 16-bit kernels: 20 x 24 bits in 4 MULT18X18D per unit: the multiply-add
+    # is the slices term (split_multiply_add_bits, 132 LUT4 sites per unit), not compare.
     wide = device_params("ecp5-25f", 100, 300, bits=2)
     assert (wide.multiplier_shape, wide.threshold_units) == ((20, 24), 4)
     assert dsp_blocks(wide, "ecp5-25f") == 16
-    assert model_terms(wide, "ecp5-25f")["luts"]["slices"] == 4 * 3 * 44
+    terms = model_terms(wide, "ecp5-25f")["luts"]
+    assert (terms["slices"], terms["compare"]) == (4 * 132, 0)
+
+
+#: ``synth_ecp5`` (Yosys 0.70) on a threshold unit's multiply-add alone, ``y <= r * s + (t <<
+#: R)`` with registered operands (``multiply_add_verilog``): r of ``a`` bits signed, s of
+#: ``s + 1`` signed, t of ``acc`` bits, a ``y``-bit result, R fractional bits; the LUT4 sites
+#: (LUT4 + 2 x CCU2C) and MULT18X18D. Every shape of the ECP5 sweeps whose multiplier is split,
+#: and some that are not (their adder: the ``y - R`` bits of ``compare``, within one site).
+YOSYS_MULTIPLY_ADD = [
+    # a, s, acc, R, y: sites, blocks
+    ((11, 9, 9, 8, 21), (14, 1)),
+    ((12, 14, 15, 8, 27), (20, 1)),
+    ((14, 15, 19, 8, 30), (22, 1)),
+    ((11, 20, 20, 8, 32), (79, 2)),         # N=256's 11-bit kernels: S_K split 18 + 3
+    ((12, 20, 21, 8, 33), (83, 2)),
+    ((13, 20, 22, 8, 34), (85, 2)),
+    ((12, 23, 24, 8, 36), (91, 2)),         # 16-bit kernels (make sweep-kernels)
+    ((12, 23, 25, 8, 36), (91, 2)),
+    ((20, 22, 24, 16, 43), (125, 4)),       # the ECP5-25F: both operands split
+    ((20, 23, 24, 16, 44), (127, 4)),
+    ((20, 24, 26, 16, 45), (133, 4)),
+    ((22, 22, 26, 16, 45), (135, 4)),
+    ((22, 23, 27, 16, 46), (137, 4)),
+    ((22, 24, 28, 16, 47), (143, 4)),
+]
+
+
+def multiply_add_verilog(a, s, acc, r, y):
+    """The threshold unit's stage B (:mod:`khop.hw.sign_update`) alone, as Verilog."""
+    return (f"module t(input clk, input signed [{a - 1}:0] ri, input signed [{s}:0] si, "
+            f"input [{acc - 1}:0] ti, output reg signed [{y - 1}:0] d);\n"
+            f"reg signed [{a - 1}:0] rr; reg signed [{s}:0] sr; reg [{acc - 1}:0] tr;\n"
+            f"always @(posedge clk) begin rr <= ri; sr <= si; tr <= ti; "
+            f"d <= rr * sr + $signed({{1'b0, tr, {r}'d0}}); end\nendmodule\n")
+
+
+@pytest.mark.parametrize("shape, measured", YOSYS_MULTIPLY_ADD)
+def test_split_multiply_add_equals_yosys(shape, measured):
+    a, s, _, r, y = shape
+    sites, blocks = measured
+    assert multiplier_dsp_blocks(a, s, "ecp5-85f") == blocks
+    model = split_multiply_add_bits(a, s, y, r, "ecp5-85f")
+    assert (model > 0) == (blocks > 1)
+    assert abs((model or y - r) - sites) <= 1
+    assert split_multiply_add_bits(a, s, y, r, "up5k") == 0     # the SB_MAC16 adds
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("shape, measured", [YOSYS_MULTIPLY_ADD[i] for i in (1, 3, 10)])
+def test_split_multiply_add_table_is_what_yosys_gives(shape, measured, tmp_path):
+    """The table above still holds for the pinned Yosys: one unsplit, a 2-way and a 4-way
+    split multiply-add."""
+    from khop.boards.build import parse_yosys_stats, toolchain_env
+
+    (tmp_path / "t.v").write_text(multiply_add_verilog(*shape))
+    subprocess.run([toolchain_env()["YOSYS"], "-q", "-p",
+                    "read_verilog t.v; synth_ecp5 -top t; tee -q -o t.rpt stat"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    stats = parse_yosys_stats((tmp_path / "t.rpt").read_text(), "ecp5")
+    assert (synth_luts(stats, "ecp5"), stats["dsp"]) == measured
 
 
 def test_a_lookup_table_read_by_several_queries_is_a_ram_per_query_or_logic():
