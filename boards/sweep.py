@@ -12,9 +12,9 @@ default clock and reports utilisation and Fmax.
 One job is one configuration (:func:`run_config`, a plain function so that process pools and
 Dask workers can run it); its result is cached in ``OUT/cache/<key>.json`` where the key hashes
 the configuration, the tool versions and the sources of the synthesised design, so a rerun
-only builds what changed. A configuration that fails, times out or does not fit is a row
-saying so; the sweep goes on. Outputs: ``results.json``, ``results.csv``, ``results.md`` and
-PNG plots (:mod:`boards.sweep_report`).
+only builds what changed and what failed. A configuration that fails, times out or does not
+fit is a row saying so; the sweep goes on. Outputs: ``results.json``, ``results.csv``,
+``results.md`` and PNG plots (:mod:`boards.sweep_report`).
 """
 
 import hashlib
@@ -360,11 +360,17 @@ def _place_and_route(dev, env, work, timeout):
 # The sweep ----------------------------------------------------------------------------------
 
 def _load_cached(path):
+    """The cached result at ``path``; ``None`` if there is none, it is unreadable, or its run
+    failed (a tool that crashed once, on a machine under load or with a cold YoWASP cache, may
+    not crash again: a failed configuration is built again by the next sweep; a timeout is kept,
+    it would take as long again)."""
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
-    return doc if isinstance(doc, dict) and "status" in doc else None
+    if not isinstance(doc, dict) or doc.get("status", "failed") == "failed":
+        return None
+    return doc
 
 
 def _submitter(executor, jobs, scheduler):

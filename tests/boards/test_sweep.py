@@ -131,6 +131,18 @@ def test_a_failing_configuration_is_a_row_not_a_crash(tmp_path):
     assert "the tool crashed" in rows[0]["reason"]
 
 
+def test_a_failed_configuration_is_built_again_by_the_next_sweep(tmp_path):
+    """A failure is not a result: the next sweep builds it again (the tool may not crash
+    twice); what succeeded or does not fit comes from the cache."""
+    configs, _ = config_grid(["hx8k"], [13, 16, 17], [2], [2], [4])
+    run_sweep(configs, tmp_path, jobs=2, job=fake_job, versions=VERSIONS, progress=_Bar())
+    bar = _Bar()
+    rows = run_sweep(configs, tmp_path, jobs=2, job=fake_job, versions=VERSIONS, progress=bar)
+    assert bar.n == 1
+    assert [(r["status"], r["cached"]) for r in rows] == [
+        ("failed", False), ("ok", True), ("does not fit", True)]
+
+
 def test_outputs_csv_json_markdown_and_plots(tmp_path):
     configs, skipped = config_grid(["up5k", "ecp5-85f"], [16, 32], [2], [1, 2], [4, 8, 64],
                                    pnr=True)
@@ -177,7 +189,8 @@ def test_dask_executor_runs_the_same_jobs_on_a_local_cluster(tmp_path):
                          job=fake_job, versions=VERSIONS, progress=_Bar())
     assert [r["status"] for r in rows] == ["failed", "ok", "failed", "ok"]
     assert rows[1]["synth"]["luts"] == 100 * 4 + 10 * 16
-    again = run_sweep(configs, tmp_path, executor="dask", scheduler="tcp://127.0.0.1:1",
+    built = [configs[i] for i in (1, 3)]
+    again = run_sweep(built, tmp_path, executor="dask", scheduler="tcp://127.0.0.1:1",
                       job=fake_job, versions=VERSIONS, progress=_Bar())
     assert all(r["cached"] for r in again)    # all cached: no cluster needed
 
