@@ -359,12 +359,13 @@ def model_terms(params: AccelParams, device):
     mult_a, mult_b = prm.multiplier_shape
     # The units' registers a DSP block may take in (its threshold, -S_K and multiply-add).
     unit_regs = units * (mult_a + prm.compare_bits) + mult_b + 1
-    blocks_per_unit = multiplier_dsp_blocks(mult_a, mult_b, device)
+    unit = _unit_multiplier(mult_a, mult_b, device)
+    blocks_per_unit = unit.blocks
     in_dsp = blocks_per_unit > 0
-    # A multiplier in one DSP block (both operands as wide as its ports at most) takes the
-    # registers around it in; one split into slices leaves them in the fabric.
+    # A multiplier in one DSP block takes the registers around it in; one split into slices
+    # leaves them in the fabric.
     dev = get_device(device)
-    packed = in_dsp and max(mult_a, mult_b + 1) <= dev.dsp_width
+    packed = blocks_per_unit == 1 and unit.products == 1
     # The iCE40's SB_MAC16 also holds the multiply-add's adder; the ECP5's MULT18X18D has none.
     adder_in_dsp = packed and dev.family == "ice40"
     split_sum = split_multiply_add_bits(mult_a, mult_b, prm.compare_bits,   # on the ECP5
